@@ -1,0 +1,37 @@
+# The project's commands. `make install` then `make test` is all a fresh machine needs.
+PYTHON ?= python3
+VENV ?= .venv
+FRAMEWORKS ?= requirements/frameworks-cpu.txt
+# MNIST: a local copy to install from (the shared folder beside the project here);
+# without it, `make install` downloads MNIST from the public mirrors instead.
+MNIST_SOURCE ?= ../shared/data/mnist
+DATA_DIR ?= $(CURDIR)/.data
+BIN := $(VENV)/bin
+export ARCHSPEC_DATA_DIR := $(DATA_DIR)
+
+.PHONY: install test demo bench bench-validate clean
+
+install:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r $(FRAMEWORKS) -e ".[test]"
+	if [ -d "$(MNIST_SOURCE)" ]; then \
+		$(BIN)/archspec data install mnist "$(MNIST_SOURCE)" --dir "$(DATA_DIR)/mnist"; \
+	else \
+		$(BIN)/archspec data fetch mnist --dir "$(DATA_DIR)/mnist"; \
+	fi
+
+test:
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+demo:
+	$(BIN)/archspec compare configs/mnist_mlp.yaml --out runs/demo
+
+bench:
+	$(BIN)/python benchmarks/bench_training.py --out benchmarks/results.md
+
+bench-validate:
+	$(BIN)/python benchmarks/bench_validate.py
+
+clean:
+	rm -rf $(VENV) .data runs

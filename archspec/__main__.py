@@ -1,0 +1,7 @@
+"""``python -m archspec`` runs the command line."""
+
+import sys
+
+from archspec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""The ``archspec`` command line: validate, summary, schema, train, compare, data.
+
+Bad input never produces a traceback: every ``ArchSpecError`` becomes its
+message on stderr and an exit code (1 for invalid specs and data, 2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from archspec.errors import ArchSpecError, SpecError, UsageError
+
+
+def _cmd_validate(args) -> int:
+    from archspec.api import load_with_graph
+
+    failed = 0
+    for path in args.specs:
+        try:
+            spec, graph = load_with_graph(path)
+        except ArchSpecError as error:
+            failed += 1
+            print(error, file=sys.stderr)
+            continue
+        print(f"{path}: ok ({spec.name}: {len(graph.nodes)} layers, {graph.param_count:,} parameters)")
+    return 1 if failed else 0
+
+
+def _cmd_summary(args) -> int:
+    from archspec.api import load_with_graph
+    from archspec.summary import summary_table
+
+    spec, graph = load_with_graph(args.spec)
+    print(summary_table(graph))
+    return 0
+
+
+def _cmd_schema(args) -> int:
+    from archspec.spec.document import Spec
+
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema.setdefault("title", "archspec spec")
+    text = json.dumps(schema, indent=2)
+    if args.out:
+        from archspec.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(args.out, (text + "\n").encode())
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from archspec.trainer import train
+
+    result = train(
+        args.spec,
+        backend=args.backend,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        dtype=args.dtype,
+        device=args.device,
+        data_dir=args.data_dir,
+        out=args.out,
+        progress=not args.quiet,
+        compiled=args.compiled,
+    )
+    print(result.table())
+    if args.out:
+        print(f"wrote {args.out}/metrics.json, history.csv, weights.safetensors")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from archspec.compare import compare
+
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    report = compare(
+        args.spec, backends=backends, epochs=args.epochs, max_steps=args.max_steps,
+        dtype=args.dtype, data_dir=args.data_dir, out=args.out, progress=not args.quiet,
+    )
+    print(report.table())
+    if args.out:
+        print(f"wrote {args.out}/report.md, results.json, curves.png")
+    return 0
+
+
+def _cmd_data_fetch(args) -> int:
+    from archspec.data import fetch_mnist
+
+    if args.dataset != "mnist":
+        raise UsageError(f"unknown data set '{args.dataset}': expected mnist")
+    path = fetch_mnist(args.dir)
+    print(f"mnist: verified in {path}")
+    return 0
+
+
+def _cmd_data_install(args) -> int:
+    from archspec.data import install_mnist_from
+
+    path = install_mnist_from(args.source, args.dir)
+    print(f"mnist: copied from {args.source} and verified in {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archspec", description="One YAML architecture, trained identically on PyTorch and TensorFlow.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("validate", help="check spec files; every problem as FILE:LINE:COL")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.set_defaults(run=_cmd_validate)
+
+    p = commands.add_parser("summary", help="layers, output shapes and parameter counts of a spec")
+    p.add_argument("spec", metavar="SPEC")
+    p.set_defaults(run=_cmd_summary)
+
+    p = commands.add_parser("schema", help="print the JSON Schema of the spec format")
+    p.add_argument("--out", help="write it to this file instead")
+    p.set_defaults(run=_cmd_schema)
+
+    def training_options(p):
+        p.add_argument("spec", metavar="SPEC")
+        p.add_argument("--epochs", type=_positive, help="override training.epochs")
+        p.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps")
+        p.add_argument("--dtype", choices=("float32", "float64"), help="override training.dtype")
+        p.add_argument("--data-dir", help="folder holding the data set files")
+        p.add_argument("--out", help="output folder")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = commands.add_parser("train", help="train a spec on one backend")
+    training_options(p)
+    p.add_argument("--backend", choices=("torch", "tensorflow"), default="torch")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override training.device")
+    p.add_argument("--compiled", action="store_true", help="compile the step (torch.compile / XLA)")
+    p.set_defaults(run=_cmd_train)
+
+    p = commands.add_parser("compare", help="train a spec on both backends and compare")
+    training_options(p)
+    p.add_argument("--backends", default="torch,tensorflow", help="comma-separated (default: torch,tensorflow)")
+    p.set_defaults(run=_cmd_compare)
+
+    p = commands.add_parser("data", help="data sets: fetch or install")
+    data = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = data.add_parser("fetch", help="download a data set and verify its checksums")
+    q.add_argument("dataset", choices=("mnist",))
+    q.add_argument("--dir", help="destination folder (default: $ARCHSPEC_DATA_DIR or the user cache)")
+    q.set_defaults(run=_cmd_data_fetch)
+    q = data.add_parser("install", help="copy a local copy of a data set and verify it")
+    q.add_argument("dataset", choices=("mnist",))
+    q.add_argument("source", help="folder holding the four IDX files (gzipped or raw)")
+    q.add_argument("--dir", help="destination folder (default: $ARCHSPEC_DATA_DIR or the user cache)")
+    q.set_defaults(run=_cmd_data_install)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ArchSpecError as error:
+        # Spec problems are already located lines (FILE:LINE:COL: ...); others get a prefix.
+        print(str(error) if isinstance(error, SpecError) else f"archspec: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("archspec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Argument checks shared by the data loaders; each raises UsageError naming the argument."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Integral, Real
+
+from archspec.errors import UsageError
+
+
+def check_choice(value: object, choices: Iterable[str], name: str) -> str:
+    """Return ``value`` when it is one of ``choices``."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        valid = ", ".join(repr(choice) for choice in choices)
+        raise UsageError(f"expected {name} to be one of {valid}. Received: {name}={value!r}")
+    return value
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int when it is an integer >= 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise UsageError(f"expected {name} to be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """Return ``value`` as an int when it is an integer >= 0 (what numpy accepts as a seed)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise UsageError(
+            f"expected {name} to be a non-negative integer. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_non_negative(value: object, name: str, *, allow_zero: bool = True) -> float:
+    """Return ``value`` as a float when it is a finite number >= 0 (> 0 without ``allow_zero``)."""
+    is_number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not is_number or value < 0 or (value == 0 and not allow_zero):
+        kind = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise UsageError(f"expected {name} to be {kind}. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_fraction(value: object, name: str) -> float:
+    """Return ``value`` as a float when it lies in [0, 1)."""
+    is_number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not is_number or not 0 <= value < 1:
+        raise UsageError(f"expected {name} to be a fraction in [0, 1). Received: {name}={value!r}")
+    return float(value)

@@ -1,0 +1,190 @@
+"""The train/validation/test arrays a trainer consumes, and the checks every such set passes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+
+from archspec.errors import DataError, UsageError
+
+Pair = tuple[np.ndarray, np.ndarray]
+SPLIT_NAMES = ("train", "validation", "test")
+
+# bool, signed and unsigned integers, floats; complex, object, strings and dates are refused.
+_NUMERIC_KINDS = "biuf"
+
+
+@dataclass(frozen=True, repr=False)
+class Splits:
+    """The arrays of one run; every split is a pair ``(x, y)`` with the same length ``N``.
+
+    ``x`` has shape ``(N, *input_shape)``. ``y`` has shape ``(N,)`` (int64 class labels) or
+    ``(N, outputs)``. ``N`` may differ between splits, the per-sample shapes may not.
+    ``validation`` and ``test`` may be None. ``num_classes`` is the number of classes when ``y``
+    holds class labels (labels then lie in ``0 .. num_classes - 1``), None for regression.
+    Construction checks all of this and raises DataError naming the split and array at fault.
+    """
+
+    train: Pair
+    validation: Pair | None = None
+    test: Pair | None = None
+    num_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_classes is not None:
+            bad = isinstance(self.num_classes, bool) or not isinstance(self.num_classes, Integral)
+            if bad or self.num_classes < 2:
+                raise UsageError(
+                    f"expected num_classes to be None or an integer >= 2. "
+                    f"Received: num_classes={self.num_classes!r}"
+                )
+        if self.train is None:
+            raise DataError("expected a 'train' split (x, y). Received: train=None")
+        for name, pair in self.as_dict().items():
+            _check_pair(pair, name, self.num_classes)
+            _check_same_sample_shape(pair, self.train, name)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample: ``train x.shape[1:]``."""
+        return tuple(self.train[0].shape[1:])
+
+    def as_dict(self) -> dict[str, Pair]:
+        """The splits that are present, by name, in the order train, validation, test."""
+        pairs = {"train": self.train, "validation": self.validation, "test": self.test}
+        return {name: pair for name, pair in pairs.items() if pair is not None}
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{name}=(x{tuple(x.shape)} {x.dtype}, y{tuple(y.shape)} {y.dtype})"
+            for name, (x, y) in self.as_dict().items()
+        ]
+        return f"Splits({', '.join(parts)}, num_classes={self.num_classes})"
+
+
+def splits_from_arrays(
+    data: Pair | Mapping[str, Pair | None], *, num_classes: int | None = None
+) -> Splits:
+    """Check user arrays and wrap them as Splits.
+
+    ``data`` is either a pair ``(x, y)`` (used as the train split) or a dict with a ``"train"``
+    pair and optional ``"validation"`` and ``"test"`` pairs. Each ``x`` has shape ``(N, ...)``,
+    each ``y`` shape ``(N,)`` or ``(N, outputs)``; both numeric with finite values.
+    Arrays are not copied. Raises DataError saying which split and array is wrong.
+    """
+    if isinstance(data, Mapping):
+        unknown = [key for key in data if key not in SPLIT_NAMES]
+        if unknown:
+            raise DataError(
+                f"expected split names among {', '.join(map(repr, SPLIT_NAMES))}. "
+                f"Received: {', '.join(map(repr, unknown))}"
+            )
+        if data.get("train") is None:
+            raise DataError(
+                f"expected a 'train' split (x, y). Received keys: {', '.join(map(repr, data))}"
+            )
+        pairs = {name: _as_pair(data.get(name), name) for name in SPLIT_NAMES}
+    elif isinstance(data, (tuple, list)):
+        pairs = {"train": _as_pair(data, "train")}
+    else:
+        raise DataError(
+            f"expected (x, y) or a dict of splits 'train', 'validation', 'test'. "
+            f"Received: {type(data).__name__}"
+        )
+    return Splits(**pairs, num_classes=num_classes)
+
+
+def validation_count(n_samples: int, fraction: float) -> int:
+    """Number of samples a ``fraction`` of ``n_samples`` sets aside: ``round(fraction * n)``."""
+    return int(round(fraction * n_samples))
+
+
+def split_off_last(pair: Pair, count: int) -> tuple[Pair, Pair | None]:
+    """Split ``(x, y)`` into its first ``N - count`` and its last ``count`` samples (None if 0)."""
+    x, y = pair
+    if count == 0:
+        return pair, None
+    keep = len(x) - count
+    if keep < 1:
+        raise UsageError(
+            f"expected to keep at least one training sample. "
+            f"Received: {count} of {len(x)} samples set aside"
+        )
+    return (x[:keep], y[:keep]), (x[keep:], y[keep:])
+
+
+def _as_pair(value: object, name: str) -> Pair | None:
+    if value is None and name != "train":
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise DataError(f"{name}: expected a pair (x, y). Received: {type(value).__name__}")
+    x, y = (np.asarray(array) for array in value)
+    return x, y
+
+
+def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise DataError(f"{split}: expected a pair (x, y). Received: {type(pair).__name__}")
+    x, y = pair
+    for role, array, min_ndim in (("x", x, 2), ("y", y, 1)):
+        where = f"{split}.{role}"
+        if not isinstance(array, np.ndarray):
+            raise DataError(f"{where}: expected a numpy array. Received: {type(array).__name__}")
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            raise DataError(
+                f"{where}: expected a numeric (bool, integer or float) array. "
+                f"Received: dtype {array.dtype}"
+            )
+        if array.ndim < min_ndim:
+            expected = "(N, ...features)" if role == "x" else "(N,) or (N, outputs)"
+            raise DataError(f"{where}: expected shape {expected}. Received: shape {array.shape}")
+        if array.dtype.kind == "f":
+            _check_finite(array, where)
+    if len(x) != len(y):
+        raise DataError(
+            f"{split}: expected x and y with the same number of samples. "
+            f"Received: x has {len(x)}, y has {len(y)}"
+        )
+    if len(x) == 0:
+        raise DataError(f"{split}: expected at least one sample. Received: 0 samples")
+    if num_classes is not None:
+        _check_labels(y, num_classes, f"{split}.y")
+
+
+def _check_finite(array: np.ndarray, where: str) -> None:
+    # A NaN or infinity makes the sum non-finite, so a finite sum clears the array without a
+    # full-size mask; a non-finite sum (possibly only an overflow) gets the exact check.
+    if np.isfinite(array.sum(dtype=np.float64)):
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        first = tuple(int(i) for i in bad[0])
+        raise DataError(
+            f"{where}: expected finite values. "
+            f"Received: {len(bad)} NaN or infinite values, the first at index {first}"
+        )
+
+
+def _check_labels(y: np.ndarray, num_classes: int, where: str) -> None:
+    valid = (y >= 0) & (y < num_classes)
+    if y.dtype.kind == "f":
+        valid &= y == np.floor(y)
+    if not valid.all():
+        first = tuple(int(i) for i in np.argwhere(~valid)[0])
+        raise DataError(
+            f"{where}: expected class labels 0..{num_classes - 1}. "
+            f"Received: {y[first].item()!r} at index {first}"
+        )
+
+
+def _check_same_sample_shape(pair: Pair, train: Pair, split: str) -> None:
+    for role, array, reference in (("x", pair[0], train[0]), ("y", pair[1], train[1])):
+        if array.shape[1:] != reference.shape[1:]:
+            raise DataError(
+                f"{split}.{role}: expected per-sample shape {reference.shape[1:]} as in train. "
+                f"Received: {array.shape[1:]}"
+            )

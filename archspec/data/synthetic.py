@@ -1,0 +1,126 @@
+"""Seeded synthetic data sets for the linear- and logistic-regression examples (float64)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from archspec.data._checks import check_fraction, check_non_negative, check_positive_int, check_seed
+from archspec.data.splits import Splits, validation_count
+from archspec.errors import UsageError
+
+
+@dataclass(frozen=True, repr=False)
+class GeneratedData:
+    """Samples of a synthetic set and the model that generated them.
+
+    ``x`` has shape ``(n_samples, n_features)`` and ``y`` shape ``(n_samples, 1)``, both
+    float64. ``weights`` (shape ``(n_features, 1)``) and ``bias`` (shape ``(1,)``) are the
+    true linear model: for ``regression`` the one ``y`` was drawn from, for ``binary`` the
+    Bayes-optimal logistic regression (``logit P(y=1 | x) = x @ weights + bias``).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray
+
+    def __repr__(self) -> str:
+        return f"GeneratedData(x{self.x.shape}, y{self.y.shape})"
+
+
+def make_regression(
+    n_samples: int = 1000, n_features: int = 8, noise: float = 0.1, seed: int = 0
+) -> GeneratedData:
+    """Linear data ``y = x @ weights + bias + noise * e`` with x, weights, bias, e ~ N(0, 1).
+
+    Shapes: x ``(n_samples, n_features)``, y ``(n_samples, 1)``. Draws from
+    ``numpy.random.default_rng(seed)`` in the order weights, bias, x, e, so a seed always
+    gives the same set.
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_features = check_positive_int(n_features, "n_features")
+    noise = check_non_negative(noise, "noise")
+    rng = np.random.default_rng(check_seed(seed))
+    weights = rng.normal(size=(n_features, 1))
+    bias = rng.normal(size=(1,))
+    x = rng.normal(size=(n_samples, n_features))
+    y = x @ weights + bias + noise * rng.normal(size=(n_samples, 1))
+    return GeneratedData(x=x, y=y, weights=weights, bias=bias)
+
+
+def make_binary(
+    n_samples: int = 1000, n_features: int = 8, noise: float = 0.5, seed: int = 0
+) -> GeneratedData:
+    """Two Gaussian blobs labelled 0 and 1, separable by a linear model up to ``noise``.
+
+    Class ``c`` is centred at ``(2c - 1) * u`` for a random unit vector ``u``, with
+    per-feature standard deviation ``noise`` (> 0); the classes are balanced (sizes differ by
+    at most one) and shuffled. Shapes: x ``(n_samples, n_features)``, y ``(n_samples, 1)``
+    with values 0.0 and 1.0. Draws from ``numpy.random.default_rng(seed)``.
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_features = check_positive_int(n_features, "n_features")
+    noise = check_non_negative(noise, "noise", allow_zero=False)
+    rng = np.random.default_rng(check_seed(seed))
+    direction = rng.normal(size=(n_features, 1))
+    direction /= np.linalg.norm(direction)
+    labels = rng.permutation(np.arange(n_samples) % 2).astype(np.float64).reshape(-1, 1)
+    x = (2 * labels - 1) * direction.T + noise * rng.normal(size=(n_samples, n_features))
+    # log N(x; u, s^2) - log N(x; -u, s^2) = 2 x.u / s^2: the exact log-odds.
+    return GeneratedData(x=x, y=labels, weights=2 * direction / noise**2, bias=np.zeros(1))
+
+
+def load_regression(
+    n_samples: int = 1000,
+    n_features: int = 8,
+    noise: float = 0.1,
+    *,
+    validation_split: float = 0.1,
+    test_split: float = 0.2,
+    seed: int = 0,
+) -> Splits:
+    """``make_regression`` split as by ``split_generated``; ``num_classes`` is None."""
+    data = make_regression(n_samples, n_features, noise, seed)
+    return split_generated(data, validation_split, test_split, num_classes=None)
+
+
+def load_binary(
+    n_samples: int = 1000,
+    n_features: int = 8,
+    noise: float = 0.5,
+    *,
+    validation_split: float = 0.1,
+    test_split: float = 0.2,
+    seed: int = 0,
+) -> Splits:
+    """``make_binary`` split as by ``split_generated``; ``num_classes`` is 2."""
+    data = make_binary(n_samples, n_features, noise, seed)
+    return split_generated(data, validation_split, test_split, num_classes=2)
+
+
+def split_generated(
+    data: GeneratedData, validation_split: float, test_split: float, *, num_classes: int | None
+) -> Splits:
+    """Split samples in order: train first, then ``round(validation_split * n)`` validation,
+    then the last ``round(test_split * n)`` as test (samples are i.i.d., so no shuffling).
+    A split of size 0 is None.
+    """
+    validation_split = check_fraction(validation_split, "validation_split")
+    test_split = check_fraction(test_split, "test_split")
+    n_samples = len(data.x)
+    n_test = validation_count(n_samples, test_split)
+    n_validation = validation_count(n_samples, validation_split)
+    n_train = n_samples - n_validation - n_test
+    if n_train < 1:
+        raise UsageError(
+            f"expected validation_split + test_split to leave training samples. "
+            f"Received: {n_validation} validation + {n_test} test of n_samples={n_samples}"
+        )
+    bounds = (0, n_train, n_train + n_validation, n_samples)
+    train, validation, test = (
+        (data.x[start:stop], data.y[start:stop]) if stop > start else None
+        for start, stop in zip(bounds, bounds[1:])
+    )
+    return Splits(train=train, validation=validation, test=test, num_classes=num_classes)

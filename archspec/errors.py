@@ -1,0 +1,67 @@
+"""One error hierarchy for everything archspec refuses.
+
+Every message says what was expected, what was received and, where it is known,
+where (``FILE:LINE:COL`` for specs). The CLI prints ``str(error)`` and exits
+non-zero; it never shows a traceback for an ``ArchSpecError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ArchSpecError(Exception):
+    """Base class of every error archspec raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a spec document."""
+
+    message: str
+    file: str = "<spec>"
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.file}: {self.message}"
+        return f"{self.file}:{self.line}:{self.column or 1}: {self.message}"
+
+
+class SpecError(ArchSpecError):
+    """A spec document is invalid; carries every problem found, each located."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, (str, Problem)):
+            problems = [problems if isinstance(problems, Problem) else Problem(problems)]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ShapeError(SpecError):
+    """A layer cannot accept the shape its inputs produce."""
+
+
+class BackendUnavailableError(ArchSpecError):
+    """A backend was asked for whose framework is not installed or is misconfigured."""
+
+
+class DataError(ArchSpecError):
+    """A data set is missing, corrupt, or does not fit the spec."""
+
+
+class CheckpointError(ArchSpecError):
+    """A weights or checkpoint file is missing, corrupt, or belongs to another model."""
+
+
+class TrainingError(ArchSpecError):
+    """Training cannot go on (for example the loss became NaN)."""
+
+
+class UsageError(ArchSpecError):
+    """A command or function was called with arguments it cannot take."""
+
+    exit_code = 2

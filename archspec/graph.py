@@ -1,0 +1,348 @@
+"""Resolve a spec's layers into a graph: references, order, shapes, parameters.
+
+Everything here is backend-neutral; the backends build exactly the nodes,
+shapes and parameters this module computes, in this order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from archspec.spec.common import Shape
+from archspec.spec.document import Spec
+from archspec.spec.layers import LayerBase, LayerShapeError, ParamSpec, layer_type_name
+from archspec.spec.training import CROSS_ENTROPY_LOSSES
+
+Location = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer placed in the graph.
+
+    ``inputs`` name tensors: model input names or other nodes' ids. ``activation``
+    is the activation a backend applies after the layer's own computation
+    (``None`` for layers that have none); ``pre_activation`` is then available as
+    the tensor ``"{id}:pre"``.
+    """
+
+    id: str
+    index: int
+    layer: LayerBase
+    inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: tuple[ParamSpec, ...]
+
+    @property
+    def type(self) -> str:
+        return self.layer.type
+
+    @property
+    def activation(self) -> str | None:
+        return getattr(self.layer, "activation", None)
+
+    @property
+    def param_count(self) -> int:
+        return sum(p.size for p in self.params)
+
+    def canonical_name(self, param: ParamSpec) -> str:
+        return f"{self.id}.{param.name}"
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the loss reads for one output.
+
+    ``logits`` names the tensor the loss is computed from: the output itself, or
+    the pre-activation tensor when the output ends in softmax/sigmoid and the
+    loss is a cross-entropy (so it is computed from logits, stably).
+    ``activation`` maps logits to probabilities (``linear`` when not a classifier).
+    """
+
+    output: str
+    logits: str
+    from_logits: bool
+    activation: str
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    """A validated spec, resolved: nodes in topological order with shapes and parameters."""
+
+    spec: Spec
+    nodes: tuple[Node, ...]
+    outputs: tuple[str, ...]
+    heads: tuple[Head, ...]
+    problems: tuple = field(default=(), repr=False)
+
+    @property
+    def node_by_id(self) -> dict[str, Node]:
+        return {n.id: n for n in self.nodes}
+
+    @property
+    def parameters(self) -> dict[str, ParamSpec]:
+        """Canonical parameter name -> its spec, in build order."""
+        return {n.canonical_name(p): p for n in self.nodes for p in n.params}
+
+    @property
+    def param_count(self) -> int:
+        return sum(p.size for p in self.parameters.values())
+
+    @property
+    def trainable_param_count(self) -> int:
+        return sum(p.size for p in self.parameters.values() if p.trainable)
+
+    def output_shape(self, name: str) -> Shape:
+        if name in self.spec.inputs:
+            return tuple(self.spec.inputs[name].shape)
+        return self.node_by_id[name].output_shape
+
+
+class GraphProblems(Exception):
+    """Raised with every (location, message) found while resolving the graph."""
+
+    def __init__(self, problems: list[tuple[Location, str]]):
+        self.problems = problems
+        super().__init__("; ".join(m for _, m in problems))
+
+
+def _default_ids(spec: Spec) -> list[str]:
+    taken = {layer.id for layer in spec.layers if layer.id} | set(spec.inputs)
+    counters: dict[str, int] = {}
+    ids = []
+    for layer in spec.layers:
+        if layer.id:
+            ids.append(layer.id)
+            continue
+        while True:
+            counters[layer.type] = counters.get(layer.type, 0) + 1
+            candidate = f"{layer.type}_{counters[layer.type]}"
+            if candidate not in taken:
+                break
+        taken.add(candidate)
+        ids.append(candidate)
+    return ids
+
+
+def _suggest(word: str, options) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def resolve(spec: Spec) -> ModelGraph:
+    """Resolve references, order the layers, infer every shape and parameter.
+
+    Raises ``GraphProblems`` with every problem found (located by spec path).
+    """
+    problems: list[tuple[Location, str]] = []
+    ids = _default_ids(spec)
+    input_names = list(spec.inputs)
+
+    seen: dict[str, int] = {}
+    for index, layer in enumerate(spec.layers):
+        if layer.id is None:
+            continue
+        if layer.id in spec.inputs:
+            problems.append((("layers", index, "id"), f"layer id '{layer.id}' is already the name of an input"))
+        elif layer.id in seen:
+            problems.append((("layers", index, "id"), f"duplicate layer id '{layer.id}' (first used by layers[{seen[layer.id]}])"))
+        else:
+            seen[layer.id] = index
+
+    known = set(input_names) | set(ids)
+    sources: list[tuple[str, ...]] = []
+    for index, layer in enumerate(spec.layers):
+        if layer.inputs is not None:
+            refs = tuple(layer.inputs)
+            for k, ref in enumerate(refs):
+                if ref not in known:
+                    problems.append((("layers", index, "inputs", k), f"unknown input or layer id '{ref}'{_suggest(ref, known)}"))
+        elif index > 0:
+            refs = (ids[index - 1],)
+        elif len(input_names) == 1:
+            refs = (input_names[0],)
+        else:
+            refs = ()
+            problems.append((("layers", 0), f"the first layer must name its 'inputs' when the model has several inputs ({', '.join(input_names)})"))
+        lowest, highest = layer.arity
+        if refs and (len(refs) < lowest or (highest is not None and len(refs) > highest)):
+            expected = f"{lowest}" if lowest == highest else f"at least {lowest}"
+            problems.append((("layers", index, "inputs"), f"{layer.type} takes {expected} input(s), received {len(refs)}"))
+        sources.append(refs)
+
+    outputs = tuple(spec.outputs) if spec.outputs else (ids[-1],)
+    for k, name in enumerate(spec.outputs or ()):
+        if name not in ids:
+            problems.append((("outputs", k), f"unknown layer id '{name}'{_suggest(name, ids)}"))
+    if problems:
+        raise GraphProblems(problems)
+
+    order = _topological_order(ids, sources, problems)
+    if problems:
+        raise GraphProblems(problems)
+
+    shapes: dict[str, Shape] = {name: tuple(inp.shape) for name, inp in spec.inputs.items()}
+    nodes = []
+    for index in order:
+        layer, node_id, refs = spec.layers[index], ids[index], sources[index]
+        if any(ref not in shapes for ref in refs):
+            continue  # an earlier problem left an input without a shape
+        input_shapes = tuple(shapes[ref] for ref in refs)
+        problem = _check_input_kinds(spec, layer, refs)
+        if problem:
+            problems.append((("layers", index, layer.type), problem))
+            continue
+        try:
+            output_shape = tuple(layer.output_shape(list(input_shapes)))
+            params = tuple(layer.parameters(list(input_shapes)))
+        except LayerShapeError as error:
+            problems.append((("layers", index, layer.type), f"layer '{node_id}': {error}"))
+            continue
+        shapes[node_id] = output_shape
+        nodes.append(Node(node_id, index, layer, refs, input_shapes, output_shape, params))
+
+    used = {ref for refs in sources for ref in refs} | set(outputs)
+    for index, node_id in enumerate(ids):
+        if node_id not in used:
+            problems.append((("layers", index), f"layer '{node_id}' is not used by any layer or output (list it in 'outputs' or remove it)"))
+    for name in input_names:
+        if name not in used:
+            problems.append((("inputs", name), f"input '{name}' is not used by any layer"))
+    if problems:
+        raise GraphProblems(problems)
+
+    graph = ModelGraph(spec, tuple(nodes), outputs, ())
+    heads = tuple(_head(graph, name) for name in outputs)
+    graph = ModelGraph(spec, tuple(nodes), outputs, heads)
+    problems.extend(_check_training(graph))
+    if problems:
+        raise GraphProblems(problems)
+    return graph
+
+
+def _topological_order(ids, sources, problems) -> list[int]:
+    position = {node_id: i for i, node_id in enumerate(ids)}
+    pending = {i: {position[r] for r in refs if r in position} for i, refs in enumerate(sources)}
+    order: list[int] = []
+    while pending:
+        ready = sorted(i for i, deps in pending.items() if not deps)
+        if not ready:
+            cycle = sorted(pending)
+            names = ", ".join(ids[i] for i in cycle)
+            problems.append((("layers", cycle[0], "inputs"), f"the layers {names} form a cycle"))
+            return order
+        for i in ready:
+            order.append(i)
+            del pending[i]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return order
+
+
+def _check_input_kinds(spec: Spec, layer: LayerBase, refs) -> str | None:
+    int_refs = [r for r in refs if r in spec.inputs and spec.inputs[r].dtype != "float"]
+    if layer.type == "embedding":
+        bad = [r for r in refs if r not in spec.inputs or spec.inputs[r].dtype == "float"]
+        if bad:
+            return f"embedding expects an integer model input (dtype int32 or int64), received '{bad[0]}'"
+    elif int_refs:
+        return f"integer input '{int_refs[0]}' can only feed an embedding layer, not {layer.type}"
+    return None
+
+
+def _head(graph: ModelGraph, output: str) -> Head:
+    spec = graph.spec
+    node = graph.node_by_id[output]
+    loss = spec.training.loss if spec.training else None
+    activation = node.activation or "linear"
+    logits = f"{output}:pre" if node.activation is not None else output
+    if node.type == "activation":
+        logits = node.inputs[0]
+    if loss in CROSS_ENTROPY_LOSSES and activation in ("softmax", "sigmoid"):
+        return Head(output, logits, True, activation)
+    if loss in CROSS_ENTROPY_LOSSES and activation == "linear":
+        probabilities = "sigmoid" if loss == "binary_crossentropy" else "softmax"
+        return Head(output, output, True, probabilities)
+    return Head(output, output, False, activation)
+
+
+def _check_training(graph: ModelGraph) -> list[tuple[Location, str]]:
+    spec = graph.spec
+    training = spec.training
+    if training is None:
+        return []
+    problems: list[tuple[Location, str]] = []
+    if len(graph.outputs) != 1:
+        problems.append((("outputs",), f"training needs exactly one output, the spec has {len(graph.outputs)}"))
+        return problems
+    node = graph.node_by_id[graph.outputs[0]]
+    where = ("layers", node.index)
+    activation = node.activation or "linear"
+    shape = node.output_shape
+    loss = training.loss
+    if loss in CROSS_ENTROPY_LOSSES and activation not in ("softmax", "sigmoid", "linear"):
+        problems.append((where, f"{loss} expects the output layer's activation to be softmax, sigmoid or linear (logits), received {activation}"))
+    if loss == "binary_crossentropy":
+        if activation == "softmax":
+            problems.append((where, "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output; use sigmoid, or sparse_categorical_crossentropy for classes"))
+        if shape[-1:] != (1,) or len(shape) != 1:
+            problems.append((where, f"binary_crossentropy expects an output of shape [1], received {list(shape)}"))
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+        if activation == "sigmoid":
+            problems.append((where, f"{loss} expects a softmax (or linear) output, received sigmoid; use binary_crossentropy for one sigmoid unit"))
+        if len(shape) != 1 or shape[0] < 2:
+            problems.append((where, f"{loss} expects an output of shape [classes] with at least 2 classes, received {list(shape)}"))
+    classifier = loss in CROSS_ENTROPY_LOSSES
+    for k, metric in enumerate(training.metrics):
+        if classifier and metric in ("mse", "mae"):
+            problems.append((("training", "metrics", k), f"metric '{metric}' is for regression, but the loss is {loss}"))
+        if not classifier and metric not in ("mse", "mae"):
+            problems.append((("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}"))
+    problems.extend(_check_data(graph, shape))
+    return problems
+
+
+MNIST_VIEWS = {"flat": (784,), "image": (28, 28, 1), "sequence": (28, 28)}
+
+
+def _check_data(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, str]]:
+    spec = graph.spec
+    data, loss = spec.data, spec.training.loss
+    if data is None:
+        return []
+    problems = []
+    (input_name, model_input), *rest = spec.inputs.items()
+    if rest:
+        return [(("data",), "data sets feed a single input; this spec has several")]
+    if data.dataset == "mnist":
+        expected = MNIST_VIEWS[data.view]
+        if tuple(model_input.shape) != expected:
+            problems.append((("inputs", input_name, "shape"), f"mnist view '{data.view}' gives samples of shape {list(expected)}, but input '{input_name}' has shape {model_input.shape}"))
+        if loss not in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+            problems.append((("training", "loss"), f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}"))
+        elif output_shape != (10,):
+            problems.append((("layers", len(spec.layers) - 1), f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}"))
+    else:
+        if tuple(model_input.shape) != (data.n_features,):
+            problems.append((("inputs", input_name, "shape"), f"the {data.dataset} data set gives samples of shape [{data.n_features}], but input '{input_name}' has shape {model_input.shape}"))
+        allowed = ("mse", "mae") if data.dataset == "regression" else ("binary_crossentropy",)
+        if loss not in allowed:
+            problems.append((("training", "loss"), f"the {data.dataset} data set expects loss {' or '.join(allowed)}, received {loss}"))
+        if output_shape != (1,):
+            problems.append((("outputs",), f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}"))
+    return problems
+
+
+def layer_types() -> list[str]:
+    """Every layer type of the catalogue, in catalogue order."""
+    from archspec.spec.layers import LAYER_TYPES
+
+    return [layer_type_name(cls) for cls in LAYER_TYPES]
+
+
+def total_size(shape: Shape) -> int:
+    return math.prod(shape)

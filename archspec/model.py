@@ -1,0 +1,116 @@
+"""The compiled model every backend returns: one surface over a native model."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+import numpy as np
+
+from archspec.graph import ModelGraph
+
+Inputs = np.ndarray | Mapping[str, np.ndarray]
+
+
+class CompiledModel(ABC):
+    """A spec built by one backend.
+
+    ``native`` is the framework's own model (``torch.nn.Module`` or
+    ``keras.Model``). Weights cross this surface only in the canonical layout
+    (``docs/layout.md``), as a dict from canonical name to numpy array.
+    """
+
+    backend: str
+
+    def __init__(self, graph: ModelGraph, dtype: str):
+        self.graph = graph
+        self.spec = graph.spec
+        self.dtype = dtype
+
+    @property
+    @abstractmethod
+    def native(self) -> Any:
+        """The framework's own model object."""
+
+    @abstractmethod
+    def predict(self, inputs: Inputs, batch_size: int = 1024) -> np.ndarray | dict[str, np.ndarray]:
+        """Inference-mode outputs as numpy: one array, or a dict when the spec has several outputs."""
+
+    @abstractmethod
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Every parameter (trainable or not) by canonical name, canonical layout."""
+
+    @abstractmethod
+    def _assign_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Copy already-checked canonical weights into the native model."""
+
+    @abstractmethod
+    def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
+        """Outputs by output id, plus the head's logits under ``"logits"``; in training
+        mode dropout uses the masks of ``step`` and batch norm updates its statistics."""
+
+    @abstractmethod
+    def gradients(self, inputs: Inputs, cotangents: Mapping[str, np.ndarray], *, training: bool = False, step: int = 0):
+        """Gradients of ``sum_k sum(output_k * cotangents[k])``: (by canonical parameter name, by float input name)."""
+
+    @abstractmethod
+    def native_param_count(self) -> int:
+        """Parameter count as the framework itself reports it."""
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Replace every parameter; names and shapes must match this model exactly."""
+        from archspec.checkpoint import check_weights
+
+        expected = {name: p.shape for name, p in self.graph.parameters.items()}
+        check_weights(expected, dict(weights), "set_weights")
+        self._assign_weights({name: np.asarray(value) for name, value in weights.items()})
+
+    def forward_batches(self, inputs: Inputs, batch_size: int = 2048) -> dict[str, np.ndarray]:
+        """Inference-mode ``{"output": ..., "logits": ...}`` of the (first) output, in batches."""
+        arrays = self._as_input_dict(inputs)
+        total = len(next(iter(arrays.values())))
+        output_id = self.graph.outputs[0]
+        outputs, logits = [], []
+        for start in range(0, total, batch_size):
+            batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
+            result = self.forward(batch, training=False)
+            outputs.append(result[output_id])
+            logits.append(result.get("logits", result[output_id]))
+        return {"output": np.concatenate(outputs), "logits": np.concatenate(logits)}
+
+    @property
+    def param_count(self) -> int:
+        return self.graph.param_count
+
+    def save_weights(self, path) -> None:
+        """Write the weights as safetensors (canonical layout, spec hash in the metadata)."""
+        from archspec.checkpoint import save_weights
+
+        save_weights(self.get_weights(), path, self.spec, self.backend)
+
+    def _as_input_dict(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        from archspec.errors import UsageError
+
+        names = list(self.spec.inputs)
+        if not isinstance(inputs, Mapping):
+            if len(names) != 1:
+                raise UsageError(f"this model has inputs {names}: pass a dict of arrays")
+            inputs = {names[0]: inputs}
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise UsageError(f"missing model input '{missing[0]}' (expected {names})")
+        arrays = {}
+        for name in names:
+            array = np.asarray(inputs[name])
+            expected = tuple(self.spec.inputs[name].shape)
+            if array.shape[1:] != expected:
+                raise UsageError(
+                    f"input '{name}' expects arrays of shape [batch, {', '.join(map(str, expected))}], "
+                    f"received {list(array.shape)}"
+                )
+            kind = self.spec.inputs[name].dtype
+            arrays[name] = array.astype(self.dtype if kind == "float" else kind, copy=False)
+        return arrays
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec.name!r} backend={self.backend} dtype={self.dtype} params={self.param_count}>"

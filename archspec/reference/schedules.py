@@ -1,0 +1,86 @@
+"""Reference learning-rate schedules: the learning rate of each optimizer step.
+
+A schedule is a dict tagged by ``type`` (as the spec dumps it), e.g.
+``{"type": "cosine", "decay_steps": 1000}``; ``None`` means constant. ``step`` is
+the 0-based index of the optimizer step about to be taken.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+from archspec.errors import UsageError
+
+
+def constant(base_lr: float, step: int) -> float:
+    """lr = base_lr"""
+    return base_lr
+
+
+def step_decay(base_lr: float, step: int, *, step_size: int, gamma: float) -> float:
+    """lr = base_lr * gamma ** floor(step / step_size)   (``torch.optim.lr_scheduler.StepLR``)"""
+    return base_lr * gamma ** (step // step_size)
+
+
+def exponential(base_lr: float, step: int, *, decay_rate: float, decay_steps: int, staircase: bool) -> float:
+    """lr = base_lr * decay_rate ** p,  p = step / decay_steps, floored when staircase
+
+    (``keras.optimizers.schedules.ExponentialDecay``).
+    """
+    progress = step / decay_steps
+    if staircase:
+        progress = math.floor(progress)
+    return base_lr * decay_rate**progress
+
+
+def cosine(base_lr: float, step: int, *, decay_steps: int, alpha: float, warmup_steps: int) -> float:
+    """Cosine decay after an optional linear warmup from 0 (``keras.optimizers.schedules.CosineDecay``
+    with initial_learning_rate=0 and warmup_target=base_lr when warmup_steps > 0).
+
+        step < warmup_steps:  lr = base_lr * step / warmup_steps
+        otherwise:            t = min(step - warmup_steps, decay_steps)
+                              lr = base_lr * ((1 - alpha) * 0.5 * (1 + cos(pi * t / decay_steps)) + alpha)
+    """
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    progress = min(step - warmup_steps, decay_steps) / decay_steps
+    return base_lr * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * progress)) + alpha)
+
+
+_SCHEDULES: dict[str, tuple[Callable[..., float], dict[str, object]]] = {
+    # name -> (formula, {option: default}); a default of None marks a required option
+    "constant": (constant, {}),
+    "step": (step_decay, {"step_size": None, "gamma": None}),
+    "exponential": (exponential, {"decay_rate": None, "decay_steps": None, "staircase": False}),
+    "cosine": (cosine, {"decay_steps": None, "alpha": 0.0, "warmup_steps": 0}),
+}
+
+SCHEDULE_NAMES = tuple(_SCHEDULES)
+
+
+def learning_rate(schedule: Mapping | None, base_lr: float, step: int) -> float:
+    """The learning rate for 0-based optimizer step ``step`` under ``schedule``."""
+    if schedule is None:
+        return base_lr
+    name = schedule.get("type")
+    if name not in _SCHEDULES:
+        raise UsageError(f"expected a schedule type among {list(SCHEDULE_NAMES)}. Received: type={name!r}")
+    formula, defaults = _SCHEDULES[name]
+    options = {key: value for key, value in schedule.items() if key != "type"}
+    unknown = sorted(set(options) - set(defaults))
+    missing = sorted(key for key, value in defaults.items() if value is None and key not in options)
+    if unknown or missing:
+        raise UsageError(
+            f"schedule {name!r} takes options {sorted(defaults)}, requiring "
+            f"{[key for key, value in defaults.items() if value is None]}. "
+            f"Received unknown: {unknown}, missing: {missing}"
+        )
+    for key in ("step_size", "decay_steps"):
+        if key in options and not options[key] > 0:
+            raise UsageError(f"schedule {name!r} expected {key} > 0. Received: {key}={options[key]}")
+    if options.get("warmup_steps", 0) < 0:
+        raise UsageError(f"schedule {name!r} expected warmup_steps >= 0. Received: {options['warmup_steps']}")
+    if step < 0:
+        raise UsageError(f"expected a 0-based step >= 0. Received: step={step}")
+    return float(formula(base_lr, step, **{**defaults, **options}))

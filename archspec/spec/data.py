@@ -1,0 +1,42 @@
+"""The data part of a spec: which data set, in which view, split how."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, PositiveInt
+
+from archspec.spec.common import StrictModel
+
+
+class MnistData(StrictModel):
+    """MNIST digits. ``view``: ``flat`` (784,), ``image`` (28, 28, 1), ``sequence``
+    (28 steps of 28). ``validation_split`` takes the last fraction of the training set."""
+
+    dataset: Literal["mnist"]
+    view: Literal["flat", "image", "sequence"] = "flat"
+    normalization: Literal["scale", "standardize", "none"] = "scale"
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class RegressionData(StrictModel):
+    """Synthetic linear regression: ``y = x @ w + b + noise * N(0, 1)``, drawn from the seed."""
+
+    dataset: Literal["regression"]
+    n_samples: PositiveInt = 1000
+    n_features: PositiveInt = 8
+    noise: float = Field(0.1, ge=0)
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class BinaryData(StrictModel):
+    """Synthetic binary classification (labels 0/1 from a logistic model), drawn from the seed."""
+
+    dataset: Literal["binary"]
+    n_samples: PositiveInt = 1000
+    n_features: PositiveInt = 8
+    noise: float = Field(0.1, ge=0)
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+Data = Annotated[Union[MnistData, RegressionData, BinaryData], Field(discriminator="dataset")]

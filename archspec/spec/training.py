@@ -1,0 +1,139 @@
+"""The training part of a spec: loss, optimizer, schedule, batches, metrics.
+
+The formulas behind every name are in ``archspec/reference/`` and
+``docs/semantics.md``; both backends implement exactly those.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, PositiveInt, model_validator
+
+from archspec.spec.common import StrictModel
+
+LossName = Literal[
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "mse",
+    "mae",
+]
+MetricName = Literal["accuracy", "precision", "recall", "f1", "auc", "mse", "mae"]
+
+CROSS_ENTROPY_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+
+
+class _Optimizer(StrictModel):
+    learning_rate: float = Field(gt=0)
+
+
+class SGD(_Optimizer):
+    """``buf = momentum * buf + g`` (``buf = g`` at the first step);
+    ``w -= lr * (g + momentum * buf if nesterov else buf)``; weight decay adds ``wd * w`` to g."""
+
+    type: Literal["sgd"]
+    learning_rate: float = Field(0.01, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("expected momentum > 0 with nesterov: true, received momentum=0")
+        return self
+
+
+class Adam(_Optimizer):
+    """Adam as in Kingma & Ba (Algorithm 1) and ``torch.optim.Adam``: epsilon is
+    added to the bias-corrected ``sqrt(v_hat)``; weight decay is added to the gradient."""
+
+    type: Literal["adam"]
+    learning_rate: float = Field(1e-3, gt=0)
+    beta_1: float = Field(0.9, ge=0, lt=1)
+    beta_2: float = Field(0.999, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``w -= lr * wd * w`` before the Adam step."""
+
+    type: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: float = Field(0.01, ge=0)
+
+
+class RMSprop(_Optimizer):
+    """``v = rho * v + (1 - rho) * g**2``; ``w -= lr * g / (sqrt(v) + epsilon)``
+    (with momentum: ``buf = momentum * buf + g / (sqrt(v) + eps)``, ``w -= lr * buf``)."""
+
+    type: Literal["rmsprop"]
+    learning_rate: float = Field(1e-2, gt=0)
+    rho: float = Field(0.99, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+
+
+class Adadelta(_Optimizer):
+    """Zeiler's Adadelta as in ``torch.optim.Adadelta``."""
+
+    type: Literal["adadelta"]
+    learning_rate: float = Field(1.0, gt=0)
+    rho: float = Field(0.9, ge=0, lt=1)
+    epsilon: float = Field(1e-6, gt=0)
+
+
+Optimizer = Annotated[Union[SGD, Adam, AdamW, RMSprop, Adadelta], Field(discriminator="type")]
+
+
+class ConstantSchedule(StrictModel):
+    """The optimizer's learning rate at every step."""
+
+    type: Literal["constant"]
+
+
+class StepSchedule(StrictModel):
+    """``lr * gamma ** (step // step_size)``."""
+
+    type: Literal["step"]
+    step_size: PositiveInt
+    gamma: float = Field(0.1, gt=0)
+
+
+class ExponentialSchedule(StrictModel):
+    """``lr * decay_rate ** (step / decay_steps)`` (floored exponent with ``staircase``)."""
+
+    type: Literal["exponential"]
+    decay_steps: PositiveInt
+    decay_rate: float = Field(gt=0)
+    staircase: bool = False
+
+
+class CosineSchedule(StrictModel):
+    """Keras' CosineDecay: ``lr * ((1 - alpha) * (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2 + alpha)``."""
+
+    type: Literal["cosine"]
+    decay_steps: PositiveInt
+    alpha: float = Field(0.0, ge=0, le=1)
+
+
+Schedule = Annotated[
+    Union[ConstantSchedule, StepSchedule, ExponentialSchedule, CosineSchedule],
+    Field(discriminator="type"),
+]
+
+
+class Training(StrictModel):
+    """How the model is trained. ``step`` in schedules counts optimizer steps from 0."""
+
+    loss: LossName
+    optimizer: Optimizer = Field(default_factory=lambda: Adam(type="adam"))
+    schedule: Schedule = Field(default_factory=lambda: ConstantSchedule(type="constant"))
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 1
+    metrics: list[MetricName] = Field(default_factory=list)
+    seed: int = Field(0, ge=0, lt=2**31)
+    dtype: Literal["float32", "float64"] = "float32"
+    shuffle: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"

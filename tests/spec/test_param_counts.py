@@ -1,0 +1,105 @@
+"""Output shapes and parameter counts of every layer type, against numbers computed by hand."""
+
+import pytest
+
+import archspec
+from archspec.graph import layer_types, resolve
+
+
+def graph_of(input_shape, layers, dtype="float"):
+    spec = archspec.Spec.model_validate(
+        {"name": "t", "inputs": {"x": {"shape": list(input_shape), "dtype": dtype}}, "layers": layers}
+    )
+    return resolve(spec)
+
+
+# (input shape, layer, expected output shape, expected parameter count, how the count is made)
+CASES = [
+    ((784,), {"type": "dense", "units": 256}, (256,), 784 * 256 + 256),
+    ((784,), {"type": "dense", "units": 10, "use_bias": False}, (10,), 7840),
+    ((28, 16), {"type": "dense", "units": 8}, (28, 8), 16 * 8 + 8),
+    ((10,), {"type": "activation", "activation": "gelu"}, (10,), 0),
+    ((10,), {"type": "dropout", "rate": 0.5}, (10,), 0),
+    ((28, 28, 1), {"type": "flatten"}, (784,), 0),
+    ((784,), {"type": "reshape", "target_shape": [28, -1, 1]}, (28, 28, 1), 0),
+    ((28, 28, 1), {"type": "conv2d", "filters": 32, "kernel_size": 3}, (26, 26, 32), 3 * 3 * 1 * 32 + 32),
+    ((28, 28, 3), {"type": "conv2d", "filters": 8, "kernel_size": [2, 4], "strides": 2, "padding": "same"}, (14, 14, 8), 2 * 4 * 3 * 8 + 8),
+    ((28, 28, 3), {"type": "conv2d", "filters": 4, "kernel_size": 3, "dilation_rate": 2}, (24, 24, 4), 3 * 3 * 3 * 4 + 4),
+    ((27, 27, 3), {"type": "conv2d", "filters": 4, "kernel_size": 3, "strides": 2}, (13, 13, 4), 3 * 3 * 3 * 4 + 4),
+    ((28, 28, 4), {"type": "maxpool2d", "pool_size": 2}, (14, 14, 4), 0),
+    ((27, 27, 4), {"type": "maxpool2d", "pool_size": 2, "padding": "same"}, (14, 14, 4), 0),
+    ((27, 27, 4), {"type": "avgpool2d", "pool_size": 3, "strides": 2}, (13, 13, 4), 0),
+    ((7, 7, 64), {"type": "global_avgpool2d"}, (64,), 0),
+    ((128,), {"type": "batch_norm"}, (128,), 4 * 128),
+    ((14, 14, 32), {"type": "batch_norm", "center": False}, (14, 14, 32), 3 * 32),
+    ((64,), {"type": "layer_norm"}, (64,), 2 * 64),
+    ((10, 32), {"type": "simple_rnn", "units": 32}, (32,), 32 * 32 + 32 * 32 + 32),
+    ((28, 28), {"type": "lstm", "units": 128}, (128,), 4 * (28 * 128 + 128 * 128 + 128)),
+    ((28, 28), {"type": "lstm", "units": 16, "return_sequences": True}, (28, 16), 4 * (28 * 16 + 16 * 16 + 16)),
+    ((28, 28), {"type": "gru", "units": 128}, (128,), 3 * (28 * 128 + 128 * 128 + 2 * 128)),
+    ((28, 28), {"type": "bidirectional", "layer": {"type": "lstm", "units": 64}}, (128,), 2 * 4 * (28 * 64 + 64 * 64 + 64)),
+    ((28, 28), {"type": "bidirectional", "merge_mode": "sum", "layer": {"type": "gru", "units": 8, "return_sequences": True}}, (28, 8), 2 * 3 * (28 * 8 + 8 * 8 + 16)),
+]
+
+
+@pytest.mark.parametrize("input_shape, layer, shape, count", CASES, ids=[f"{c[1]['type']}-{i}" for i, c in enumerate(CASES)])
+def test_shape_and_count(input_shape, layer, shape, count):
+    graph = graph_of(input_shape, [layer])
+    (node,) = graph.nodes
+    assert node.output_shape == shape
+    assert node.param_count == count == graph.param_count
+
+
+def test_embedding_takes_integer_ids():
+    graph = graph_of((20,), [{"type": "embedding", "input_dim": 1000, "output_dim": 16}], dtype="int64")
+    assert graph.nodes[0].output_shape == (20, 16)
+    assert graph.param_count == 1000 * 16
+
+
+@pytest.mark.parametrize("merge, shape", [("add", (32,)), ("multiply", (32,)), ("concatenate", (64,))])
+def test_merges(merge, shape):
+    spec = archspec.Spec.model_validate({
+        "name": "t", "inputs": {"x": {"shape": [16]}},
+        "layers": [
+            {"id": "a", "type": "dense", "units": 32},
+            {"id": "b", "type": "dense", "units": 32, "inputs": ["x"]},
+            {"id": "m", "type": merge, "inputs": ["a", "b"]},
+        ],
+    })
+    graph = resolve(spec)
+    assert graph.node_by_id["m"].output_shape == shape
+    assert graph.param_count == 2 * (16 * 32 + 32)
+
+
+def test_batch_norm_statistics_are_not_trainable():
+    graph = graph_of((128,), [{"type": "batch_norm"}])
+    assert graph.trainable_param_count == 256
+    assert {n: p.trainable for n, p in graph.parameters.items()} == {
+        "batch_norm_1.gamma": True, "batch_norm_1.beta": True,
+        "batch_norm_1.moving_mean": False, "batch_norm_1.moving_variance": False,
+    }
+
+
+def test_every_layer_type_has_a_counted_case():
+    covered = {c[1]["type"] for c in CASES} | {"embedding", "add", "multiply", "concatenate"}
+    assert covered == set(layer_types())
+
+
+CONFIG_COUNTS = {
+    "keras_example": 784 * 10 + 10 + 10 * 10 + 10,
+    "torch_example": 784 * 10 + 10 + 10 * 10 + 10,
+    "linear_regression": 8 + 1,
+    "logistic_regression": 8 + 1,
+    "mnist_mlp": 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10,
+    "mnist_cnn": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (5 * 5 * 64 * 128 + 128) + (128 * 10 + 10),
+    "mnist_lstm": 4 * (28 * 128 + 128 * 128 + 128) + 128 * 10 + 10,
+    "mnist_gru": 3 * (28 * 128 + 128 * 128 + 256) + 128 * 10 + 10,
+    "mnist_bidirectional": 2 * 4 * (28 * 64 + 64 * 64 + 64) + 3 * (128 * 64 + 64 * 64 + 128) + 64 * 10 + 10,
+    "mnist_residual": (784 * 128 + 128) + (128 * 128 + 128) + 4 * 128 + (128 * 10 + 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_COUNTS))
+def test_config_counts(configs_dir, name):
+    spec = archspec.load(configs_dir / f"{name}.yaml")
+    assert resolve(spec).param_count == CONFIG_COUNTS[name]
