@@ -62,10 +62,10 @@ def _problem(details: Any, document: SourceDocument, root_model: type[BaseModel]
         owner = _walk(root_model, loc[:-1])
         name = loc[-1]
         if kind == "missing":
-            message = f"missing required field '{name}'{owner.within}"
+            message = f"missing required field {_quote(name)}{owner.within}"
             return _at(document, loc, owner.dotted, message)
         allowed = _field_names(owner.annotation)
-        message = f"unknown field '{name}'{owner.within}"
+        message = f"unknown field {_quote(name)}{owner.within}"
         if allowed:
             message += "; " + (suggest(str(name), allowed) or f"allowed fields: {_quoted(allowed)}")
         return _at(document, loc, owner.dotted, message, key=True)
@@ -80,7 +80,7 @@ def _problem(details: Any, document: SourceDocument, root_model: type[BaseModel]
             return _at(document, loc, target.dotted, message)
         tag = ctx.get("tag", "")
         hint = suggest(tag, tags) or f"expected one of {_quoted(tags)}"
-        message = f"unknown {target.noun} {discriminator} '{tag}'; {hint}"
+        message = f"unknown {target.noun} {discriminator} {_quote(tag)}; {hint}"
         return _at(document, (*loc, discriminator), target.dotted, message)
 
     if kind in ("literal_error", "enum"):
@@ -219,7 +219,13 @@ def _quoted_values(text: str) -> list[str]:
 
 
 def _quoted(values: list[str]) -> str:
-    return ", ".join(f"'{value}'" for value in values)
+    return ", ".join(_quote(value) for value in values)
+
+
+def _quote(value) -> str:
+    """A user-supplied name in quotes, control characters escaped so a message stays one line."""
+    text = str(value).encode("unicode_escape").decode("ascii")
+    return f"'{text}'"
 
 
 def _singular(noun: str) -> str:

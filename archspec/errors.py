@@ -26,9 +26,11 @@ class Problem:
     column: int | None = None
 
     def __str__(self) -> str:
+        # One problem, one line: user text inside a message may hold line breaks.
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
         if self.line is None:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.column or 1}: {self.message}"
+            return f"{self.file}: {message}"
+        return f"{self.file}:{self.line}:{self.column or 1}: {message}"
 
 
 class SpecError(ArchSpecError):
