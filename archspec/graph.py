@@ -41,6 +41,8 @@ class Node:
 
     @property
     def activation(self) -> str | None:
+        if self.layer.type == "simple_rnn":
+            return None  # its activation acts inside the recurrence, not after the layer
         return getattr(self.layer, "activation", None)
 
     @property

@@ -20,13 +20,15 @@ class MnistData(StrictModel):
 
 
 class RegressionData(StrictModel):
-    """Synthetic linear regression: ``y = x @ w + b + noise * N(0, 1)``, drawn from the seed."""
+    """Synthetic linear regression: ``y = x @ w + b + noise * N(0, 1)``, drawn from the seed.
+    Samples are split in order: train, validation, test."""
 
     dataset: Literal["regression"]
     n_samples: PositiveInt = 1000
     n_features: PositiveInt = 8
     noise: float = Field(0.1, ge=0)
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    test_split: float = Field(0.2, ge=0.0, lt=1.0)
 
 
 class BinaryData(StrictModel):
@@ -37,6 +39,7 @@ class BinaryData(StrictModel):
     n_features: PositiveInt = 8
     noise: float = Field(0.1, ge=0)
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    test_split: float = Field(0.2, ge=0.0, lt=1.0)
 
 
 Data = Annotated[Union[MnistData, RegressionData, BinaryData], Field(discriminator="dataset")]
