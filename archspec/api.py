@@ -23,6 +23,10 @@ def _read(source) -> tuple[str | bytes, str]:
             raise SpecError(Problem(f"cannot read the file ({error.strerror})", str(path))) from None
     if isinstance(source, (str, bytes)):
         return source, "<spec>"
+    if isinstance(source, dict):
+        import yaml
+
+        return yaml.safe_dump(source, sort_keys=False), "<spec>"
     raise UsageError(f"expected a Spec, a path or YAML text, received {type(source).__name__}")
 
 
@@ -65,7 +69,7 @@ def _dotted(loc) -> str:
 
 
 def load(source: str | os.PathLike | bytes | Spec) -> Spec:
-    """Load and validate a spec from a YAML file path, YAML text or bytes.
+    """Load and validate a spec from a YAML file path, YAML text or bytes, or a plain dict.
 
     Raises ``SpecError`` listing every problem as ``FILE:LINE:COL: message``.
     """

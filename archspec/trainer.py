@@ -93,6 +93,9 @@ class _Progress:
 
     def __init__(self, enabled: bool, total_steps: int, label: str):
         self.enabled = enabled and total_steps > 0
+        # On a terminal the line redraws in place; in a log file a line every 10 s is enough.
+        self.interactive = sys.stderr.isatty()
+        self.interval = 0.25 if self.interactive else 10.0
         self.total = total_steps
         self.label = label
         self.start = time.perf_counter()
@@ -100,7 +103,7 @@ class _Progress:
 
     def due(self) -> bool:
         now = time.perf_counter()
-        return self.enabled and now - self.last >= 0.25
+        return self.enabled and now - self.last >= self.interval
 
     def show(self, epoch: int, epochs: int, step: int, loss: float, samples: int) -> None:
         now = time.perf_counter()
@@ -112,13 +115,13 @@ class _Progress:
         filled = int(width * step / self.total)
         bar = "#" * filled + "." * (width - filled)
         sys.stderr.write(
-            f"\r{self.label} epoch {epoch + 1}/{epochs} [{bar}] step {step}/{self.total} "
-            f"loss {loss:.4f} {rate:,.0f} samples/s ETA {eta:4.0f}s "
+            ("\r" if self.interactive else "") + f"{self.label} epoch {epoch + 1}/{epochs} [{bar}] step {step}/{self.total} "
+            f"loss {loss:.4f} {rate:,.0f} samples/s ETA {eta:4.0f}s " + ("" if self.interactive else "\n")
         )
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.interactive:
             sys.stderr.write("\n")
             sys.stderr.flush()
 

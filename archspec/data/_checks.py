@@ -34,12 +34,11 @@ def check_seed(value: object, name: str = "seed") -> int:
     return int(value)
 
 
-def check_non_negative(value: object, name: str, *, allow_zero: bool = True) -> float:
-    """Return ``value`` as a float when it is a finite number >= 0 (> 0 without ``allow_zero``)."""
+def check_non_negative(value: object, name: str) -> float:
+    """Return ``value`` as a float when it is a finite number >= 0."""
     is_number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not is_number or value < 0 or (value == 0 and not allow_zero):
-        kind = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise UsageError(f"expected {name} to be {kind}. Received: {name}={value!r}")
+    if not is_number or value < 0:
+        raise UsageError(f"expected {name} to be a finite number >= 0. Received: {name}={value!r}")
     return float(value)
 
 

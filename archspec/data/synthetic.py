@@ -13,12 +13,11 @@ from archspec.errors import UsageError
 
 @dataclass(frozen=True, repr=False)
 class GeneratedData:
-    """Samples of a synthetic set and the model that generated them.
+    """Samples of a synthetic set and the linear model that generated them.
 
     ``x`` has shape ``(n_samples, n_features)`` and ``y`` shape ``(n_samples, 1)``, both
-    float64. ``weights`` (shape ``(n_features, 1)``) and ``bias`` (shape ``(1,)``) are the
-    true linear model: for ``regression`` the one ``y`` was drawn from, for ``binary`` the
-    Bayes-optimal logistic regression (``logit P(y=1 | x) = x @ weights + bias``).
+    float64. ``weights`` has shape ``(n_features, 1)`` and ``bias`` shape ``(1,)``; see
+    ``make_regression`` and ``make_binary`` for how ``y`` follows from them.
     """
 
     x: np.ndarray
@@ -51,25 +50,26 @@ def make_regression(
 
 
 def make_binary(
-    n_samples: int = 1000, n_features: int = 8, noise: float = 0.5, seed: int = 0
+    n_samples: int = 1000, n_features: int = 8, noise: float = 0.1, seed: int = 0
 ) -> GeneratedData:
-    """Two Gaussian blobs labelled 0 and 1, separable by a linear model up to ``noise``.
+    """Labels 0/1 from a logistic model: ``P(y = 1 | x) = sigmoid((x @ weights + bias) / noise)``.
 
-    Class ``c`` is centred at ``(2c - 1) * u`` for a random unit vector ``u``, with
-    per-feature standard deviation ``noise`` (> 0); the classes are balanced (sizes differ by
-    at most one) and shuffled. Shapes: x ``(n_samples, n_features)``, y ``(n_samples, 1)``
-    with values 0.0 and 1.0. Draws from ``numpy.random.default_rng(seed)``.
+    x, weights, bias ~ N(0, 1) as in ``make_regression``; ``y = 1`` where
+    ``x @ weights + bias + noise * u > 0`` with ``u`` standard-logistic noise, so ``noise = 0``
+    gives linearly separable classes. Shapes: x ``(n_samples, n_features)``, y
+    ``(n_samples, 1)`` with values 0.0 and 1.0. Draws from ``numpy.random.default_rng(seed)``
+    in the order weights, bias, x, u.
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     n_features = check_positive_int(n_features, "n_features")
-    noise = check_non_negative(noise, "noise", allow_zero=False)
+    noise = check_non_negative(noise, "noise")
     rng = np.random.default_rng(check_seed(seed))
-    direction = rng.normal(size=(n_features, 1))
-    direction /= np.linalg.norm(direction)
-    labels = rng.permutation(np.arange(n_samples) % 2).astype(np.float64).reshape(-1, 1)
-    x = (2 * labels - 1) * direction.T + noise * rng.normal(size=(n_samples, n_features))
-    # log N(x; u, s^2) - log N(x; -u, s^2) = 2 x.u / s^2: the exact log-odds.
-    return GeneratedData(x=x, y=labels, weights=2 * direction / noise**2, bias=np.zeros(1))
+    weights = rng.normal(size=(n_features, 1))
+    bias = rng.normal(size=(1,))
+    x = rng.normal(size=(n_samples, n_features))
+    # P(z + noise * u > 0) = sigmoid(z / noise) for standard-logistic u: the logistic model.
+    y = (x @ weights + bias + noise * rng.logistic(size=(n_samples, 1)) > 0).astype(np.float64)
+    return GeneratedData(x=x, y=y, weights=weights, bias=bias)
 
 
 def load_regression(
@@ -77,7 +77,7 @@ def load_regression(
     n_features: int = 8,
     noise: float = 0.1,
     *,
-    validation_split: float = 0.1,
+    validation_split: float = 0.0,
     test_split: float = 0.2,
     seed: int = 0,
 ) -> Splits:
@@ -89,9 +89,9 @@ def load_regression(
 def load_binary(
     n_samples: int = 1000,
     n_features: int = 8,
-    noise: float = 0.5,
+    noise: float = 0.1,
     *,
-    validation_split: float = 0.1,
+    validation_split: float = 0.0,
     test_split: float = 0.2,
     seed: int = 0,
 ) -> Splits:

@@ -26,7 +26,8 @@ def test_mnist_config(clean_env, fake_mnist):
 
 def test_synthetic_seed_from_argument_unless_config_has_one():
     config = {
-        "dataset": "regression", "n_samples": 20, "n_features": 3, "noise": 0.0, "test_split": 0.0,
+        "dataset": "regression", "n_samples": 20, "n_features": 3, "noise": 0.0,
+        "validation_split": 0.1, "test_split": 0.0,
     }
     seeded = load_dataset(config, seed=7)
     np.testing.assert_array_equal(seeded.train[0], make_regression(20, 3, 0.0, seed=7).x[:18])
@@ -35,8 +36,9 @@ def test_synthetic_seed_from_argument_unless_config_has_one():
 
 
 def test_binary_config():
-    splits = load_dataset({"dataset": "binary", "n_samples": 100})
+    splits = load_dataset({"dataset": "binary", "n_samples": 100, "validation_split": 0.1})
     assert splits.num_classes == 2 and splits.train[1].shape == (70, 1)
+    assert splits.validation[1].shape == (10, 1) and splits.test[1].shape == (20, 1)
 
 
 def test_options_per_dataset():

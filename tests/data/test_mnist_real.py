@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from archspec.data import load_mnist, read_mnist, verify_mnist
+from archspec.data import load_mnist, locate_mnist, read_mnist, verify_mnist
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -78,8 +78,12 @@ def test_standardize_uses_only_the_samples_kept_for_training(mnist_dir):
 
 
 def test_gzipped_and_raw_files_load_the_same(mnist_dir, tmp_path):
-    for gz in mnist_dir.glob("*.gz"):
-        (tmp_path / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+    # Write each file in the other form: raw from .gz, .gz from raw.
+    for path in locate_mnist(mnist_dir).values():
+        if path.suffix == ".gz":
+            (tmp_path / path.stem).write_bytes(gzip.decompress(path.read_bytes()))
+        else:
+            (tmp_path / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes(), 1))
     assert verify_mnist(tmp_path) == tmp_path
     from_raw, from_gz = read_mnist(tmp_path), read_mnist(mnist_dir)
     for raw_pair, gz_pair in zip(from_raw, from_gz):
