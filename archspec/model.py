@@ -46,12 +46,15 @@ class CompiledModel(ABC):
 
     @abstractmethod
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
-        """Outputs by output id, plus the head's logits under ``"logits"``; in training
-        mode dropout uses the masks of ``step`` and batch norm updates its statistics."""
+        """Outputs by output id, plus the head's logits under their tensor name
+        (``graph.heads[0].logits``, e.g. ``"dense_2:pre"``, never a layer id unless the
+        output itself is the logits); in training mode dropout uses the masks of ``step``
+        and batch norm updates its statistics."""
 
     @abstractmethod
     def gradients(self, inputs: Inputs, cotangents: Mapping[str, np.ndarray], *, training: bool = False, step: int = 0):
-        """Gradients of ``sum_k sum(output_k * cotangents[k])``: (by canonical parameter name, by float input name)."""
+        """Gradients of ``sum_k sum(tensor_k * cotangents[k])`` where ``k`` is an output id or the
+        head's logits tensor name: (by canonical parameter name, by float input name)."""
 
     @abstractmethod
     def native_param_count(self) -> int:
@@ -70,12 +73,13 @@ class CompiledModel(ABC):
         arrays = self._as_input_dict(inputs)
         total = len(next(iter(arrays.values())))
         output_id = self.graph.outputs[0]
+        logits_name = self.graph.heads[0].logits if self.graph.heads else output_id
         outputs, logits = [], []
         for start in range(0, total, batch_size):
             batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
             result = self.forward(batch, training=False)
             outputs.append(result[output_id])
-            logits.append(result.get("logits", result[output_id]))
+            logits.append(result[logits_name])
         return {"output": np.concatenate(outputs), "logits": np.concatenate(logits)}
 
     @property
@@ -109,8 +113,25 @@ class CompiledModel(ABC):
                     f"received {list(array.shape)}"
                 )
             kind = self.spec.inputs[name].dtype
+            if kind != "float":
+                self._check_ids(name, array)
             arrays[name] = array.astype(self.dtype if kind == "float" else kind, copy=False)
         return arrays
+
+    def _check_ids(self, name: str, ids: np.ndarray) -> None:
+        """Integer inputs feed embeddings: every id must be a whole number inside each table."""
+        from archspec.errors import DataError
+
+        if ids.dtype.kind not in "iu":
+            raise DataError(f"input '{name}' expects integer ids, received an array of {ids.dtype}")
+        for node in self.graph.nodes:
+            if node.type == "embedding" and name in node.inputs and ids.size:
+                low, high = int(ids.min()), int(ids.max())
+                if low < 0 or high >= node.layer.input_dim:
+                    raise DataError(
+                        f"input '{name}' feeds embedding '{node.id}' with input_dim {node.layer.input_dim}: "
+                        f"expected ids in [0, {node.layer.input_dim - 1}], received ids from {low} to {high}"
+                    )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.name!r} backend={self.backend} dtype={self.dtype} params={self.param_count}>"

@@ -1,0 +1,232 @@
+"""Train one spec on several backends, each in its own process, and compare.
+
+Each backend runs in a fresh subprocess (``python -m archspec.compare_worker``)
+so threads, memory and imports don't interfere and timings are fair. The
+workers write their results as JSON and safetensors; this module computes the
+agreement and writes ``report.md``, ``results.json`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from archspec.errors import ArchSpecError, TrainingError, UsageError
+
+
+@dataclass
+class CompareReport:
+    """Per-backend results plus their agreement; ``table()`` renders it side by side."""
+
+    spec_name: str
+    backends: tuple[str, ...]
+    results: dict[str, dict]
+    agreement: dict[str, float]
+
+    def rows(self) -> list[tuple[str, list[str]]]:
+        rows = []
+
+        def add(label, getter, fmt="{:.4f}"):
+            cells = []
+            for b in self.backends:
+                value = getter(self.results[b])
+                cells.append("" if value is None else fmt.format(value))
+            rows.append((label, cells))
+
+        add("parameters", lambda r: r["param_count"], "{:,}")
+        splits = [s for s in ("train", "validation", "test") if s in self.results[self.backends[0]]["final"]]
+        metric_names = sorted({k for r in self.results.values() for s in r["final"].values() for k in s})
+        for split in splits:
+            for name in metric_names:
+                add(f"{split} {name}", lambda r, s=split, n=name: r["final"].get(s, {}).get(n))
+        add("time per epoch (s)", lambda r: r["timings"]["seconds_per_epoch"], "{:.3f}")
+        add("training throughput (samples/s)", lambda r: r["timings"]["samples_per_second"], "{:,.0f}")
+        add("inference throughput (samples/s)", lambda r: r["inference_samples_per_second"], "{:,.0f}")
+        add("peak memory RSS (MiB)", lambda r: r["peak_rss_mib"], "{:,.0f}")
+        add("framework import (s)", lambda r: r["timings"]["import_seconds"], "{:.3f}")
+        add("model build (s)", lambda r: r["timings"]["build_seconds"], "{:.3f}")
+        return rows
+
+    def table(self) -> str:
+        header = ["", *self.backends]
+        body = [[label, *cells] for label, cells in self.rows()]
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+        lines = [f"{self.spec_name}: {' vs '.join(self.backends)}"]
+        for row in [header, *body]:
+            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if self.agreement:
+            lines.append("agreement:")
+            for key, value in self.agreement.items():
+                lines.append(f"  {key}: {value:.3g}")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        lines = [f"# {self.spec_name}: {' vs '.join(self.backends)}", "", "| | " + " | ".join(self.backends) + " |",
+                 "|---|" + "---:|" * len(self.backends)]
+        for label, cells in self.rows():
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if self.agreement:
+            lines += ["", "## Agreement", "", "| measure | value |", "|---|---:|"]
+            lines += [f"| {k} | {v:.3g} |" for k, v in self.agreement.items()]
+        lines += ["", "![curves](curves.png)", ""]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"spec": self.spec_name, "backends": list(self.backends), "results": self.results, "agreement": self.agreement}
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max(|a|, |b|) elementwise (0 where both are 0)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    scale = np.maximum(np.abs(a), np.abs(b))
+    diff = np.abs(a - b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+    return float(rel.max()) if rel.size else 0.0
+
+
+def tensor_relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max(max |a|, max |b|) over one tensor: how far two copies of a weight
+    tensor are apart, relative to the tensor's scale (an element near zero does not blow it up)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale if scale > 0 else 0.0
+
+
+def _spec_file(spec, folder: Path) -> Path:
+    from archspec.spec.document import Spec
+
+    if isinstance(spec, Spec):
+        path = folder / "spec.json"
+        path.write_text(spec.model_dump_json(exclude_none=True))
+        return path
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
+        return Path(spec).resolve()
+    if isinstance(spec, str):
+        path = folder / "spec.yaml"
+        path.write_text(spec)
+        return path
+    raise UsageError(f"expected a Spec, a path or YAML text, received {type(spec).__name__}")
+
+
+def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, progress: bool) -> dict:
+    command = [sys.executable, "-m", "archspec.compare_worker", str(spec_path), "--backend", backend, "--out", str(folder)]
+    for key, value in options.items():
+        if value is not None:
+            command += [f"--{key.replace('_', '-')}", str(value)]
+    if progress:
+        command.append("--progress")
+    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
+    if completed.returncode != 0:
+        detail = (completed.stderr or "").strip().splitlines()[-1:] if not progress else []
+        raise TrainingError(f"the {backend} run failed (exit code {completed.returncode}){': ' + detail[0] if detail else ''}")
+    return json.loads((folder / "result.json").read_text())
+
+
+def compare(spec, backends=("torch", "tensorflow"), *, epochs=None, max_steps=None, dtype=None,
+            data_dir=None, out=None, progress: bool = False) -> CompareReport:
+    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare."""
+    from archspec.api import load_with_graph
+    from archspec.backend import check_name
+    from archspec.checkpoint import read_weights
+
+    backends = tuple(check_name(b) for b in backends)
+    if not backends:
+        raise UsageError("expected at least one backend")
+    with tempfile.TemporaryDirectory(prefix="archspec-compare-") as scratch:
+        scratch = Path(scratch)
+        spec_path = _spec_file(spec, scratch)
+        loaded, _ = load_with_graph(spec_path)
+        options = {"epochs": epochs, "max_steps": max_steps, "dtype": dtype, "data_dir": data_dir}
+        results, losses, weights, predictions = {}, {}, {}, {}
+        for backend in backends:
+            folder = scratch / backend
+            folder.mkdir()
+            results[backend] = _run_worker(spec_path, backend, folder, options, progress)
+            arrays, _ = read_weights(folder / "weights.safetensors")
+            weights[backend] = arrays
+            extra, _ = _read_arrays(folder / "arrays.safetensors")
+            losses[backend] = extra["step_losses"]
+            predictions[backend] = extra.get("test_predictions")
+        agreement = _agreement(backends, losses, weights, predictions)
+        report = CompareReport(loaded.name, backends, results, agreement)
+        if out is not None:
+            write_report(report, Path(out))
+    return report
+
+
+def _read_arrays(path: Path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata()
+
+
+def _agreement(backends, losses, weights, predictions) -> dict[str, float]:
+    if len(backends) < 2:
+        return {}
+    a, b = backends[:2]
+    agreement = {
+        "max relative per-step loss difference": relative_difference(losses[a], losses[b]),
+        "max relative final-weight difference": max(
+            tensor_relative_difference(weights[a][name], weights[b][name]) for name in weights[a]
+        ),
+    }
+    if predictions[a] is not None and predictions[b] is not None:
+        agreement["share of test predictions that agree"] = float(np.mean(predictions[a] == predictions[b]))
+    return agreement
+
+
+def write_report(report: CompareReport, folder: Path) -> None:
+    """report.md, results.json and curves.png, each written atomically."""
+    from archspec.checkpoint import atomic_write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / "results.json", (json.dumps(report.to_json(), indent=2) + "\n").encode())
+    atomic_write_bytes(folder / "curves.png", _curves_png(report))
+    atomic_write_bytes(folder / "report.md", report.markdown().encode())
+
+
+def _curves_png(report: CompareReport) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [("loss", "train loss"), ("validation_loss", "validation loss"), ("test_loss", "test loss"),
+              ("validation_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy")]
+    present = [(key, label) for key, label in series if any(key in row for r in report.results.values() for row in r["history"])]
+    losses = [s for s in present if "loss" in s[0]]
+    accuracies = [s for s in present if "accuracy" in s[0]]
+    panels = [p for p in (losses, accuracies) if p]
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    styles = {"torch": "-", "tensorflow": "--"}
+    for axis, panel in zip(axes[0], panels):
+        for key, label in panel:
+            for backend, result in report.results.items():
+                rows = [row for row in result["history"] if key in row]
+                axis.plot([row["epoch"] for row in rows], [row[key] for row in rows], styles.get(backend, ":"), marker="o",
+                          label=f"{backend}: {label}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("loss" if panel is losses else "accuracy")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(f"{report.spec_name}: {' vs '.join(report.backends)}")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()

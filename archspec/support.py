@@ -1,0 +1,33 @@
+"""The support matrix: which layer types each backend implements.
+
+Generated from the backends' own builder registries (importing them, so the
+frameworks are imported when this is called, not when archspec is imported).
+The README's matrix is this function's output; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from archspec.backend import BACKENDS
+from archspec.graph import layer_types
+
+
+def builders(backend: str) -> set[str]:
+    """Layer types that ``backend`` has a builder for."""
+    module = importlib.import_module(f"archspec.backends.{backend}.layers")
+    return set(module.BUILDERS)
+
+
+def support_matrix() -> str:
+    """A Markdown table: one row per layer type, one column per backend."""
+    available = {backend: builders(backend) for backend in BACKENDS}
+    lines = ["| layer type | " + " | ".join(BACKENDS) + " |", "|---|" + ":---:|" * len(BACKENDS)]
+    for layer in layer_types():
+        marks = ["yes" if layer in available[b] else "**no**" for b in BACKENDS]
+        lines.append(f"| `{layer}` | " + " | ".join(marks) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(support_matrix())

@@ -1,0 +1,6 @@
+"""The TensorFlow / Keras 3 backend: ``build`` a spec's graph as a keras.Model, train it with ``Engine``."""
+
+from .engine import Engine
+from .model import TensorFlowModel, build
+
+__all__ = ["Engine", "TensorFlowModel", "build"]

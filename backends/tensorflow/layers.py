@@ -1,0 +1,187 @@
+"""One builder per layer type: a spec node -> the Keras layer that computes it.
+
+Keras' own layers are used wherever their meaning equals the spec's (checked in
+tests/backends/test_tensorflow_layers.py); dropout is archspec's own, because its mask
+comes from the neutral random stream. Every layer is named after its node id, so its
+weights are found by name, and built channels-last whatever Keras' global config says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from archspec.graph import Node
+from archspec.spec.common import as_pair
+
+from .activations import Activation
+from .random import fused_dropout_keep_mask
+
+CHANNELS_LAST = "channels_last"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What builders need beyond the node: the run's float dtype, the dropout seed and
+    the model's dropout step variable (int64, set before each training step)."""
+
+    dtype: str
+    seed: int
+    step: tf.Variable
+
+
+@keras.saving.register_keras_serializable(package="archspec")
+class Dropout(keras.layers.Layer):
+    """Dropout whose keep mask is ``archspec.random``'s (seed, layer, step, position, element)."""
+
+    def __init__(self, rate: float, seed: int, layer_index: int, step: tf.Variable | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.layer_index = layer_index
+        # A plain tf.Variable, not a Keras weight: it is no parameter (count_params
+        # ignores it) and the engine assigns it inside its compiled step.
+        self.step = step if step is not None else tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        keep = fused_dropout_keep_mask(self.seed, self.layer_index, self.step, tf.shape(inputs), self.rate)
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed, "layer_index": self.layer_index}
+
+
+def _dense(node: Node, context: BuildContext):
+    layer = node.layer
+    return keras.layers.Dense(layer.units, use_bias=layer.use_bias, name=node.id, dtype=context.dtype)
+
+
+def _activation(node, context):
+    return Activation(node.layer.activation, name=node.id, dtype=context.dtype)
+
+
+def _dropout(node, context):
+    return Dropout(node.layer.rate, context.seed, node.index, context.step, name=node.id, dtype=context.dtype)
+
+
+def _flatten(node, context):
+    return keras.layers.Flatten(data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype)
+
+
+def _reshape(node, context):
+    return keras.layers.Reshape(tuple(node.layer.target_shape), name=node.id, dtype=context.dtype)
+
+
+def _conv2d(node, context):
+    layer = node.layer
+    return keras.layers.Conv2D(
+        layer.filters, as_pair(layer.kernel_size), strides=as_pair(layer.strides), padding=layer.padding,
+        dilation_rate=as_pair(layer.dilation_rate), use_bias=layer.use_bias, data_format=CHANNELS_LAST,
+        name=node.id, dtype=context.dtype,
+    )
+
+
+def _pool(keras_class):
+    def build(node, context):
+        layer = node.layer
+        return keras_class(
+            as_pair(layer.pool_size), strides=layer.stride_pair, padding=layer.padding,
+            data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype,
+        )
+
+    return build
+
+
+def _global_avgpool2d(node, context):
+    return keras.layers.GlobalAveragePooling2D(data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype)
+
+
+def _batch_norm(node, context):
+    layer = node.layer
+    return keras.layers.BatchNormalization(
+        axis=-1, momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale,
+        name=node.id, dtype=context.dtype,
+    )
+
+
+def _layer_norm(node, context):
+    layer = node.layer
+    return keras.layers.LayerNormalization(
+        axis=-1, epsilon=layer.epsilon, center=layer.center, scale=layer.scale, name=node.id, dtype=context.dtype,
+    )
+
+
+def _embedding(node, context):
+    layer = node.layer
+    return keras.layers.Embedding(layer.input_dim, layer.output_dim, name=node.id, dtype=context.dtype)
+
+
+def recurrent_layer(layer, name: str, dtype: str):
+    """The Keras layer for a simple_rnn, lstm or gru spec (also the layer a bidirectional wraps)."""
+    options = dict(return_sequences=layer.return_sequences, use_bias=layer.use_bias, name=name, dtype=dtype)
+    if layer.type == "simple_rnn":
+        return keras.layers.SimpleRNN(layer.units, activation=layer.activation, **options)
+    if layer.type == "lstm":
+        return keras.layers.LSTM(layer.units, activation="tanh", recurrent_activation="sigmoid", **options)
+    return keras.layers.GRU(
+        layer.units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **options
+    )
+
+
+def _recurrent(node, context):
+    return recurrent_layer(node.layer, node.id, context.dtype)
+
+
+def _bidirectional(node, context):
+    inner = recurrent_layer(node.layer.layer, node.id, context.dtype)
+    # Keras names the copies "forward_{id}" and "backward_{id}".
+    return keras.layers.Bidirectional(inner, merge_mode=node.layer.merge_mode, name=node.id, dtype=context.dtype)
+
+
+def _add(node, context):
+    return keras.layers.Add(name=node.id, dtype=context.dtype)
+
+
+def _multiply(node, context):
+    return keras.layers.Multiply(name=node.id, dtype=context.dtype)
+
+
+def _concatenate(node, context):
+    axis = node.layer.axis
+    # The spec counts axes per sample; Keras counts the batch axis too.
+    return keras.layers.Concatenate(axis=axis + 1 if axis >= 0 else axis, name=node.id, dtype=context.dtype)
+
+
+BUILDERS: dict[str, Callable[[Node, BuildContext], keras.layers.Layer]] = {
+    "dense": _dense,
+    "activation": _activation,
+    "dropout": _dropout,
+    "flatten": _flatten,
+    "reshape": _reshape,
+    "conv2d": _conv2d,
+    "maxpool2d": _pool(keras.layers.MaxPooling2D),
+    "avgpool2d": _pool(keras.layers.AveragePooling2D),
+    "global_avgpool2d": _global_avgpool2d,
+    "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
+    "embedding": _embedding,
+    "simple_rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
+    "bidirectional": _bidirectional,
+    "add": _add,
+    "concatenate": _concatenate,
+    "multiply": _multiply,
+}
+
+ACTIVATED_AFTER = ("dense", "conv2d")
+"""Layer types whose ``activation`` is applied by a separate Activation layer, so the
+pre-activation tensor exists. (simple_rnn's activation acts inside the recurrence.)"""

@@ -1,0 +1,191 @@
+"""The TensorFlow CompiledModel: a functional keras.Model built node by node from the graph."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from archspec.errors import BackendUnavailableError, UsageError
+from archspec.graph import ModelGraph
+from archspec.model import CompiledModel, Inputs
+
+from . import layout
+from .activations import Activation
+from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext
+
+
+def resolve_device(device: str) -> str:
+    """"auto" | "cpu" | "cuda" -> a TensorFlow device name."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"expected device 'auto', 'cpu' or 'cuda'. Received: {device!r}")
+    has_gpu = bool(tf.config.list_logical_devices("GPU"))
+    if device == "cuda" and not has_gpu:
+        raise BackendUnavailableError("device 'cuda' was asked for, but TensorFlow sees no GPU (use 'auto' or 'cpu')")
+    return "/GPU:0" if device != "cpu" and has_gpu else "/CPU:0"
+
+
+class TensorFlowModel(CompiledModel):
+    """A spec built with Keras on TensorFlow.
+
+    ``native`` is a functional ``keras.Model`` (spec inputs -> spec outputs) whose layers
+    are named after the node ids. ``logits_model`` shares its layers and outputs the
+    tensor the loss reads. ``step`` is the int64 variable the dropout layers read.
+    """
+
+    backend = "tensorflow"
+
+    def __init__(self, graph: ModelGraph, dtype: str, device: str):
+        super().__init__(graph, dtype)
+        self.device = device
+        with tf.device(device):
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="dropout_step")
+            self._build()
+        self.slots = layout.native_slots(graph, self.layers)
+        # TensorFlow's "frequent retracing" warning counts traces per code object, so every
+        # model built in one process would add to one count; a partial has no code object.
+        self._infer = tf.function(functools.partial(TensorFlowModel._call_forward_model, self), reduce_retracing=True)
+
+    def _build(self) -> None:
+        graph, dtype = self.graph, self.dtype
+        seed = graph.spec.training.seed if graph.spec.training else 0
+        context = BuildContext(dtype, seed, self.step)
+        inputs = {
+            name: keras.Input(tuple(spec.shape), dtype=dtype if spec.dtype == "float" else spec.dtype, name=name)
+            for name, spec in graph.spec.inputs.items()
+        }
+        tensors = dict(inputs)
+        self.layers: dict[str, keras.layers.Layer] = {}
+        for node in graph.nodes:
+            layer = BUILDERS[node.type](node, context)
+            arguments = [tensors[ref] for ref in node.inputs]
+            output = layer(arguments[0] if len(arguments) == 1 else arguments)
+            if node.type == "activation":
+                tensors[f"{node.id}:pre"] = arguments[0]
+            elif node.type in ACTIVATED_AFTER:
+                tensors[f"{node.id}:pre"] = output
+                if node.activation != "linear":
+                    # "." cannot occur in a node id, so this name never collides with one.
+                    output = Activation(node.activation, name=f"{node.id}.activation", dtype=dtype)(output)
+            tensors[node.id] = output
+            self.layers[node.id] = layer
+
+        outputs = graph.outputs
+        single_input = len(inputs) == 1
+        self._native = keras.Model(
+            next(iter(inputs.values())) if single_input else inputs,
+            tensors[outputs[0]] if len(outputs) == 1 else {name: tensors[name] for name in outputs},
+            name=re.sub(r"[^A-Za-z0-9_.-]", "_", graph.spec.name),
+        )
+        # The tensors forward() and gradients() report: the outputs, then the head logits.
+        self._forward_names = list(dict.fromkeys([*outputs, *(head.logits for head in graph.heads)]))
+        self._forward_model = keras.Model(inputs, [tensors[name] for name in self._forward_names])
+        self.logits_model = keras.Model(inputs, tensors[graph.heads[0].logits]) if graph.heads else None
+
+    @property
+    def native(self) -> keras.Model:
+        return self._native
+
+    # --- running ---------------------------------------------------------------------
+
+    def _call_forward_model(self, inputs, training=False) -> list[tf.Tensor]:
+        with tf.device(self.device):
+            values = self._forward_model(inputs, training=training)
+        # Keras returns a bare tensor for a one-element output list.
+        return values if isinstance(values, (list, tuple)) else [values]
+
+    def _tensor_name(self, key: str) -> str:
+        """A key of forward()/gradients() (an output id, or the head's logits tensor name) -> that tensor."""
+        if self.graph.heads and key == self.graph.heads[0].logits:
+            return key
+        if key not in self.graph.outputs:
+            expected = [*self.graph.outputs, *([self.graph.heads[0].logits] if self.graph.heads else [])]
+            raise UsageError(f"expected a key among {expected}. Received: {key!r}")
+        return key
+
+    def predict(self, inputs: Inputs, batch_size: int = 1024):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"expected a positive integer batch_size. Received: batch_size={batch_size!r}")
+        arrays = self._as_input_dict(inputs)
+        count = len(next(iter(arrays.values())))
+        chunks = []
+        for start in range(0, max(count, 1), batch_size):
+            batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
+            chunks.append([value.numpy() for value in self._infer(batch)])
+        results = {
+            name: np.concatenate([chunk[k] for chunk in chunks]) for k, name in enumerate(self._forward_names)
+        }
+        if len(self.graph.outputs) == 1:
+            return results[self.graph.outputs[0]]
+        return {name: results[name] for name in self.graph.outputs}
+
+    def _run(self, inputs: Inputs, training: bool, step: int, tape: tf.GradientTape | None = None):
+        arrays = self._as_input_dict(inputs)
+        with tf.device(self.device):
+            tensors = {name: tf.convert_to_tensor(array) for name, array in arrays.items()}
+            if tape is not None:
+                for name, model_input in self.spec.inputs.items():
+                    if model_input.dtype == "float":
+                        tape.watch(tensors[name])
+            self.step.assign(step)
+            values = self._infer(tensors, training=training)
+        return tensors, dict(zip(self._forward_names, values))
+
+    def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
+        """Outputs by id, plus the head's logits under their tensor name (``graph.heads[0].logits``,
+        e.g. ``"dense_2:pre"``); training mode uses batch statistics (and updates the moving
+        ones) and the dropout masks of ``step``."""
+        _, values = self._run(inputs, training, step)
+        result = {name: values[name].numpy() for name in self.graph.outputs}
+        if self.graph.heads:
+            logits = self.graph.heads[0].logits
+            result[logits] = values[logits].numpy()
+        return result
+
+    def gradients(self, inputs: Inputs, cotangents: Mapping[str, np.ndarray], *, training: bool = False, step: int = 0):
+        """Gradients of ``sum_k sum(tensor_k * cotangents[k])``: (canonical name -> gradient
+        for trainable parameters, input name -> gradient for float inputs)."""
+        if not cotangents:
+            raise UsageError("expected at least one cotangent (by output id or 'logits'). Received: none")
+        names = {key: self._tensor_name(key) for key in cotangents}
+        trainable = {name: slot for name, slot in self.slots.items() if slot.trainable}
+        groups = layout.group_by_variable(trainable)
+        with tf.GradientTape() as tape:
+            tensors, values = self._run(inputs, training, step, tape)
+            total = tf.add_n([
+                tf.reduce_sum(values[names[key]] * tf.convert_to_tensor(cotangent, values[names[key]].dtype))
+                for key, cotangent in cotangents.items()
+            ])
+        float_inputs = [name for name, spec in self.spec.inputs.items() if spec.dtype == "float"]
+        sources = [variable for variable, _ in groups] + [tensors[name] for name in float_inputs]
+        grads = tape.gradient(total, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # Embedding gradients come as IndexedSlices; the canonical gradient is dense.
+        grads = [tf.convert_to_tensor(grad).numpy() for grad in grads]
+        param_grads = {}
+        for (_, parts), grad in zip(groups, grads):
+            param_grads.update(layout.to_canonical(parts, grad))
+        param_grads = {name: param_grads[name] for name in trainable}
+        input_grads = dict(zip(float_inputs, grads[len(groups):]))
+        return param_grads, input_grads
+
+    # --- weights ---------------------------------------------------------------------
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return layout.read(self.slots)
+
+    def _assign_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        layout.write(self.slots, {name: np.asarray(value, dtype=self.dtype) for name, value in weights.items()})
+
+    def native_param_count(self) -> int:
+        return self._native.count_params()
+
+
+def build(graph: ModelGraph, weights: Mapping[str, np.ndarray], dtype: str = "float32", device: str = "auto") -> TensorFlowModel:
+    """Build ``graph`` as a Keras model holding ``weights`` (canonical layout)."""
+    model = TensorFlowModel(graph, dtype, resolve_device(device))
+    model.set_weights(weights)
+    return model

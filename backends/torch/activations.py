@@ -1,0 +1,28 @@
+"""Activation functions by spec name, as torch functions of one tensor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "linear": lambda x: x,
+    "relu": torch.relu,
+    "leaky_relu": lambda x: F.leaky_relu(x, negative_slope=0.2),
+    "elu": lambda x: F.elu(x, alpha=1.0),
+    "gelu": lambda x: F.gelu(x, approximate="none"),  # exact (erf), as Keras' default
+    "silu": F.silu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+}
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The function for activation ``name``; the error lists the valid names."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"expected an activation among {sorted(ACTIVATIONS)}, received {name!r}") from None

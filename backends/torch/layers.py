@@ -1,0 +1,381 @@
+"""One torch module per spec layer type, built from a graph node (``BUILDERS``).
+
+Tensors between layers are channels-last, as in the spec: image layers permute to
+channels-first around their torch op and back, so flatten and concatenate read the
+spec's own axis order. Parameters are created empty in torch's layout, named as
+torch names them; their values always come from canonical weights (``layout.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archspec.graph import Node
+from archspec.random import keep_threshold
+from archspec.spec.common import as_pair
+
+from . import random
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every builder needs besides the node: parameter dtype, device and the dropout seed."""
+
+    dtype: torch.dtype
+    device: torch.device
+    seed: int
+
+
+def _parameter(context: BuildContext, *shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.empty(shape, dtype=context.dtype, device=context.device))
+
+
+def _buffer(context: BuildContext, *shape: int) -> torch.Tensor:
+    return torch.empty(shape, dtype=context.dtype, device=context.device)
+
+
+# --- core -------------------------------------------------------------------------
+
+
+class Dense(nn.Module):
+    """``x @ weight.T + bias`` on the last axis (``nn.Linear``'s layout, without its random init)."""
+
+    def __init__(self, context: BuildContext, in_features: int, units: int, use_bias: bool):
+        super().__init__()
+        self.weight = _parameter(context, units, in_features)
+        self.bias = _parameter(context, units) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[1]}, units={self.weight.shape[0]}, bias={self.bias is not None}"
+
+
+class Dropout(nn.Module):
+    """Zeroes the units whose neutral hash falls below ``rate * 2**32``; identity in eval mode.
+
+    ``forward`` takes the optimizer step (an int64 scalar tensor held by the model).
+    """
+
+    def __init__(self, context: BuildContext, rate: float, layer_index: int, sample_shape: tuple[int, ...]):
+        super().__init__()
+        self.rate = rate
+        self.threshold = keep_threshold(rate)
+        self.prefix = random.layer_prefix(context.seed, layer_index)
+        # mix32(element) depends only on the sample shape: computed once, not per step.
+        self.register_buffer(
+            "element_hashes", random.element_hashes(math.prod(sample_shape), context.device), persistent=False
+        )
+
+    def forward(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = random.keep_mask(self.prefix, step, x.shape[0], self.element_hashes, self.threshold)
+        return torch.where(keep.reshape(x.shape), x / (1.0 - self.rate), torch.zeros((), dtype=x.dtype, device=x.device))
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+class Flatten(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+# --- convolution and pooling --------------------------------------------------------
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding of one axis: (before, after), the odd one after."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _paddings(node: Node, kernel, strides, dilation) -> tuple[int, int, int, int]:
+    """F.pad's (left, right, top, bottom) for the node's padding mode."""
+    if node.layer.padding == "valid":
+        return (0, 0, 0, 0)
+    height, width = node.input_shapes[0][:2]
+    top, bottom = _same_padding(height, kernel[0], strides[0], dilation[0])
+    left, right = _same_padding(width, kernel[1], strides[1], dilation[1])
+    return (left, right, top, bottom)
+
+
+class Conv2D(nn.Module):
+    """2-D convolution of channels-last images; weight is (out, in, kh, kw) as in ``nn.Conv2d``."""
+
+    def __init__(self, context: BuildContext, node: Node):
+        super().__init__()
+        layer = node.layer
+        kernel, self.stride, self.dilation = (as_pair(v) for v in (layer.kernel_size, layer.strides, layer.dilation_rate))
+        in_channels = node.input_shapes[0][-1]
+        self.weight = _parameter(context, layer.filters, in_channels, *kernel)
+        self.bias = _parameter(context, layer.filters) if layer.use_bias else None
+        left, right, top, bottom = _paddings(node, kernel, self.stride, self.dilation)
+        # Even padding goes to the convolution itself; only an odd total needs an explicit pad.
+        self.symmetric = (top, left) if (top, left) == (bottom, right) else (0, 0)
+        self.pad = None if (top, left) == (bottom, right) else (left, right, top, bottom)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2)  # a view with channels_last memory, which conv2d runs fast
+        if self.pad is not None:
+            x = F.pad(x, self.pad)
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.symmetric, self.dilation)
+        return y.permute(0, 2, 3, 1)
+
+
+class Pool2D(nn.Module):
+    """Max or average pooling of channels-last images with TensorFlow's 'same' rule."""
+
+    def __init__(self, node: Node, mode: str):
+        super().__init__()
+        layer = node.layer
+        self.mode = mode
+        self.kernel = as_pair(layer.pool_size)
+        self.stride = layer.stride_pair
+        padding = _paddings(node, self.kernel, self.stride, (1, 1))
+        self.pad = padding if any(padding) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2)
+        if self.mode == "max":
+            if self.pad is not None:
+                x = F.pad(x, self.pad, value=-math.inf)  # a padded position never wins
+            y = F.max_pool2d(x, self.kernel, self.stride)
+        elif self.pad is None:
+            y = F.avg_pool2d(x, self.kernel, self.stride)
+        else:
+            # The mean over real positions only: window sums of x over window counts of ones.
+            sums = F.avg_pool2d(F.pad(x, self.pad), self.kernel, self.stride, divisor_override=1)
+            ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+            counts = F.avg_pool2d(F.pad(ones, self.pad), self.kernel, self.stride, divisor_override=1)
+            y = sums / counts
+        return y.permute(0, 2, 3, 1)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}, kernel={self.kernel}, stride={self.stride}, pad={self.pad}"
+
+
+class GlobalAvgPool2D(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2))
+
+
+# --- normalisation ------------------------------------------------------------------
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation over the last axis with Keras' meaning of ``momentum``.
+
+    Training: batch mean and biased variance; ``running = momentum * running +
+    (1 - momentum) * batch_statistic`` (torch's own batch_norm uses the unbiased
+    variance there and the opposite momentum, hence this module). Eval: running statistics.
+    """
+
+    def __init__(self, context: BuildContext, channels: int, momentum: float, epsilon: float, scale: bool, center: bool):
+        super().__init__()
+        self.momentum, self.epsilon = momentum, epsilon
+        self.weight = _parameter(context, channels) if scale else None
+        self.bias = _parameter(context, channels) if center else None
+        self.register_buffer("running_mean", _buffer(context, channels))
+        self.register_buffer("running_var", _buffer(context, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            var, mean = torch.var_mean(x, dim=tuple(range(x.dim() - 1)), correction=0)
+            with torch.no_grad():
+                self.running_mean.copy_(self.momentum * self.running_mean + (1 - self.momentum) * mean)
+                self.running_var.copy_(self.momentum * self.running_var + (1 - self.momentum) * var)
+        else:
+            mean, var = self.running_mean, self.running_var
+        y = (x - mean) / torch.sqrt(var + self.epsilon)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.running_mean.shape[0]}, momentum={self.momentum}, epsilon={self.epsilon}"
+
+
+class LayerNorm(nn.Module):
+    """Layer normalisation over the last axis (biased variance)."""
+
+    def __init__(self, context: BuildContext, channels: int, epsilon: float, scale: bool, center: bool):
+        super().__init__()
+        self.epsilon = epsilon
+        self.weight = _parameter(context, channels) if scale else None
+        self.bias = _parameter(context, channels) if center else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.epsilon)
+
+
+class Embedding(nn.Module):
+    """Rows of ``weight`` (input_dim, output_dim) for integer ids."""
+
+    def __init__(self, context: BuildContext, input_dim: int, output_dim: int):
+        super().__init__()
+        self.weight = _parameter(context, input_dim, output_dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids.long(), self.weight)
+
+
+# --- recurrent ----------------------------------------------------------------------
+
+
+class Recurrent(nn.Module):
+    """One unidirectional simple_rnn, lstm or gru on (batch, steps, features), batch first.
+
+    Calls the fused kernels behind ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with the flat
+    weight list ``[weight_ih, weight_hh, bias_ih, bias_hh]``. simple_rnn and lstm have
+    one bias in the spec, so ``bias_hh`` is a constant zero buffer there, not a parameter.
+    """
+
+    def __init__(self, context: BuildContext, layer, features: int):
+        super().__init__()
+        self.kind = layer.type
+        self.function = {
+            "lstm": torch.lstm,
+            "gru": torch.gru,
+            "simple_rnn": torch.rnn_relu if getattr(layer, "activation", "tanh") == "relu" else torch.rnn_tanh,
+        }[self.kind]
+        self.units, self.return_sequences, self.use_bias = layer.units, layer.return_sequences, layer.use_bias
+        width = layer.gates * layer.units
+        self.weight_ih = _parameter(context, width, features)
+        self.weight_hh = _parameter(context, width, layer.units)
+        if self.use_bias:
+            self.bias_ih = _parameter(context, width)
+            if self.kind == "gru":
+                self.bias_hh = _parameter(context, width)
+            else:
+                self.register_buffer("bias_hh", torch.zeros(width, dtype=context.dtype, device=context.device), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = [self.weight_ih, self.weight_hh]
+        if self.use_bias:
+            weights += [self.bias_ih, self.bias_hh]
+        h0 = x.new_zeros((1, x.shape[0], self.units))
+        hidden = (h0, h0) if self.kind == "lstm" else h0
+        # Arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first.
+        outputs, last, *_ = self.function(x, hidden, weights, self.use_bias, 1, 0.0, self.training, False, True)
+        return outputs if self.return_sequences else last[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, units={self.units}, return_sequences={self.return_sequences}"
+
+
+class Bidirectional(nn.Module):
+    """A forward and a backward recurrent layer; the backward one reads the reversed sequence."""
+
+    def __init__(self, context: BuildContext, node: Node):
+        super().__init__()
+        features = node.input_shapes[0][-1]
+        self.merge_mode = node.layer.merge_mode
+        self.return_sequences = node.layer.layer.return_sequences
+        # Not 'forward'/'backward': those names are nn.Module methods.
+        self.forward_layer = Recurrent(context, node.layer.layer, features)
+        self.backward_layer = Recurrent(context, node.layer.layer, features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        forward = self.forward_layer(x)
+        backward = self.backward_layer(x.flip(1))
+        if self.return_sequences:
+            backward = backward.flip(1)  # line the backward outputs up in time
+        if self.merge_mode == "concat":
+            return torch.cat([forward, backward], dim=-1)
+        if self.merge_mode == "sum":
+            return forward + backward
+        if self.merge_mode == "mul":
+            return forward * backward
+        return (forward + backward) / 2
+
+    def extra_repr(self) -> str:
+        return f"merge_mode={self.merge_mode}"
+
+
+# --- merges -------------------------------------------------------------------------
+
+
+class Merge(nn.Module):
+    """add / multiply / concatenate of several inputs (concatenate's axis is per sample)."""
+
+    def __init__(self, mode: str, axis: int = -1):
+        super().__init__()
+        self.mode = mode
+        self.axis = axis if axis < 0 else axis + 1  # skip the batch axis
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.mode == "concatenate":
+            return torch.cat(inputs, dim=self.axis)
+        result = inputs[0]
+        for other in inputs[1:]:
+            result = result + other if self.mode == "add" else result * other
+        return result
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
+# --- the registry -------------------------------------------------------------------
+
+
+def _features(node: Node) -> int:
+    return node.input_shapes[0][-1]
+
+
+def _norm_options(node: Node) -> dict:
+    layer = node.layer
+    return {"epsilon": layer.epsilon, "scale": layer.scale, "center": layer.center}
+
+
+Builder = Callable[[Node, BuildContext], nn.Module]
+
+BUILDERS: dict[str, Builder] = {
+    "dense": lambda node, c: Dense(c, _features(node), node.layer.units, node.layer.use_bias),
+    "activation": lambda node, c: nn.Identity(),  # the node's activation does the work
+    "dropout": lambda node, c: Dropout(c, node.layer.rate, node.index, node.input_shapes[0]),
+    "flatten": lambda node, c: Flatten(),
+    "reshape": lambda node, c: Reshape(node.output_shape),
+    "conv2d": lambda node, c: Conv2D(c, node),
+    "maxpool2d": lambda node, c: Pool2D(node, "max"),
+    "avgpool2d": lambda node, c: Pool2D(node, "avg"),
+    "global_avgpool2d": lambda node, c: GlobalAvgPool2D(),
+    "batch_norm": lambda node, c: BatchNorm(c, _features(node), node.layer.momentum, **_norm_options(node)),
+    "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node)),
+    "embedding": lambda node, c: Embedding(c, node.layer.input_dim, node.layer.output_dim),
+    "simple_rnn": lambda node, c: Recurrent(c, node.layer, _features(node)),
+    "lstm": lambda node, c: Recurrent(c, node.layer, _features(node)),
+    "gru": lambda node, c: Recurrent(c, node.layer, _features(node)),
+    "bidirectional": lambda node, c: Bidirectional(c, node),
+    "add": lambda node, c: Merge("add"),
+    "multiply": lambda node, c: Merge("multiply"),
+    "concatenate": lambda node, c: Merge("concatenate", node.layer.axis),
+}
+
+
+def build_layer(node: Node, context: BuildContext) -> nn.Module:
+    """The torch module for ``node``; the error lists the layer types this backend knows."""
+    try:
+        builder = BUILDERS[node.type]
+    except KeyError:
+        raise ValueError(f"the torch backend expected a layer type among {sorted(BUILDERS)}, received {node.type!r}") from None
+    return builder(node, context)

@@ -1,0 +1,44 @@
+"""Dropout keep masks from archspec's neutral hash, with torch int64 ops.
+
+The op sequence is exactly ``archspec.random.hash32``; values stay in [0, 2**32)
+between ops, so int64 never overflows and torch agrees with numpy bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from archspec.random import MASK32, MULTIPLIER, SHIFT
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """``archspec.random.mix32`` on an int64 tensor of 32-bit values."""
+    x = x ^ (x >> SHIFT)
+    x = (x * MULTIPLIER) & MASK32
+    x = x ^ (x >> SHIFT)
+    x = (x * MULTIPLIER) & MASK32
+    return x ^ (x >> SHIFT)
+
+
+def layer_prefix(seed: int, layer: int) -> int:
+    """The hash after folding in ``seed`` and ``layer``: a constant per dropout layer."""
+    h = mix32(torch.tensor(seed, dtype=torch.int64) & MASK32)
+    h = mix32(h ^ mix32(torch.tensor(layer, dtype=torch.int64) & MASK32))
+    return int(h)
+
+
+def element_hashes(count: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``mix32(element)`` for the elements 0..count-1 of one sample: a constant per layer."""
+    return mix32(torch.arange(count, dtype=torch.int64, device=device))
+
+
+def keep_mask(prefix: int, step: torch.Tensor, batch: int, mixed_elements: torch.Tensor, threshold: int) -> torch.Tensor:
+    """Boolean (batch, elements) mask: ``hash32(seed, layer, step, position, element) >= threshold``.
+
+    ``prefix`` comes from :func:`layer_prefix`, ``mixed_elements`` from :func:`element_hashes`;
+    ``step`` is an int64 scalar tensor, so a compiled step does not retrace for each step.
+    """
+    h = mix32(prefix ^ mix32(step.to(torch.int64) & MASK32))
+    position = torch.arange(batch, dtype=torch.int64, device=mixed_elements.device).unsqueeze(1)
+    h = mix32(h ^ mix32(position))  # the per-sample prefix, on (batch, 1)
+    return mix32(h ^ mixed_elements) >= threshold

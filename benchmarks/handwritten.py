@@ -1,0 +1,198 @@
+"""The benchmark models written by hand, the way a PyTorch or Keras user would write them.
+
+These are the baselines ``bench_training.py`` holds archspec to: the same layers as
+``configs/mnist_{mlp,cnn,lstm}.yaml``, the same optimizer and batch size, trained with
+each framework's everyday idioms. Frameworks are imported inside the functions, so a
+worker process that times torch never loads TensorFlow and the other way round.
+"""
+
+from __future__ import annotations
+
+import time
+
+MODELS = ("mlp", "cnn", "lstm")
+INFERENCE_BATCH = 1024
+"""Batch size of every inference measurement (archspec's ``predict`` default)."""
+
+
+# --- PyTorch ------------------------------------------------------------------------
+
+
+def torch_model(name: str):
+    """The model as a torch user writes it: nn.Sequential; the CNN reads NCHW images."""
+    from torch import nn
+
+    if name == "mlp":
+        return nn.Sequential(
+            nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(256, 128), nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+    if name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.3),
+            nn.Linear(64 * 5 * 5, 128), nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+    if name == "lstm":
+
+        class LastHidden(nn.Module):
+            """nn.LSTM's last hidden state, so that the LSTM fits in nn.Sequential."""
+
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(28, 128, batch_first=True)
+
+            def forward(self, x):
+                _, (hidden, _) = self.lstm(x)
+                return hidden[-1]
+
+        return nn.Sequential(LastHidden(), nn.Linear(128, 10))
+    raise ValueError(f"expected a model among {MODELS}, received {name!r}")
+
+
+def torch_inputs(name: str, x):
+    """numpy inputs in the spec's layout -> the float tensor the torch model reads (NCHW for the CNN)."""
+    import torch
+
+    tensor = torch.from_numpy(x)
+    if name == "cnn":
+        tensor = tensor.permute(0, 3, 1, 2).contiguous()  # (N, 28, 28, 1) -> (N, 1, 28, 28)
+    return tensor
+
+
+def torch_optimizer(model, optimizer_spec):
+    import torch
+
+    return torch.optim.Adam(model.parameters(), lr=optimizer_spec.learning_rate,
+                            betas=(optimizer_spec.beta_1, optimizer_spec.beta_2), eps=optimizer_spec.epsilon)
+
+
+def train_torch_tensor_loop(model, x, y, *, epochs: int, batch_size: int, optimizer) -> list[float]:
+    """The whole training set as one tensor, a randperm per epoch, index slices. Seconds per epoch."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(x))
+        for begin in range(0, len(x), batch_size):
+            index = order[begin:begin + batch_size]
+            loss = F.cross_entropy(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def train_torch_dataloader(model, x, y, *, epochs: int, batch_size: int, optimizer) -> list[float]:
+    """The tutorial loop: TensorDataset + DataLoader(shuffle=True). Seconds per epoch."""
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+    model.train()
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for inputs, targets in loader:
+            loss = F.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def infer_torch(model, x, *, batch_size: int = INFERENCE_BATCH):
+    """Class probabilities of ``x`` in eval mode, batch by batch."""
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([torch.softmax(model(chunk), dim=1) for chunk in x.split(batch_size)])
+
+
+def infer_torch_dataloader(model, x, *, batch_size: int = INFERENCE_BATCH):
+    """As :func:`infer_torch`, reading the batches from a DataLoader."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model.eval()
+    with torch.inference_mode():
+        loader = DataLoader(TensorDataset(x), batch_size=batch_size)
+        return torch.cat([torch.softmax(model(inputs), dim=1) for (inputs,) in loader])
+
+
+# --- Keras --------------------------------------------------------------------------
+
+
+def keras_model(name: str):
+    """The model as a Keras user writes it: a Sequential of built-in layers, logits out."""
+    import keras
+    from keras import layers
+
+    if name == "mlp":
+        stack = [
+            keras.Input((784,)),
+            layers.Dense(256, activation="relu"), layers.Dropout(0.2),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(10),
+        ]
+    elif name == "cnn":
+        stack = [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Flatten(), layers.Dropout(0.3),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(10),
+        ]
+    elif name == "lstm":
+        stack = [keras.Input((28, 28)), layers.LSTM(128), layers.Dense(10)]
+    else:
+        raise ValueError(f"expected a model among {MODELS}, received {name!r}")
+    return keras.Sequential(stack)
+
+
+def compile_keras(model, optimizer_spec, *, jit_compile="auto") -> None:
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(optimizer_spec.learning_rate, beta_1=optimizer_spec.beta_1,
+                                        beta_2=optimizer_spec.beta_2, epsilon=optimizer_spec.epsilon),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+    )
+
+
+def train_keras_fit(model, x, y, *, epochs: int, batch_size: int) -> list[float]:
+    """``model.fit``; seconds per epoch from a callback's epoch_begin/epoch_end timestamps."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = EpochTimer()
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
+def infer_keras(model, x, *, batch_size: int = INFERENCE_BATCH):
+    """Class probabilities of ``x`` with ``model.predict``."""
+    import keras
+
+    return keras.ops.softmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)

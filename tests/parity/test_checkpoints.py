@@ -1,0 +1,81 @@
+"""Weights cross backends through safetensors in the canonical layout, bit for bit."""
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+import archspec
+from archspec.errors import CheckpointError
+from paths import mnist_dir
+
+
+def perturbed(model, seed=0):
+    """Canonical weights moved away from their initial values, so every entry matters."""
+    rng = np.random.default_rng(seed)
+    return {k: (v + 0.05 * rng.standard_normal(v.shape)).astype(v.dtype) if not k.endswith("moving_variance") else v + 0.5
+            for k, v in model.get_weights().items()}
+
+
+@pytest.mark.parametrize("config", ["mnist_cnn", "mnist_gru", "mnist_bidirectional", "mnist_residual"])
+def test_round_trip_torch_tensorflow_torch(configs_dir, tmp_path, config):
+    spec = archspec.load(configs_dir / f"{config}.yaml")
+    first = archspec.compile(spec, backend="torch", dtype="float64")
+    first.set_weights(perturbed(first))
+    original = first.get_weights()
+    first.save_weights(tmp_path / "a.safetensors")
+
+    keras_model = archspec.compile(spec, backend="tensorflow", dtype="float64")
+    archspec.load_weights(keras_model, tmp_path / "a.safetensors")
+    keras_model.save_weights(tmp_path / "b.safetensors")
+
+    last = archspec.compile(spec, backend="torch", dtype="float64")
+    archspec.load_weights(last, tmp_path / "b.safetensors")
+    for key, value in original.items():
+        assert np.array_equal(last.get_weights()[key], value), key
+    with safe_open(str(tmp_path / "b.safetensors"), framework="numpy") as handle:
+        metadata = handle.metadata()
+    assert metadata["saved_by_backend"] == "tensorflow"
+    from archspec.checkpoint import spec_hash
+
+    assert metadata["spec_hash"] == spec_hash(spec)
+
+
+@pytest.mark.parametrize("dtype, required", [("float64", 1.0), ("float32", 0.9999)])
+@pytest.mark.parametrize("config", ["mnist_mlp", "mnist_cnn"])
+def test_loaded_models_predict_the_same_classes_on_mnist(configs_dir, tmp_path, config, dtype, required):
+    from archspec.data import load_dataset
+
+    spec = archspec.load(configs_dir / f"{config}.yaml")
+    source = archspec.compile(spec, backend="tensorflow", dtype=dtype)
+    source.set_weights(perturbed(source, seed=1))
+    source.save_weights(tmp_path / "w.safetensors")
+    target = archspec.compile(spec, backend="torch", dtype=dtype)
+    archspec.load_weights(target, tmp_path / "w.safetensors")
+
+    splits = load_dataset(spec.data.model_dump(mode="json"), data_dir=mnist_dir())
+    x_test = splits.test[0]
+    assert len(x_test) == 10_000
+    a = np.argmax(source.predict(x_test), axis=1)
+    b = np.argmax(target.predict(x_test), axis=1)
+    agreement = float(np.mean(a == b))
+    assert agreement >= required, f"{config} {dtype}: classes agree on {agreement:.4%} of the test set"
+
+
+def test_weights_of_another_architecture_are_refused(configs_dir, tmp_path):
+    mlp = archspec.compile(configs_dir / "mnist_mlp.yaml", backend="torch")
+    mlp.save_weights(tmp_path / "mlp.safetensors")
+    other = archspec.compile(configs_dir / "mnist_residual.yaml", backend="tensorflow")
+    before = other.get_weights()
+    with pytest.raises(CheckpointError, match="parameter 'stem.kernel' is missing"):
+        archspec.load_weights(other, tmp_path / "mlp.safetensors")
+    after = other.get_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_corrupt_file_is_refused(configs_dir, tmp_path):
+    model = archspec.compile(configs_dir / "mnist_mlp.yaml", backend="torch")
+    model.save_weights(tmp_path / "w.safetensors")
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        archspec.load_weights(model, tmp_path / "cut.safetensors")

@@ -1,0 +1,106 @@
+"""Same weights, same function: both backends against each other and the numpy reference.
+
+For every layer type, every activation and every config: outputs (inference and
+training mode), gradients of a scalar loss with respect to every parameter and to
+the input, and the batch-norm statistics a training step leaves behind.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import archspec
+from archspec.api import load_with_graph
+from archspec.initializers import canonical_weights
+from archspec.reference.forward import reference_forward
+from parity.support import ACTIVATION_CASES, LAYER_CASES, random_inputs, scaled_error
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+BACKENDS = ("torch", "tensorflow")
+
+
+def build_all(source, dtype):
+    spec, graph = load_with_graph(source)
+    weights = canonical_weights(graph, dtype="float64")
+    models = {name: archspec.compile(spec, backend=name, dtype=dtype, weights={k: v.astype(dtype) for k, v in weights.items()}) for name in BACKENDS}
+    return graph, weights, models
+
+
+def compare_forward(graph, weights, models, dtype, batch, training):
+    inputs = random_inputs(graph, batch, seed=11)
+    cast = {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in inputs.items()}
+    reference = reference_forward(graph, {k: v.astype(dtype).astype(np.float64) for k, v in weights.items()}, cast, training=training, step=5)
+    tolerance = TOLERANCE[dtype]
+    for name, model in models.items():
+        outputs = model.forward(cast, training=training, step=5)
+        for output_id in graph.outputs:
+            error = scaled_error(outputs[output_id], reference.outputs[output_id])
+            assert error <= tolerance, f"{graph.spec.name} [{name}, {dtype}, training={training}] output '{output_id}': error {error:.3g} > {tolerance}"
+        if graph.heads and graph.spec.training is not None:
+            error = scaled_error(outputs[graph.heads[0].logits], reference.logits)
+            assert error <= tolerance, f"{graph.spec.name} [{name}] logits: error {error:.3g}"
+        if training:
+            updated = model.get_weights()
+            for key, value in reference.updated_weights.items():
+                if key.endswith(("moving_mean", "moving_variance")):
+                    error = scaled_error(updated[key], value)
+                    assert error <= tolerance, f"{graph.spec.name} [{name}] {key} after a training step: error {error:.3g}"
+    return cast
+
+
+def compare_gradients(graph, models, dtype, inputs, training):
+    rng = np.random.default_rng(5)
+    cotangents = {out: rng.standard_normal((len(next(iter(inputs.values()))), *graph.node_by_id[out].output_shape)).astype(dtype) for out in graph.outputs}
+    results = {name: model.gradients(inputs, cotangents, training=training, step=5) for name, model in models.items()}
+    (param_a, input_a), (param_b, input_b) = results["torch"], results["tensorflow"]
+    trainable = [n for n, p in graph.parameters.items() if p.trainable]
+    assert sorted(param_a) == sorted(param_b) == sorted(trainable)
+    tolerance = TOLERANCE[dtype]
+    for key in trainable:
+        error = scaled_error(param_a[key], param_b[key])
+        assert error <= tolerance, f"{graph.spec.name} [{dtype}, training={training}] d/d{key}: torch vs tensorflow error {error:.3g}"
+    assert sorted(input_a) == sorted(input_b)
+    for key in input_a:
+        error = scaled_error(input_a[key], input_b[key])
+        assert error <= tolerance, f"{graph.spec.name} [{dtype}] d/d input {key}: error {error:.3g}"
+
+
+def check(document, dtype, batch=4):
+    for training in (False, True):
+        graph, weights, models = build_all(document, dtype)
+        inputs = compare_forward(graph, weights, models, dtype, batch, training)
+        graph, weights, models = build_all(document, dtype)
+        compare_gradients(graph, models, dtype, inputs, training)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layer(case, dtype):
+    check(LAYER_CASES[case], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
+def test_activation(case, dtype):
+    check(ACTIVATION_CASES[case], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config(config, dtype):
+    check(config, dtype, batch=3)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_initial_weights_are_bit_identical(config):
+    spec, graph = load_with_graph(config)
+    models = {name: archspec.compile(spec, backend=name, dtype="float64") for name in BACKENDS}
+    expected = canonical_weights(graph)
+    for name, model in models.items():
+        weights = model.get_weights()
+        assert list(weights) == list(expected), name
+        for key, value in expected.items():
+            assert np.array_equal(weights[key], value), f"{name}: {key} differs from the canonical initial value"
+        assert model.native_param_count() == graph.param_count == model.param_count

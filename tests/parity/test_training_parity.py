@@ -1,0 +1,130 @@
+"""Training parity: the same spec trained on both backends follows the same trajectory.
+
+float64: every per-step loss within 1e-9 relative over at least 200 steps, every final
+weight tensor within 1e-8 relative (max |a - b| / max |a| per tensor), for every trainable config, every optimizer and
+schedule, with L2 and dropout. float32: after one epoch on full MNIST, test
+accuracy within 0.5 percentage points and final training loss within 2%.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+
+import archspec
+from archspec.compare import tensor_relative_difference
+from archspec.data import load_dataset
+from paths import CONFIGS, mnist_dir
+
+STEPS = 200
+SUBSET = 3200  # 50 batches of 64: 200 steps cover four epochs (so reshuffling is exercised)
+
+
+@functools.lru_cache(maxsize=None)
+def mnist(view: str):
+    splits = load_dataset({"dataset": "mnist", "view": view}, data_dir=mnist_dir())
+    (x, y), (x_test, y_test) = splits.train, splits.test
+    return {"train": (x[:SUBSET], y[:SUBSET]), "test": (x_test[:500], y_test[:500])}
+
+
+def with_training(spec, **changes):
+    training = spec.training.model_copy(update=changes)
+    return spec.model_copy(update={"training": training})
+
+
+def run_both(spec, **options):
+    return {backend: archspec.train(spec, backend=backend, **options) for backend in ("torch", "tensorflow")}
+
+
+def assert_same_trajectory(label, results, steps=STEPS):
+    torch_run, keras_run = results["torch"], results["tensorflow"]
+    a, b = torch_run.step_losses, keras_run.step_losses
+    assert len(a) == len(b) == steps, f"{label}: {len(a)} vs {len(b)} steps"
+    scale = np.maximum(np.abs(a), np.abs(b))
+    relative = np.abs(a - b) / scale
+    worst = int(np.argmax(relative))
+    assert relative[worst] <= 1e-9, (
+        f"{label}: step {worst} loss torch {a[worst]!r} vs tensorflow {b[worst]!r} (relative {relative[worst]:.3g} > 1e-9)"
+    )
+    wa, wb = torch_run.model.get_weights(), keras_run.model.get_weights()
+    for name in wa:
+        difference = tensor_relative_difference(wa[name], wb[name])
+        assert difference <= 1e-8, f"{label}: final weight {name} differs by {difference:.3g} relative (> 1e-8)"
+    assert a[-1] < a[0], f"{label}: the loss did not go down ({a[0]:.4f} -> {a[-1]:.4f})"
+
+
+CONFIG_CASES = {
+    "mnist_mlp": {},
+    "mnist_cnn": {},
+    "mnist_lstm": {},
+    "mnist_gru": {},
+    "mnist_bidirectional": {},
+    "mnist_residual": {},
+}
+
+
+@pytest.mark.parametrize("config", sorted(CONFIG_CASES))
+def test_configs_follow_the_same_trajectory_float64(config):
+    spec = archspec.load(CONFIGS / f"{config}.yaml")
+    spec = with_training(spec, batch_size=64)
+    results = run_both(spec, data=mnist(spec.data.view), dtype="float64", max_steps=STEPS, epochs=10)
+    assert_same_trajectory(config, results)
+
+
+OPTIMIZERS = {
+    "sgd": {"type": "sgd", "learning_rate": 0.05},
+    "sgd_momentum": {"type": "sgd", "learning_rate": 0.02, "momentum": 0.9, "weight_decay": 1e-4},
+    "sgd_nesterov": {"type": "sgd", "learning_rate": 0.02, "momentum": 0.9, "nesterov": True},
+    "adam": {"type": "adam", "learning_rate": 0.001, "weight_decay": 1e-4},
+    "adamw": {"type": "adamw", "learning_rate": 0.001},
+    "rmsprop": {"type": "rmsprop", "learning_rate": 0.001, "momentum": 0.5},
+    "adadelta": {"type": "adadelta", "learning_rate": 1.0},
+}
+SCHEDULES = {
+    "sgd": {"type": "step", "step_size": 60, "gamma": 0.5},
+    "adam": {"type": "exponential", "decay_steps": 50, "decay_rate": 0.7},
+    "rmsprop": {"type": "cosine", "decay_steps": 150, "alpha": 0.05},
+    "adadelta": {"type": "exponential", "decay_steps": 40, "decay_rate": 0.8, "staircase": True},
+}
+
+L2_MLP = """
+name: mlp-l2-dropout
+inputs: {image: {shape: [784]}}
+layers:
+  - {type: dense, units: 64, activation: relu, kernel_regularizer: {l2: 0.001}, bias_regularizer: {l1: 0.0001}}
+  - {type: dropout, rate: 0.3}
+  - {type: dense, units: 32, activation: tanh, kernel_regularizer: {l1: 0.0001, l2: 0.0005}}
+  - {type: dropout, rate: 0.1}
+  - {type: dense, units: 10, activation: softmax}
+training: {loss: sparse_categorical_crossentropy, batch_size: 64, seed: 3}
+data: {dataset: mnist, view: flat}
+"""
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_optimizer_with_l2_and_dropout_float64(optimizer):
+    from archspec.spec.training import Training
+
+    spec = archspec.load(L2_MLP)
+    update = {"optimizer": OPTIMIZERS[optimizer]}
+    if optimizer in SCHEDULES:
+        update["schedule"] = SCHEDULES[optimizer]
+    training = Training.model_validate({**spec.training.model_dump(), **update})
+    spec = spec.model_copy(update={"training": training})
+    results = run_both(spec, data=mnist("flat"), dtype="float64", max_steps=STEPS, epochs=10)
+    assert_same_trajectory(f"mlp-l2-dropout/{optimizer}", results)
+
+
+FLOAT32_CONFIGS = ["mnist_mlp", "mnist_cnn", "mnist_lstm", "mnist_gru", "mnist_bidirectional", "mnist_residual"]
+
+
+@pytest.mark.parametrize("config", FLOAT32_CONFIGS)
+def test_one_epoch_float32_agrees(config):
+    spec = archspec.load(CONFIGS / f"{config}.yaml")
+    results = run_both(spec, epochs=1, dtype="float32", data_dir=mnist_dir())
+    torch_run, keras_run = results["torch"], results["tensorflow"]
+    acc_a, acc_b = torch_run.final["test"]["accuracy"], keras_run.final["test"]["accuracy"]
+    assert abs(acc_a - acc_b) <= 0.005, f"{config}: test accuracy torch {acc_a:.4f} vs tensorflow {acc_b:.4f}"
+    loss_a, loss_b = torch_run.history[-1]["loss"], keras_run.history[-1]["loss"]
+    assert abs(loss_a - loss_b) / max(loss_a, loss_b) <= 0.02, f"{config}: final training loss torch {loss_a:.5f} vs tensorflow {loss_b:.5f}"
+    assert acc_a > 0.8 and acc_b > 0.8, f"{config}: did not learn ({acc_a:.3f}, {acc_b:.3f})"
