@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from archspec.errors import ArchSpecError, SpecError, UsageError
@@ -169,6 +170,9 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The command line owns its process: keep TensorFlow's C++ start-up logging quiet
+    # unless the user asked for it (the library itself never sets environment variables).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return args.run(args)
     except ArchSpecError as error:

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ class CompareReport:
     backends: tuple[str, ...]
     results: dict[str, dict]
     agreement: dict[str, float]
+    step_losses: dict[str, list[float]] = field(default_factory=dict)
 
     def rows(self) -> list[tuple[str, list[str]]]:
         rows = []
@@ -79,7 +80,8 @@ class CompareReport:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"spec": self.spec_name, "backends": list(self.backends), "results": self.results, "agreement": self.agreement}
+        return {"spec": self.spec_name, "backends": list(self.backends), "results": self.results,
+                "agreement": self.agreement, "step_losses": self.step_losses}
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -127,7 +129,9 @@ def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, prog
             command += [f"--{key.replace('_', '-')}", str(value)]
     if progress:
         command.append("--progress")
-    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
+    # TensorFlow's C++ start-up chatter would bury the progress bar; the user can still set it.
+    environment = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
+    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True, env=environment)
     if completed.returncode != 0:
         detail = (completed.stderr or "").strip().splitlines()[-1:] if not progress else []
         raise TrainingError(f"the {backend} run failed (exit code {completed.returncode}){': ' + detail[0] if detail else ''}")
@@ -160,7 +164,8 @@ def compare(spec, backends=("torch", "tensorflow"), *, epochs=None, max_steps=No
             losses[backend] = extra["step_losses"]
             predictions[backend] = extra.get("test_predictions")
         agreement = _agreement(backends, losses, weights, predictions)
-        report = CompareReport(loaded.name, backends, results, agreement)
+        report = CompareReport(loaded.name, backends, results, agreement,
+                               {b: [float(v) for v in losses[b]] for b in backends})
         if out is not None:
             write_report(report, Path(out))
     return report
@@ -198,7 +203,15 @@ def write_report(report: CompareReport, folder: Path) -> None:
     atomic_write_bytes(folder / "report.md", report.markdown().encode())
 
 
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
 def _curves_png(report: CompareReport) -> bytes:
+    """Training loss per step, evaluation metrics per epoch, and the per-step loss gap."""
     import io
 
     import matplotlib
@@ -206,24 +219,38 @@ def _curves_png(report: CompareReport) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [("loss", "train loss"), ("validation_loss", "validation loss"), ("test_loss", "test loss"),
-              ("validation_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy")]
-    present = [(key, label) for key, label in series if any(key in row for r in report.results.values() for row in r["history"])]
-    losses = [s for s in present if "loss" in s[0]]
-    accuracies = [s for s in present if "accuracy" in s[0]]
-    panels = [p for p in (losses, accuracies) if p]
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    styles = {"torch": "-", "tensorflow": "--"}
-    for axis, panel in zip(axes[0], panels):
-        for key, label in panel:
-            for backend, result in report.results.items():
-                rows = [row for row in result["history"] if key in row]
-                axis.plot([row["epoch"] for row in rows], [row[key] for row in rows], styles.get(backend, ":"), marker="o",
-                          label=f"{backend}: {label}")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel("loss" if panel is losses else "accuracy")
+    colors = {"torch": "tab:red", "tensorflow": "tab:blue"}
+    figure, (loss_axis, metric_axis, gap_axis) = plt.subplots(1, 3, figsize=(17, 4.5))
+    for backend in report.backends:
+        losses = np.asarray(report.step_losses.get(backend, []), dtype=np.float64)
+        window = max(1, len(losses) // 60)
+        smooth = _moving_average(losses, window)
+        style = "-" if backend == report.backends[0] else "--"
+        loss_axis.plot(np.arange(len(smooth)) + window, smooth, style, color=colors.get(backend), label=f"{backend}: train loss (mean of {window} steps)")
+        history = report.results[backend]["history"]
+        for key, marker in (("validation_loss", "o"), ("test_loss", "s")):
+            rows = [row for row in history if key in row]
+            if rows:
+                loss_axis.plot([row["steps"] for row in rows], [row[key] for row in rows], marker, color=colors.get(backend),
+                               fillstyle="none" if backend != report.backends[0] else "full", label=f"{backend}: {key.replace('_', ' ')}")
+        for key, marker in (("validation_accuracy", "o"), ("test_accuracy", "s")):
+            rows = [row for row in history if key in row]
+            if rows:
+                metric_axis.plot([row["epoch"] for row in rows], [row[key] for row in rows], style, marker=marker, color=colors.get(backend),
+                                 label=f"{backend}: {key.replace('_', ' ')}")
+    loss_axis.set(xlabel="optimizer step", ylabel="loss", title="loss")
+    metric_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy per epoch")
+    if len(report.backends) >= 2:
+        a, b = (np.asarray(report.step_losses[name], dtype=np.float64) for name in report.backends[:2])
+        if len(a) == len(b) and len(a):
+            gap = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
+            gap_axis.semilogy(np.arange(1, len(gap) + 1), np.maximum(gap, 1e-18), ".", markersize=2, color="tab:purple")
+    gap_axis.set(xlabel="optimizer step", ylabel="|torch - tensorflow| / max", title="relative per-step loss difference")
+    for axis in (loss_axis, metric_axis, gap_axis):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+    loss_axis.legend(fontsize=7)
+    if metric_axis.lines:
+        metric_axis.legend(fontsize=7)
     figure.suptitle(f"{report.spec_name}: {' vs '.join(report.backends)}")
     figure.tight_layout()
     buffer = io.BytesIO()

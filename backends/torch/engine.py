@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from archspec.errors import DataError, UsageError
 from archspec.reference.losses import EPSILON
@@ -41,8 +42,9 @@ def batch_loss(name: str, output: torch.Tensor, target: torch.Tensor, from_logit
         return -(target * _log_probabilities(output, from_logits)).sum(dim=1).mean()
     if name == "binary_crossentropy":
         if from_logits:
-            z = output
-            return (torch.clamp(z, min=0) - z * target + torch.log1p(torch.exp(-z.abs()))).mean()
+            # max(z, 0) - z*y + log1p(exp(-|z|)), with the gradient sigmoid(z) - y everywhere
+            # (differentiating the formula as written gives 1 - y at z = 0).
+            return F.binary_cross_entropy_with_logits(output, target)
         p = torch.clamp(output, EPSILON, 1 - EPSILON)
         return (-target * torch.log(p) - (1 - target) * torch.log(1 - p)).mean()
     if name == "mse":
@@ -88,6 +90,7 @@ class Engine:
         ]
         self.optimizer = build_optimizer(training.optimizer, self.parameters, foreach=foreach)
         self.slots = slots(training.optimizer)
+        self.compiled = compiled
         self._loss = torch.compile(self._forward_loss, dynamic=False) if compiled else self._forward_loss
 
     def _forward_loss(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
@@ -108,7 +111,7 @@ class Engine:
         index = torch.as_tensor(indices, dtype=torch.int64).to(self.model.device, non_blocking=True)
         if not self.module.training:
             self.module.train()
-        self.module.step.fill_(step)
+        self.module.set_step(step, eager=not self.compiled)
         inputs = {name: tensor.index_select(0, index) for name, tensor in self.x.items()}
         loss = self._loss(inputs, self.y.index_select(0, index))
         self.optimizer.zero_grad(set_to_none=True)

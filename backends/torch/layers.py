@@ -73,12 +73,19 @@ class Dropout(nn.Module):
         self.register_buffer(
             "element_hashes", random.element_hashes(math.prod(sample_shape), context.device), persistent=False
         )
+        # mix32(position) for batch positions 0..n-1, grown on demand.
+        self.register_buffer("position_hashes", torch.zeros((0, 1), dtype=torch.int64, device=context.device), persistent=False)
 
-    def forward(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, step: torch.Tensor | int) -> torch.Tensor:
         if not self.training or self.rate == 0.0:
             return x
-        keep = random.keep_mask(self.prefix, step, x.shape[0], self.element_hashes, self.threshold)
-        return torch.where(keep.reshape(x.shape), x / (1.0 - self.rate), torch.zeros((), dtype=x.dtype, device=x.device))
+        batch = x.shape[0]
+        if self.position_hashes.shape[0] < batch:
+            positions = torch.arange(batch, dtype=torch.int64, device=x.device).unsqueeze(1)
+            self.position_hashes = random.mix32(positions)
+        keep = random.keep_mask(self.prefix, step, self.position_hashes[:batch], self.element_hashes, self.threshold)
+        # Dividing first keeps the kept values bit-equal to the reference's x / (1 - rate).
+        return (x / (1.0 - self.rate)) * keep.reshape(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
@@ -269,6 +276,9 @@ class Recurrent(nn.Module):
             else:
                 self.register_buffer("bias_hh", torch.zeros(width, dtype=context.dtype, device=context.device), persistent=False)
 
+    # torch.compile cannot trace the fused recurrent kernels (it leaves nn.LSTM alone for
+    # the same reason), so the recurrence runs eagerly inside a compiled step.
+    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = [self.weight_ih, self.weight_hh]
         if self.use_bias:

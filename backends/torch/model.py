@@ -96,6 +96,14 @@ class GraphModule(nn.Module):
             for i, node in enumerate(graph.nodes)
         )
         self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=context.device), persistent=False)
+        # Eager runs also keep the step as a Python int, so dropout folds it into the hash on
+        # the host instead of running a chain of 0-d tensor ops; compiled runs read the buffer
+        # (a tensor, so the compiled graph is not specialised on every step).
+        self.step_value: int | None = 0
+
+    def set_step(self, step: int, eager: bool = True) -> None:
+        self.step.fill_(step)
+        self.step_value = step if eager else None
 
     def tensors(self, inputs: Mapping[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
         """The tensors named ``names`` (node ids, ``"{id}:pre"`` or input names) for ``inputs``."""
@@ -104,7 +112,10 @@ class GraphModule(nn.Module):
         for node in self.plan:
             arguments = [values[name] for name in node.inputs]
             module = self.layers[node.key]
-            result = module(*arguments, self.step) if node.takes_step else module(*arguments)
+            if node.takes_step:
+                result = module(*arguments, self.step if self.step_value is None else self.step_value)
+            else:
+                result = module(*arguments)
             if node.activation is not None:
                 values[f"{node.output}:pre"] = result
                 result = activation(node.activation)(result)
@@ -182,7 +193,7 @@ class TorchModel(CompiledModel):
 
     def _set_mode(self, training: bool, step: int) -> None:
         self._module.train(training)
-        self._module.step.fill_(step)
+        self._module.set_step(step)
 
     def predict(self, inputs: Inputs, batch_size: int = 1024) -> np.ndarray | dict[str, np.ndarray]:
         arrays = self._as_input_dict(inputs)

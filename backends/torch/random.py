@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from archspec import random as archspec_random
 from archspec.random import MASK32, MULTIPLIER, SHIFT
 
 
@@ -32,13 +33,17 @@ def element_hashes(count: int, device: torch.device | str | None = None) -> torc
     return mix32(torch.arange(count, dtype=torch.int64, device=device))
 
 
-def keep_mask(prefix: int, step: torch.Tensor, batch: int, mixed_elements: torch.Tensor, threshold: int) -> torch.Tensor:
+def keep_mask(prefix: int, step: torch.Tensor | int, mixed_positions: torch.Tensor, mixed_elements: torch.Tensor, threshold: int) -> torch.Tensor:
     """Boolean (batch, elements) mask: ``hash32(seed, layer, step, position, element) >= threshold``.
 
-    ``prefix`` comes from :func:`layer_prefix`, ``mixed_elements`` from :func:`element_hashes`;
-    ``step`` is an int64 scalar tensor, so a compiled step does not retrace for each step.
+    ``prefix`` comes from :func:`layer_prefix`, ``mixed_positions`` (batch, 1) and
+    ``mixed_elements`` from :func:`element_hashes`. ``step`` is a Python int (folded in on
+    the host, the same integer ops) or an int64 scalar tensor (so a compiled step does not
+    retrace for each step).
     """
-    h = mix32(prefix ^ mix32(step.to(torch.int64) & MASK32))
-    position = torch.arange(batch, dtype=torch.int64, device=mixed_elements.device).unsqueeze(1)
-    h = mix32(h ^ mix32(position))  # the per-sample prefix, on (batch, 1)
+    if isinstance(step, int):
+        h = archspec_random.mix32(prefix ^ archspec_random.mix32(step & MASK32))
+    else:
+        h = mix32(prefix ^ mix32(step.to(torch.int64) & MASK32))
+    h = mix32(h ^ mixed_positions)  # the per-sample prefix, on (batch, 1)
     return mix32(h ^ mixed_elements) >= threshold

@@ -269,10 +269,12 @@ outputs: [s, p, c0, c1]
 @pytest.mark.parametrize("seed, layer, step, shape, rate", [
     (0, 0, 0, (4, 7), 0.5), (7, 3, 123, (3, 2, 5), 0.2), (2**31 - 1, 12, 2**40 + 5, (2, 9), 0.9), (1, 1, 1, (5, 3), 0.0),
 ])
-def test_dropout_mask_equals_the_neutral_numpy_mask(seed, layer, step, shape, rate):
+@pytest.mark.parametrize("host_step", [False, True], ids=["tensor-step", "python-int-step"])
+def test_dropout_mask_equals_the_neutral_numpy_mask(seed, layer, step, shape, rate, host_step):
     mixed = torch_random.element_hashes(math.prod(shape[1:]))
-    mask = torch_random.keep_mask(torch_random.layer_prefix(seed, layer), torch.tensor(step), shape[0], mixed,
-                                  keep_threshold(rate))
+    positions = torch_random.mix32(torch.arange(shape[0], dtype=torch.int64).unsqueeze(1))
+    mask = torch_random.keep_mask(torch_random.layer_prefix(seed, layer), step if host_step else torch.tensor(step),
+                                  positions, mixed, keep_threshold(rate))
     np.testing.assert_array_equal(mask.reshape(shape).numpy(), dropout_keep_mask(seed, layer, step, shape, rate))
 
 
