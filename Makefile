@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/.data
 BIN := $(VENV)/bin
 export ARCHSPEC_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install test demo bench bench-validate clean
+.PHONY: install test demo bench bench-validate parity-report accuracy clean
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ bench:
 
 bench-validate:
 	$(BIN)/python benchmarks/bench_validate.py
+
+parity-report:
+	$(BIN)/python benchmarks/parity_report.py
+
+# Full training runs of the example configs on both backends (the README's accuracy table).
+accuracy:
+	for config in keras_example torch_example mnist_mlp mnist_cnn mnist_lstm; do \
+		$(BIN)/archspec compare configs/$$config.yaml --quiet --out runs/accuracy/$$config || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .data runs

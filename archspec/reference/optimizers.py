@@ -228,3 +228,8 @@ def _completed(name: str, options: Mapping) -> dict:
     if resolved.get("nesterov") and resolved["momentum"] == 0:
         raise UsageError(f"optimizer {name!r}: nesterov=True needs momentum > 0. Received: momentum=0")
     return resolved
+
+
+def options_from_spec(optimizer) -> dict:
+    """A spec's optimizer (``archspec.spec.training``) as options of this module (``lr`` = the base rate)."""
+    return {"lr": optimizer.learning_rate, **optimizer.model_dump(exclude={"type", "learning_rate"})}

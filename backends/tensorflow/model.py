@@ -26,7 +26,11 @@ def resolve_device(device: str) -> str:
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
     if device == "cuda" and not has_gpu:
         raise BackendUnavailableError("device 'cuda' was asked for, but TensorFlow sees no GPU (use 'auto' or 'cpu')")
-    return "/GPU:0" if device != "cpu" and has_gpu else "/CPU:0"
+    if device != "cpu" and has_gpu:
+        # float32 parity on a GPU needs full-precision matmuls (docs/semantics.md).
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        return "/GPU:0"
+    return "/CPU:0"
 
 
 class TensorFlowModel(CompiledModel):

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from archspec.reference.optimizers import resolve_options, state_slots
+from archspec.reference.optimizers import options_from_spec, resolve_options, state_slots
 from archspec.spec.training import Optimizer as OptimizerSpec
 
 
-def reference_options(optimizer: OptimizerSpec) -> dict:
-    """The spec's optimizer as options of ``archspec.reference.optimizers`` (``lr`` = the base rate)."""
-    return {"lr": optimizer.learning_rate, **optimizer.model_dump(exclude={"type", "learning_rate"})}
 
 
 def _scalar(value: tf.Tensor, dtype) -> tf.Tensor:
@@ -84,7 +81,7 @@ class Optimizer:
     """
 
     def __init__(self, spec: OptimizerSpec, variables: list):
-        options = reference_options(spec)
+        options = options_from_spec(spec)
         self.update = UPDATES[spec.type]
         self.settings = {k: v for k, v in resolve_options(spec.type, options).items() if k != "lr"}
         self.slot_names = state_slots(spec.type, options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from archspec.reference.optimizers import state_slots
+from archspec.reference.optimizers import options_from_spec, state_slots
 from archspec.spec.training import Optimizer
 
 TORCH_SLOTS = {
@@ -22,15 +22,11 @@ TORCH_SLOTS = {
 """Canonical slot name -> the key of torch.optim's per-parameter state."""
 
 
-def reference_options(optimizer: Optimizer) -> dict:
-    """The spec's optimizer as options of ``archspec.reference.optimizers`` (``lr`` = the base rate)."""
-    options = optimizer.model_dump(exclude={"type", "learning_rate"})
-    return {"lr": optimizer.learning_rate, **options}
 
 
 def slots(optimizer: Optimizer) -> tuple[str, ...]:
     """The canonical state slots the optimizer keeps per parameter."""
-    return state_slots(optimizer.type, reference_options(optimizer))
+    return state_slots(optimizer.type, options_from_spec(optimizer))
 
 
 def build_optimizer(optimizer: Optimizer, parameters: list[torch.Tensor], foreach: bool = True) -> torch.optim.Optimizer:

@@ -8,7 +8,7 @@ import tensorflow as tf
 import archspec
 from archspec.backends.tensorflow import Engine
 from archspec.backends.tensorflow.engine import batch_loss
-from archspec.backends.tensorflow.optimizers import reference_options
+from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.errors import UsageError
 from archspec.reference import optimizers as reference_optimizers
 from archspec.reference.forward import reference_forward

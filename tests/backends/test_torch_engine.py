@@ -10,7 +10,7 @@ import archspec
 from archspec.api import load_with_graph
 from archspec.backends.torch import Engine
 from archspec.backends.torch.engine import batch_loss
-from archspec.backends.torch.optimizers import reference_options
+from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.errors import UsageError
 from archspec.reference import optimizers as reference
 from archspec.reference.forward import reference_forward
