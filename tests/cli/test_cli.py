@@ -127,3 +127,18 @@ def test_core_package_imports_no_framework(root_dir):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "FRAMEWORKS []" in result.stdout
+
+
+@pytest.mark.parametrize("backend, other", [("torch", "tensorflow"), ("tensorflow", "torch")])
+def test_train_imports_only_its_own_framework(configs_dir, tmp_path, backend, other):
+    from paths import mnist_dir
+
+    code = (
+        "import sys; from archspec.cli import main; "
+        f"code = main(['train', {str(configs_dir / 'mnist_mlp.yaml')!r}, '--backend', {backend!r}, '--max-steps', '3', "
+        f"'--quiet', '--data-dir', {str(mnist_dir())!r}, '--out', {str(tmp_path)!r}]); "
+        f"print('CODE', code, 'OTHER', {other!r} in sys.modules, 'OWN', {backend!r} in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "CODE 0 OTHER False OWN True" in result.stdout, result.stdout + result.stderr
+    assert {p.name for p in tmp_path.iterdir()} >= {"metrics.json", "history.csv", "weights.safetensors"}
