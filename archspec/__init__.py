@@ -10,6 +10,7 @@ from archspec.errors import (
     BackendUnavailableError,
     CheckpointError,
     DataError,
+    ResourceError,
     ShapeError,
     SpecError,
     TrainingError,
@@ -36,7 +37,7 @@ def compare(spec, backends=("torch", "tensorflow"), **options):
 
 
 __all__ = [
-    "ArchSpecError", "BackendUnavailableError", "CheckpointError", "DataError", "ShapeError",
+    "ArchSpecError", "BackendUnavailableError", "CheckpointError", "DataError", "ResourceError", "ShapeError",
     "SpecError", "TrainingError", "UsageError", "compare", "compile", "load", "load_weights",
     "train", "__version__", *_spec_names,
 ]

@@ -57,21 +57,34 @@ def _cmd_schema(args) -> int:
 def _cmd_train(args) -> int:
     from archspec.trainer import train
 
-    result = train(
-        args.spec,
-        backend=args.backend,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        dtype=args.dtype,
-        device=args.device,
-        data_dir=args.data_dir,
-        out=args.out,
-        progress=not args.quiet,
-        compiled=args.compiled,
-    )
+    out = args.out or args.resume
+    try:
+        result = train(
+            args.spec,
+            backend=args.backend,
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            dtype=args.dtype,
+            device=args.device,
+            data_dir=args.data_dir,
+            out=out,
+            progress=not args.quiet,
+            compiled=args.compiled,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            memory_cap=args.memory_cap,
+        )
+    except KeyboardInterrupt:
+        from archspec.checkpoint import STATE_FILE, checkpoint_folder
+
+        if out and (checkpoint_folder(out) / STATE_FILE).is_file():
+            print(f"archspec: interrupted; continue from the last checkpoint with: "
+                  f"archspec train {args.spec} --resume {out}", file=sys.stderr)
+            return 130
+        raise
     print(result.table())
-    if args.out:
-        print(f"wrote {args.out}/metrics.json, history.csv, weights.safetensors")
+    if out:
+        print(f"wrote {out}/metrics.json, history.csv, weights.safetensors and the checkpoint {out}/checkpoint/")
     return 0
 
 
@@ -137,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "tensorflow"), default="torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override training.device")
     p.add_argument("--compiled", action="store_true", help="compile the step (torch.compile / XLA)")
+    p.add_argument("--checkpoint-every", type=_non_negative, metavar="N",
+                   help="with --out: also checkpoint every N steps (default 0: at the end of every epoch only)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue from the last complete checkpoint in RUN_DIR (the --out of the interrupted run)")
+    p.add_argument("--memory-cap", metavar="SIZE",
+                   help="refuse a run estimated to need more memory than this, e.g. 4GiB (default: $ARCHSPEC_MEMORY_CAP, else MemAvailable)")
     p.set_defaults(run=_cmd_train)
 
     p = commands.add_parser("compare", help="train a spec on both backends and compare")
@@ -165,6 +184,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, received {value}")
     return value
 
 

@@ -63,6 +63,10 @@ class TrainingError(ArchSpecError):
     """Training cannot go on (for example the loss became NaN)."""
 
 
+class ResourceError(ArchSpecError):
+    """A run would need more memory than is available or allowed; raised before allocating it."""
+
+
 class UsageError(ArchSpecError):
     """A command or function was called with arguments it cannot take."""
 

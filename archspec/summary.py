@@ -28,5 +28,16 @@ def summary_table(graph: ModelGraph) -> str:
     footer = [
         rule,
         f"total parameters: {total:,}  (trainable {trainable:,}, non-trainable {total - trainable:,})",
+        _memory_line(graph),
     ]
     return "\n".join([f"{graph.spec.name}", line(header), rule, *[line(r) for r in cells[1:]], *footer])
+
+
+def _memory_line(graph: ModelGraph) -> str:
+    from archspec.resources import estimate_for_training, estimate_memory
+
+    if graph.spec.training is not None:
+        estimate = estimate_for_training(graph, graph.spec.training)
+    else:
+        estimate = estimate_memory(graph, dtype="float32", batch_size=1, optimizer_slots=0)
+    return f"training memory: {estimate.describe()}, training data not included"

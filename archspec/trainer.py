@@ -13,12 +13,14 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from archspec.errors import DataError, TrainingError, UsageError
+from archspec.errors import CheckpointError, TrainingError, UsageError
+from archspec.targets import prepare_targets
 
 
 def epoch_order(seed: int, epoch: int, n_samples: int, shuffle: bool = True) -> np.ndarray:
@@ -71,32 +73,16 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def prepare_targets(y: np.ndarray, loss: str, num_classes: int | None, dtype: str) -> np.ndarray:
-    """Labels in the form the loss reads: int64 (N,) for sparse CE, one-hot for
-    categorical CE, float (N, k) otherwise."""
-    if loss == "sparse_categorical_crossentropy":
-        if y.ndim != 1:
-            raise DataError(f"{loss} expects integer class labels of shape (N,), received shape {list(y.shape)}")
-        return y.astype(np.int64)
-    if loss == "categorical_crossentropy":
-        if y.ndim == 1:
-            if num_classes is None:
-                raise DataError(f"{loss} with integer labels needs a known number of classes")
-            return np.eye(num_classes, dtype=dtype)[y.astype(np.int64)]
-        return y.astype(dtype)
-    target = y.astype(dtype)
-    return target.reshape(len(target), -1)
-
-
 class _Progress:
     """A one-line progress bar on stderr: epoch, step, loss, throughput, ETA."""
 
-    def __init__(self, enabled: bool, total_steps: int, label: str):
-        self.enabled = enabled and total_steps > 0
+    def __init__(self, enabled: bool, total_steps: int, label: str, first_step: int = 0):
+        self.enabled = enabled and total_steps > first_step
         # On a terminal the line redraws in place; in a log file a line every 10 s is enough.
         self.interactive = sys.stderr.isatty()
         self.interval = 0.25 if self.interactive else 10.0
         self.total = total_steps
+        self.first_step = first_step  # a resumed run counts its rate from here
         self.label = label
         self.start = time.perf_counter()
         self.last = 0.0
@@ -110,7 +96,8 @@ class _Progress:
         self.last = now
         elapsed = now - self.start
         rate = samples / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - step) * elapsed / step if step else 0.0
+        done = step - self.first_step
+        eta = (self.total - step) * elapsed / done if done else 0.0
         width = 24
         filled = int(width * step / self.total)
         bar = "#" * filled + "." * (width - filled)
@@ -188,138 +175,363 @@ def train(
     progress: bool = False,
     compiled: bool = False,
     evaluate_every_epoch: bool = True,
+    checkpoint_every: int | None = None,
+    resume=None,
+    memory_cap: int | str | None = None,
 ) -> TrainResult:
     """Train ``spec`` on ``backend``; overrides beat the spec's values.
 
     ``data``: ``(x, y)`` or ``{"train": (x, y), "validation": ..., "test": ...}`` instead of
     the spec's data set. ``callbacks``: objects with any of ``on_epoch_end(epoch, logs)``,
     ``on_step_end(step, loss_tensor)``, ``on_train_end(result)``. ``out``: a folder that
-    receives ``metrics.json``, ``history.csv`` and ``weights.safetensors``.
+    receives ``metrics.json``, ``history.csv`` and ``weights.safetensors`` at the end, and a
+    checkpoint (``out/checkpoint/``) at the end of every epoch and every ``checkpoint_every``
+    steps (0 or None: epochs only). ``resume``: a run folder whose last complete checkpoint
+    this run continues from, bit for bit as if never interrupted (``out`` defaults to it;
+    ``epochs``, ``max_steps``, ``dtype`` and ``checkpoint_every`` to the checkpoint's).
+    ``memory_cap``: bytes or a size like ``"4GiB"`` the run must fit in (default
+    ``$ARCHSPEC_MEMORY_CAP``, else the memory available now).
+
+    Raises DataError for data that does not fit the spec, ResourceError for a run too large
+    for the memory, CheckpointError for a checkpoint that is corrupt or from another run, and
+    TrainingError when the loss turns non-finite (checked at every checkpoint and epoch end).
     """
     from archspec.api import load_with_graph
     from archspec.backend import check_name
-    from archspec.reference.schedules import learning_rate
+    from archspec.checkpoint import read_checkpoint
 
     check_name(backend)
     spec, graph = load_with_graph(spec)
     if spec.training is None:
         raise UsageError(f"spec '{spec.name}' has no 'training' section")
+    for name, value, lowest in (("max_steps", max_steps, 1), ("epochs", epochs, 1), ("checkpoint_every", checkpoint_every, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral) or value < lowest):
+            kind = "a positive integer" if lowest else "a non-negative integer (0: at epoch ends only)"
+            raise UsageError(f"expected {name} to be {kind}. Received: {name}={value!r}")
+    checkpoint = read_checkpoint(resume) if resume is not None else None
+    if checkpoint is not None:
+        saved = checkpoint.state.run
+        epochs = epochs if epochs is not None else saved.epochs
+        max_steps = max_steps if max_steps is not None else saved.max_steps
+        dtype = dtype if dtype is not None else checkpoint.state.dtype
+        checkpoint_every = checkpoint_every if checkpoint_every is not None else saved.checkpoint_every
+        out = out if out is not None else resume
     updates = {k: v for k, v in {"epochs": epochs, "dtype": dtype, "device": device}.items() if v is not None}
     training_spec = spec.training.model_copy(update=updates)
     spec = spec.model_copy(update={"training": training_spec})
     spec, graph = load_with_graph(spec)
-    run_dtype = training_spec.dtype
-    head = graph.heads[0]
+    run = _Run(spec, graph, backend, max_steps=max_steps, checkpoint_every=checkpoint_every or None,
+               out=None if out is None else Path(out), callbacks=callbacks, evaluate_every_epoch=evaluate_every_epoch)
+    run.prepare(data, data_dir, checkpoint, memory_cap)
+    run.build(compiled)
+    run.loop(progress)
+    return run.finish()
 
-    splits = _load_splits(spec, data, data_dir)
-    num_classes = splits.num_classes
-    x_train, y_train = splits.train
-    input_name = next(iter(spec.inputs))
-    x_train = x_train.astype(run_dtype if spec.inputs[input_name].dtype == "float" else spec.inputs[input_name].dtype)
-    y_train = prepare_targets(y_train, training_spec.loss, num_classes, run_dtype)
 
-    started = time.perf_counter()
-    from archspec.backend import load_backend
+class _Run:
+    """One training run, from checked data to the result; see ``train``."""
 
-    module = load_backend(backend)
-    imported = time.perf_counter()
-    from archspec.api import compile as compile_spec
+    def __init__(self, spec, graph, backend, *, max_steps, checkpoint_every, out, callbacks, evaluate_every_epoch):
+        self.spec, self.graph, self.backend = spec, graph, backend
+        self.training = spec.training
+        self.dtype = self.training.dtype
+        self.head = graph.heads[0]
+        self.max_steps, self.checkpoint_every, self.out = max_steps, checkpoint_every, out
+        self.callbacks = list(callbacks or [])
+        self.evaluate_every_epoch = evaluate_every_epoch
+        self.timings = {"import_seconds": 0.0, "build_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0}
+        self.history: list[dict[str, float]] = []
+        self.losses: list[float] = []  # every step loss so far, on the host, checked finite
+        self.pending: list = []  # step losses still on the device
+        self.epoch = self.position = self.step = self.samples_seen = 0
+        self.first_step = self.samples_here = self.epochs_here = 0
+        self.partial_row = None
+        self.last_checkpoint = None  # the folder of the last complete checkpoint written or resumed from
 
-    model = compile_spec(spec, backend=backend, dtype=run_dtype, device=training_spec.device)
-    engine_options = {"compiled": True} if compiled else {}
-    engine = module.Engine(model, x={input_name: x_train}, y=y_train, training=training_spec, **engine_options)
-    built = time.perf_counter()
+    # --- before training ------------------------------------------------------------
 
-    n = len(x_train)
-    steps_per_epoch = math.ceil(n / training_spec.batch_size)
-    total_steps = steps_per_epoch * training_spec.epochs
-    if max_steps is not None:
-        total_steps = min(total_steps, max_steps)
-    optimizer = training_spec.optimizer
-    schedule = training_spec.schedule.model_dump()
-    callbacks = list(callbacks or [])
-    bar = _Progress(progress, total_steps, f"{spec.name} [{backend}]")
+    def prepare(self, data, data_dir, checkpoint, memory_cap) -> None:
+        """Check memory, data and checkpoint, in that order, before any framework is loaded."""
+        from archspec.checkpoint import check_progress, check_resumable, fingerprint
+        from archspec.data.splits import _check_finite as check_finite_values
+        from archspec.resources import check_memory, estimate_for_training
+        from archspec.targets import check_data_fits
 
-    history: list[dict[str, float]] = []
-    all_losses: list[np.ndarray] = []
-    step = 0
-    samples_seen = 0
-    train_seconds = 0.0
-    eval_seconds = 0.0
-    for epoch in range(training_spec.epochs):
-        if step >= total_steps:
-            break
-        epoch_start = time.perf_counter()
-        pending, sizes = [], []
-        for indices in batches(epoch_order(training_spec.seed, epoch, n, training_spec.shuffle), training_spec.batch_size):
-            if step >= total_steps:
+        check_memory(estimate_for_training(self.graph, self.training), memory_cap)
+        if checkpoint is not None:
+            check_resumable(checkpoint, self.graph, self.training)
+        self.splits = _load_splits(self.spec, data, data_dir)
+        check_data_fits(self.graph, self.splits)
+        self.num_classes = self.splits.num_classes
+        x, y = self.splits.train
+        self.input_name = next(iter(self.spec.inputs))
+        kind = self.spec.inputs[self.input_name].dtype
+        with np.errstate(over="ignore"):  # an overflow to infinity is refused just below
+            self.x_train = x.astype(self.dtype if kind == "float" else kind)
+        if self.x_train.dtype.kind == "f":
+            check_finite_values(self.x_train, f"train.x as {self.dtype}")
+        self.y_train = prepare_targets(y, self.training.loss, self.num_classes, self.dtype)
+        check_memory(estimate_for_training(self.graph, self.training, data_samples=len(self.x_train)), memory_cap)
+
+        self.n = len(self.x_train)
+        self.steps_per_epoch = math.ceil(self.n / self.training.batch_size)
+        self.total_steps = self.steps_per_epoch * self.training.epochs
+        if self.max_steps is not None:
+            self.total_steps = min(self.total_steps, self.max_steps)
+        self.data_fingerprint = fingerprint(self.x_train, self.y_train) if (self.out or checkpoint) else None
+        self.checkpoint = checkpoint
+        if checkpoint is not None:
+            check_progress(checkpoint, self.data_fingerprint, self._batch_sizes())
+            progress = checkpoint.state.progress
+            self.epoch, self.position, self.step = progress.epoch, progress.position, progress.step
+            self.samples_seen = progress.samples_seen
+            self.history = [dict(row) for row in progress.history]
+            self.losses = list(progress.step_losses)
+            self.first_step = self.step
+            self.last_checkpoint = checkpoint.folder
+
+    def _batch_sizes(self) -> list[int]:
+        size, n = self.training.batch_size, self.n
+        return [min(size, n - start) for start in range(0, n, size)]
+
+    def build(self, compiled: bool) -> None:
+        from archspec.api import compile as compile_spec
+        from archspec.backend import load_backend
+
+        started = time.perf_counter()
+        module = load_backend(self.backend)
+        imported = time.perf_counter()
+        weights = self.checkpoint.weights if self.checkpoint is not None else None
+        self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype, device=self.training.device,
+                                  weights=weights)
+        options = {"compiled": True} if compiled else {}
+        self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
+                                    training=self.training, **options)
+        if self.checkpoint is not None:
+            self.engine.load_optimizer_state(self.checkpoint.optimizer, self.step)
+            self.good = _Snapshot(self.step, dict(self.checkpoint.weights), dict(self.checkpoint.optimizer))
+        else:
+            self.good = _Snapshot(0, _copies(self.model.get_weights()), _copies(self.engine.optimizer_state()))
+        self.checkpoint = None  # its arrays are in the model now
+        built = time.perf_counter()
+        self.timings["import_seconds"] = imported - started
+        self.timings["build_seconds"] = built - imported
+
+    # --- training -------------------------------------------------------------------
+
+    def loop(self, progress: bool) -> None:
+        from archspec.reference.schedules import learning_rate
+
+        training = self.training
+        schedule = training.schedule.model_dump()
+        bar = _Progress(progress, self.total_steps, f"{self.spec.name} [{self.backend}]", self.step)
+        for epoch in range(self.epoch, training.epochs):
+            done = self.position if epoch == self.epoch else 0
+            if self.step >= self.total_steps and done == 0:
                 break
-            lr = learning_rate(schedule, optimizer.learning_rate, step)
-            loss = engine.train_step(indices, step, lr)
-            pending.append(loss)
-            sizes.append(len(indices))
-            for callback in callbacks:
-                if hasattr(callback, "on_step_end"):
-                    callback.on_step_end(step, loss)
-            step += 1
-            samples_seen += len(indices)
-            if bar.due():
-                bar.show(epoch, training_spec.epochs, step, float(engine.losses_to_numpy(pending[-1:])[0]), samples_seen)
-        epoch_losses = engine.losses_to_numpy(pending)
-        epoch_time = time.perf_counter() - epoch_start
-        train_seconds += epoch_time
-        _check_finite(epoch_losses, epoch, step - len(epoch_losses))
-        all_losses.append(epoch_losses)
-        row = {"epoch": epoch + 1, "steps": step, "seconds": epoch_time,
-               "loss": float(np.average(epoch_losses, weights=sizes))}
-        if evaluate_every_epoch:
+            epoch_start = time.perf_counter()
+            order = batches(epoch_order(training.seed, epoch, self.n, training.shuffle), training.batch_size)
+            first_step = self.step - done
+            for position in range(done, len(order)):
+                if self.step >= self.total_steps:
+                    break
+                indices = order[position]
+                step = self.step
+                loss = self.engine.train_step(indices, step, learning_rate(schedule, training.optimizer.learning_rate, step))
+                self.pending.append(loss)
+                for callback in self.callbacks:
+                    if hasattr(callback, "on_step_end"):
+                        callback.on_step_end(step, loss)
+                self.step += 1
+                self.samples_seen += len(indices)
+                self.samples_here += len(indices)
+                if bar.due():
+                    bar.show(epoch, training.epochs, self.step, self._last_loss(), self.samples_here)
+                every = self.checkpoint_every
+                if every and self.step % every == 0 and position + 1 < len(order) and self.step < self.total_steps:
+                    self._checkpoint(epoch, position + 1, *self._capture())
+            complete = self.step - first_step == len(order)
+            self.epochs_here += 1
+            arrays = self._capture() if self.step > self.good.step else None
+            self.timings["train_seconds"] += time.perf_counter() - epoch_start
+            row = self._epoch_row(epoch, first_step, order, time.perf_counter() - epoch_start)
+            if complete:
+                self.history.append(row)
+                self._checkpoint(epoch + 1, 0, *arrays)
+            elif arrays is not None:
+                # Cut short by max_steps: checkpoint the position (a longer run resumes from it)
+                # and report the partial epoch in the result only.
+                self._checkpoint(epoch, self.step - first_step, *arrays)
+            for callback in self.callbacks:
+                if hasattr(callback, "on_epoch_end"):
+                    callback.on_epoch_end(epoch, dict(row))
+            if not complete:
+                self.partial_row = row
+                break
+        bar.close()
+
+    def _last_loss(self) -> float:
+        if self.pending:
+            return float(self.engine.losses_to_numpy(self.pending[-1:])[0])
+        return self.losses[-1] if self.losses else float("nan")
+
+    def _epoch_row(self, epoch: int, first_step: int, order: list, seconds: float) -> dict[str, float]:
+        losses = self.losses[first_step:self.step]
+        sizes = [len(indices) for indices in order[:len(losses)]]
+        row = {"epoch": epoch + 1, "steps": self.step, "seconds": seconds,
+               "loss": float(np.average(losses, weights=sizes))}
+        if self.evaluate_every_epoch:
             eval_start = time.perf_counter()
             for split in ("validation", "test"):
-                pair = getattr(splits, split)
+                pair = getattr(self.splits, split)
                 if pair is not None:
-                    for key, value in evaluate(model, pair[0], pair[1], training_spec, head, num_classes).items():
+                    for key, value in evaluate(self.model, pair[0], pair[1], self.training, self.head, self.num_classes).items():
                         row[f"{split}_{key}"] = value
-            eval_seconds += time.perf_counter() - eval_start
-        history.append(row)
-        for callback in callbacks:
-            if hasattr(callback, "on_epoch_end"):
-                callback.on_epoch_end(epoch, dict(row))
-    bar.close()
+            self.timings["eval_seconds"] += time.perf_counter() - eval_start
+        return row
 
-    final = {}
-    eval_start = time.perf_counter()
-    for split, pair in splits.as_dict().items():
-        final[split] = evaluate(model, pair[0], pair[1], training_spec, head, num_classes)
-    eval_seconds += time.perf_counter() - eval_start
-    step_losses = np.concatenate(all_losses) if all_losses else np.zeros(0)
-    timings = {
-        "import_seconds": imported - started,
-        "build_seconds": built - imported,
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "seconds_per_epoch": train_seconds / max(1, len(history)),
-        "samples_per_second": samples_seen / train_seconds if train_seconds > 0 else 0.0,
-    }
-    result = TrainResult(backend, model, history, step_losses, final, timings, step, samples_seen,
-                         {"spec": spec.name, "dtype": run_dtype, "epochs": training_spec.epochs, "batch_size": training_spec.batch_size})
-    for callback in callbacks:
-        if hasattr(callback, "on_train_end"):
-            callback.on_train_end(result)
-    if out is not None:
-        write_run(result, Path(out))
-    return result
+    def _sync(self) -> None:
+        """Bring pending step losses to the host (one synchronisation) and check them."""
+        if not self.pending:
+            return
+        values = self.engine.losses_to_numpy(self.pending)
+        self.pending = []
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise self._diverged(len(self.losses) + int(bad[0]), float(values[bad[0]]))
+        self.losses.extend(float(value) for value in values)
 
+    def _capture(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Check the step losses, weights and optimizer state so far, and keep them as the last
+        good state: (weights, optimizer state), host copies."""
+        from archspec.divergence import first_nonfinite_parameter
 
-def _check_finite(losses: np.ndarray, epoch: int, first_step: int) -> None:
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if len(bad):
-        raise TrainingError(
-            f"the training loss became {losses[bad[0]]} at epoch {epoch + 1}, step {first_step + int(bad[0])}"
+        self._sync()
+        weights = _copies(self.model.get_weights())
+        optimizer = _copies(self.engine.optimizer_state())
+        bad = first_nonfinite_parameter(weights) or first_nonfinite_parameter(optimizer)
+        if bad is not None:
+            raise TrainingError(
+                f"after step {self.step - 1} (epoch {(self.step - 1) // self.steps_per_epoch + 1}) '{bad}' holds NaN "
+                f"or infinite values although every training loss so far was finite; {self._kept()}"
+            )
+        self.good = _Snapshot(self.step, weights, optimizer)
+        return weights, optimizer
+
+    def _checkpoint(self, epoch: int, position: int, weights, optimizer) -> None:
+        """Write the captured state to ``out/checkpoint``, all of it or nothing."""
+        if self.out is None:
+            return
+        from archspec import __version__
+        from archspec.checkpoint import CheckpointState, Progress, RunSettings, spec_hash, write_checkpoint
+
+        state = CheckpointState(
+            archspec_version=__version__, spec_name=self.spec.name, spec_hash=spec_hash(self.spec),
+            backend=self.backend, dtype=self.dtype, training=self.training.model_dump(mode="json"),
+            run=RunSettings(epochs=self.training.epochs, max_steps=self.max_steps, checkpoint_every=self.checkpoint_every),
+            data=self.data_fingerprint,
+            progress=Progress(epoch=epoch, position=position, step=self.step, samples_seen=self.samples_seen,
+                              history=[dict(row) for row in self.history], step_losses=list(self.losses)),
         )
+        self.last_checkpoint = write_checkpoint(self.out, state, weights, optimizer)
+
+    def _kept(self) -> str:
+        if self.last_checkpoint is not None:
+            return f"the last good checkpoint (step {self.good.step}) is kept in {self.last_checkpoint}"
+        if self.out is not None:
+            return "no checkpoint had been written yet (checkpoint_every writes them more often)"
+        return "no checkpoint was written (train with out=DIR to keep one)"
+
+    def _diverged(self, step: int, value: float) -> TrainingError:
+        """The error for a non-finite loss at ``step``, naming the first layer that went non-finite."""
+        epoch = step // self.steps_per_epoch
+        where = self._locate(step)
+        return TrainingError(
+            f"the training loss became {value} at step {step} (epoch {epoch + 1}, batch "
+            f"{step % self.steps_per_epoch + 1} of {self.steps_per_epoch}): {where}; {self._kept()}"
+        )
+
+    def _locate(self, step: int) -> str:
+        """Replay from the last good state to the weights ``step`` started from, then find the
+        first non-finite parameter or layer tensor of its forward pass (numpy reference)."""
+        from archspec.divergence import first_nonfinite_parameter, first_nonfinite_tensor
+        from archspec.reference.schedules import learning_rate
+
+        training = self.training
+        schedule = training.schedule.model_dump()
+        self.model.set_weights(self.good.weights)
+        self.engine.load_optimizer_state(self.good.optimizer, self.good.step)
+        for replay in range(self.good.step, step):
+            self.engine.train_step(self._indices(replay), replay,
+                                   learning_rate(schedule, training.optimizer.learning_rate, replay))
+        weights = self.model.get_weights()
+        parameter = first_nonfinite_parameter(weights)
+        if parameter is not None:
+            return f"parameter '{parameter}' was already non-finite when the step began"
+        batch = self.x_train[self._indices(step)]
+        tensor = first_nonfinite_tensor(self.graph, weights, batch, step=step, dtype=self.dtype)
+        if tensor is None:
+            return "every layer output of that step is finite, so the loss computation itself overflowed"
+        return f"the first non-finite tensor of that step's forward pass is {tensor}"
+
+    def _indices(self, step: int) -> np.ndarray:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = epoch_order(self.training.seed, epoch, self.n, self.training.shuffle)
+        size = self.training.batch_size
+        return order[position * size:(position + 1) * size]
+
+    # --- after training -------------------------------------------------------------
+
+    def finish(self) -> TrainResult:
+        history = self.history + ([self.partial_row] if self.partial_row else [])
+        final = {}
+        eval_start = time.perf_counter()
+        for split, pair in self.splits.as_dict().items():
+            final[split] = evaluate(self.model, pair[0], pair[1], self.training, self.head, self.num_classes)
+        self.timings["eval_seconds"] += time.perf_counter() - eval_start
+        train_seconds = self.timings["train_seconds"]
+        timings = {
+            **self.timings,
+            "seconds_per_epoch": train_seconds / max(1, self.epochs_here),
+            "samples_per_second": self.samples_here / train_seconds if train_seconds > 0 else 0.0,
+        }
+        config = {"spec": self.spec.name, "dtype": self.dtype, "epochs": self.training.epochs,
+                  "batch_size": self.training.batch_size}
+        if self.first_step:
+            config["resumed_at_step"] = self.first_step
+        result = TrainResult(self.backend, self.model, history, np.asarray(self.losses, dtype=np.float64), final,
+                             timings, self.step, self.samples_seen, config)
+        for callback in self.callbacks:
+            if hasattr(callback, "on_train_end"):
+                callback.on_train_end(result)
+        if self.out is not None:
+            write_run(result, self.out)
+        return result
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The last state whose losses and weights were all finite (host copies)."""
+
+    step: int
+    weights: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray]
+
+
+def _copies(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # A CPU tensor's .numpy() shares its memory: the snapshot must not follow later updates.
+    return {name: np.array(value, copy=True) for name, value in arrays.items()}
 
 
 def write_run(result: TrainResult, folder: Path) -> None:
     """metrics.json, history.csv and weights.safetensors, each written atomically."""
+    try:
+        _write_run(result, folder)
+    except OSError as error:
+        raise CheckpointError(f"{folder}: cannot write the run's results ({error.strerror or error})") from None
+
+
+def _write_run(result: TrainResult, folder: Path) -> None:
     from archspec.checkpoint import atomic_write_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
