@@ -382,10 +382,14 @@ class _Run:
                "loss": float(np.average(losses, weights=sizes))}
         if self.evaluate_every_epoch:
             eval_start = time.perf_counter()
-            for split in ("validation", "test"):
+            for split in ("train", "validation", "test"):
                 pair = getattr(self.splits, split)
-                if pair is not None:
-                    for key, value in evaluate(self.model, pair[0], pair[1], self.training, self.head, self.num_classes).items():
+                if pair is None or (split == "train" and not self.training.metrics):
+                    continue
+                for key, value in evaluate(self.model, pair[0], pair[1], self.training, self.head, self.num_classes).items():
+                    # The training loss of an epoch is the mean of its step losses ("loss");
+                    # the training split adds only its inference-mode metrics.
+                    if not (split == "train" and key == "loss"):
                         row[f"{split}_{key}"] = value
             self.timings["eval_seconds"] += time.perf_counter() - eval_start
         return row
