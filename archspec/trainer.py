@@ -121,7 +121,8 @@ def _load_splits(spec, data, data_dir):
         if spec.training.loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
             from archspec.graph import resolve
 
-            num_classes = resolve(spec).node_by_id[resolve(spec).outputs[0]].output_shape[-1]
+            graph = resolve(spec)
+            num_classes = graph.node_by_id[graph.outputs[0]].output_shape[-1]
         elif spec.training.loss == "binary_crossentropy":
             num_classes = 2
         return splits_from_arrays(data, num_classes=num_classes)
