@@ -55,9 +55,19 @@ def _cmd_schema(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from archspec.distributed import DEFAULT_TIMEOUT, manual_cluster
     from archspec.trainer import train
 
     out = args.out or args.resume
+    workers = args.workers
+    if args.rank is not None or args.cluster is not None:
+        # A worker started by hand: describe it the way torchrun / TF_CONFIG would, then join.
+        if args.rank is None or args.cluster is None:
+            raise UsageError("expected --rank and --cluster together (a worker started by hand)")
+        addresses = [a.strip() for a in args.cluster.split(",") if a.strip()]
+        cluster = manual_cluster(args.backend, args.rank, addresses, workers, args.worker_timeout or DEFAULT_TIMEOUT)
+        os.environ.update(cluster.environment())
+        workers = None
     try:
         result = train(
             args.spec,
@@ -73,6 +83,8 @@ def _cmd_train(args) -> int:
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
             memory_cap=args.memory_cap,
+            workers=workers,
+            worker_timeout=args.worker_timeout,
         )
     except KeyboardInterrupt:
         from archspec.checkpoint import STATE_FILE, checkpoint_folder
@@ -82,6 +94,10 @@ def _cmd_train(args) -> int:
                   f"archspec train {args.spec} --resume {out}", file=sys.stderr)
             return 130
         raise
+    rank = result.config.get("rank", 0)
+    if rank:
+        print(f"worker {rank} of {result.config['workers']}: done ({result.steps} steps); rank 0 reports the metrics")
+        return 0
     print(result.table())
     if out:
         print(f"wrote {out}/metrics.json, history.csv, weights.safetensors and the checkpoint {out}/checkpoint/")
@@ -156,6 +172,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue from the last complete checkpoint in RUN_DIR (the --out of the interrupted run)")
     p.add_argument("--memory-cap", metavar="SIZE",
                    help="refuse a run estimated to need more memory than this, e.g. 4GiB (default: $ARCHSPEC_MEMORY_CAP, else MemAvailable)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="train data-parallel in N local worker processes (torch DDP / TF MultiWorkerMirroredStrategy); "
+                        "batch_size stays the global batch")
+    p.add_argument("--worker-timeout", type=_positive_seconds, metavar="SECONDS",
+                   help="how long a worker waits for a lost peer before the run stops (default 30)")
+    p.add_argument("--rank", type=_non_negative, help="start one worker by hand: its rank (with --cluster)")
+    p.add_argument("--cluster", metavar="HOST:PORT[,...]",
+                   help="with --rank: torch: the coordinator's address (and --workers N); "
+                        "tensorflow: every worker's address in rank order")
     p.set_defaults(run=_cmd_train)
 
     p = commands.add_parser("compare", help="train a spec on both backends and compare")
@@ -193,6 +218,16 @@ def _positive(text: str) -> int:
 
 def _non_negative(text: str) -> int:
     return _whole_number(text, 0, "a non-negative integer")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, received {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,6 +179,8 @@ def train(
     checkpoint_every: int | None = None,
     resume=None,
     memory_cap: int | str | None = None,
+    workers: int | None = None,
+    worker_timeout: float | None = None,
 ) -> TrainResult:
     """Train ``spec`` on ``backend``; overrides beat the spec's values.
 
@@ -193,15 +195,40 @@ def train(
     ``memory_cap``: bytes or a size like ``"4GiB"`` the run must fit in (default
     ``$ARCHSPEC_MEMORY_CAP``, else the memory available now).
 
+    ``workers``: N > 1 trains data-parallel in N local worker processes on the framework's
+    own engine (torch DistributedDataParallel over gloo/NCCL; TensorFlow
+    MultiWorkerMirroredStrategy) and returns rank 0's result; ``batch_size`` stays the
+    global batch and the run follows the single-process trajectory (``archspec/distributed.py``).
+    ``worker_timeout``: seconds a worker waits for a lost peer (default 30). Without
+    ``workers``, a process started by ``torchrun`` (or with a ``TF_CONFIG`` cluster) joins
+    its cluster as one worker.
+
     Raises DataError for data that does not fit the spec, ResourceError for a run too large
     for the memory, CheckpointError for a checkpoint that is corrupt or from another run, and
-    TrainingError when the loss turns non-finite (checked at every checkpoint and epoch end).
+    TrainingError when the loss turns non-finite (checked at every checkpoint and epoch end)
+    or a worker is lost.
     """
-    from archspec.api import load_with_graph
     from archspec.backend import check_name
-    from archspec.checkpoint import read_checkpoint
+    from archspec.distributed import DEFAULT_TIMEOUT, cluster_from_environment
 
     check_name(backend)
+    options = dict(epochs=epochs, max_steps=max_steps, dtype=dtype, out=out, device=device, data_dir=data_dir,
+                   progress=progress, compiled=compiled, evaluate_every_epoch=evaluate_every_epoch,
+                   checkpoint_every=checkpoint_every, resume=resume, memory_cap=memory_cap)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1):
+        raise UsageError(f"expected workers to be a positive integer. Received: workers={workers!r}")
+    if worker_timeout is not None and not (isinstance(worker_timeout, (int, float)) and worker_timeout > 0):
+        raise UsageError(f"expected worker_timeout to be a positive number of seconds. Received: {worker_timeout!r}")
+    if workers is not None and workers > 1:
+        return _launch(spec, backend, workers, worker_timeout or DEFAULT_TIMEOUT, data, callbacks, options)
+    return _train(spec, backend, cluster_from_environment(backend), data=data, callbacks=callbacks, **options)
+
+
+def _train(spec, backend, cluster, *, epochs, max_steps, dtype, data, callbacks, out, device, data_dir, progress,
+           compiled, evaluate_every_epoch, checkpoint_every, resume, memory_cap) -> TrainResult:
+    from archspec.api import load_with_graph
+    from archspec.checkpoint import read_checkpoint
+
     spec, graph = load_with_graph(spec)
     if spec.training is None:
         raise UsageError(f"spec '{spec.name}' has no 'training' section")
@@ -221,19 +248,85 @@ def train(
     training_spec = spec.training.model_copy(update=updates)
     spec = spec.model_copy(update={"training": training_spec})
     spec, graph = load_with_graph(spec)
+    if cluster is not None and compiled:
+        raise UsageError("compiled steps are not supported with several workers yet: drop --compiled (or workers)")
     run = _Run(spec, graph, backend, max_steps=max_steps, checkpoint_every=checkpoint_every or None,
-               out=None if out is None else Path(out), callbacks=callbacks, evaluate_every_epoch=evaluate_every_epoch)
+               out=None if out is None else Path(out), callbacks=callbacks, evaluate_every_epoch=evaluate_every_epoch,
+               cluster=cluster)
     run.prepare(data, data_dir, checkpoint, memory_cap)
     run.build(compiled)
     run.loop(progress)
     return run.finish()
 
 
+def _launch(spec, backend, workers, timeout, data, callbacks, options) -> TrainResult:
+    """Train in ``workers`` local processes (``archspec.distributed.launch``); rank 0's result."""
+    import tempfile
+
+    from archspec.api import compile as compile_spec
+    from archspec.api import load_with_graph
+    from archspec.distributed import launch
+
+    spec, _ = load_with_graph(spec)
+    if callbacks:
+        raise UsageError("callbacks run in the training process and cannot follow several workers: "
+                         "train with workers=1, or read the run's metrics.json and history.csv (out=DIR)")
+    if options["compiled"]:
+        raise UsageError("compiled steps are not supported with several workers yet: drop --compiled (or workers)")
+    with tempfile.TemporaryDirectory(prefix="archspec-job-") as folder:
+        spec_path = Path(folder) / "spec.json"
+        spec_path.write_text(json.dumps(spec.model_dump(mode="json", by_alias=True)))
+        data_path = _save_data(data, Path(folder)) if data is not None else None
+        paths = {key: None if options[key] is None else str(Path(options[key]).resolve())
+                 for key in ("out", "resume", "data_dir")}
+        job = {"spec": str(spec_path), "backend": backend, "data": data_path, "options": {**options, **paths}}
+        outcome = launch(job, workers, timeout)
+    dtype = outcome["config"]["dtype"]
+    model = compile_spec(spec, backend=backend, dtype=dtype, device=options["device"], weights=outcome["weights"])
+    config = {**outcome["config"], "workers": workers}
+    return TrainResult(backend, model, outcome["history"], np.asarray(outcome["step_losses"], dtype=np.float64),
+                       outcome["final"], outcome["timings"], outcome["steps"], outcome["samples_seen"], config)
+
+
+def _save_data(data, folder: Path) -> str:
+    """User arrays for the workers, as an .npz (no pickles): ``split/x`` and ``split/y``."""
+    pairs = data if isinstance(data, dict) else {"train": data}
+    arrays = {}
+    for split, pair in pairs.items():
+        if pair is None:
+            continue
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise UsageError(f"expected data[{split!r}] to be a pair (x, y). Received: {type(pair).__name__}")
+        arrays[f"{split}/x"], arrays[f"{split}/y"] = np.asarray(pair[0]), np.asarray(pair[1])
+    path = folder / "data.npz"
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def _load_data(path: str):
+    with np.load(path, allow_pickle=False) as arrays:
+        pairs = {}
+        for key in arrays.files:
+            split, part = key.split("/")
+            pairs.setdefault(split, {})[part] = arrays[key]
+    return {split: (parts["x"], parts["y"]) for split, parts in pairs.items()}
+
+
+def run_worker(job: dict, cluster) -> TrainResult:
+    """One worker's run of a job written by ``_launch`` (called in the worker process)."""
+    data = _load_data(job["data"]) if job["data"] else None
+    options = dict(job["options"])
+    return _train(job["spec"], job["backend"], cluster, data=data, callbacks=None, **options)
+
+
 class _Run:
     """One training run, from checked data to the result; see ``train``."""
 
-    def __init__(self, spec, graph, backend, *, max_steps, checkpoint_every, out, callbacks, evaluate_every_epoch):
+    def __init__(self, spec, graph, backend, *, max_steps, checkpoint_every, out, callbacks, evaluate_every_epoch,
+                 cluster=None):
         self.spec, self.graph, self.backend = spec, graph, backend
+        self.cluster = cluster  # None: one process
+        self.writer = cluster is None or cluster.is_writer  # shows progress, evaluates, writes files
         self.training = spec.training
         self.dtype = self.training.dtype
         self.head = graph.heads[0]
@@ -244,6 +337,7 @@ class _Run:
         self.history: list[dict[str, float]] = []
         self.losses: list[float] = []  # every step loss so far, on the host, checked finite
         self.pending: list = []  # step losses still on the device
+        self.fractions: list[float] = []  # with workers: this worker's share of each pending step's batch
         self.epoch = self.position = self.step = self.samples_seen = 0
         self.first_step = self.samples_here = self.epochs_here = 0
         self.partial_row = None
@@ -279,6 +373,10 @@ class _Run:
         self.total_steps = self.steps_per_epoch * self.training.epochs
         if self.max_steps is not None:
             self.total_steps = min(self.total_steps, self.max_steps)
+        if self.cluster is not None:
+            from archspec.distributed import check_batches
+
+            check_batches(self._batch_sizes(), self.cluster.world_size)
         self.data_fingerprint = fingerprint(self.x_train, self.y_train) if (self.out or checkpoint) else None
         self.checkpoint = checkpoint
         if checkpoint is not None:
@@ -303,11 +401,20 @@ class _Run:
         module = load_backend(self.backend)
         imported = time.perf_counter()
         weights = self.checkpoint.weights if self.checkpoint is not None else None
-        self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype, device=self.training.device,
-                                  weights=weights)
         options = {"compiled": True} if compiled else {}
-        self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
-                                    training=self.training, **options)
+        if self.cluster is None:
+            self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype, device=self.training.device,
+                                      weights=weights)
+            self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
+                                        training=self.training, **options)
+        else:
+            # Join the framework's own distributed runtime first; the model and the engine are
+            # then built inside it (TensorFlow: under the strategy's scope).
+            with module.distributed.join(self.cluster, self.training.device):
+                self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype,
+                                          device=self.training.device, weights=weights)
+                self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
+                                            training=self.training, cluster=self.cluster, **options)
         if self.checkpoint is not None:
             self.engine.load_optimizer_state(self.checkpoint.optimizer, self.step)
             self.good = _Snapshot(self.step, dict(self.checkpoint.weights), dict(self.checkpoint.optimizer))
@@ -325,7 +432,8 @@ class _Run:
 
         training = self.training
         schedule = training.schedule.model_dump()
-        bar = _Progress(progress, self.total_steps, f"{self.spec.name} [{self.backend}]", self.step)
+        label = f"{self.spec.name} [{self.backend}" + (f" x{self.cluster.world_size}]" if self.cluster else "]")
+        bar = _Progress(progress and self.writer, self.total_steps, label, self.step)
         for epoch in range(self.epoch, training.epochs):
             done = self.position if epoch == self.epoch else 0
             if self.step >= self.total_steps and done == 0:
@@ -338,8 +446,15 @@ class _Run:
                     break
                 indices = order[position]
                 step = self.step
-                loss = self.engine.train_step(indices, step, learning_rate(schedule, training.optimizer.learning_rate, step))
-                self.pending.append(loss)
+                rate = learning_rate(schedule, training.optimizer.learning_rate, step)
+                if self.cluster is None:
+                    loss = self.engine.train_step(indices, step, rate)
+                    self.pending.append(loss)
+                else:
+                    mine, offset, fraction = self._share(indices)
+                    loss = self.engine.train_step(mine, step, rate, offset=offset, fraction=fraction)
+                    self.pending.append(loss)
+                    self.fractions.append(fraction)
                 for callback in self.callbacks:
                     if hasattr(callback, "on_step_end"):
                         callback.on_step_end(step, loss)
@@ -371,7 +486,14 @@ class _Run:
                 break
         bar.close()
 
+    def _share(self, indices: np.ndarray) -> tuple[np.ndarray, int, float]:
+        from archspec.distributed import share
+
+        return share(indices, self.cluster.world_size, self.cluster.rank)
+
     def _last_loss(self) -> float:
+        # With workers, the progress bar shows the loss of rank 0's share of the batch:
+        # the batch's loss needs a collective, which only happens at checkpoints.
         if self.pending:
             return float(self.engine.losses_to_numpy(self.pending[-1:])[0])
         return self.losses[-1] if self.losses else float("nan")
@@ -381,7 +503,7 @@ class _Run:
         sizes = [len(indices) for indices in order[:len(losses)]]
         row = {"epoch": epoch + 1, "steps": self.step, "seconds": seconds,
                "loss": float(np.average(losses, weights=sizes))}
-        if self.evaluate_every_epoch:
+        if self.evaluate_every_epoch and self.writer:
             eval_start = time.perf_counter()
             for split in ("train", "validation", "test"):
                 pair = getattr(self.splits, split)
@@ -401,6 +523,10 @@ class _Run:
             return
         values = self.engine.losses_to_numpy(self.pending)
         self.pending = []
+        if self.cluster is not None:
+            # A batch's loss is the share-weighted sum of the workers' mean losses.
+            values = self.engine.all_reduce_sum(values * np.asarray(self.fractions))
+            self.fractions = []
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
             raise self._diverged(len(self.losses) + int(bad[0]), float(values[bad[0]]))
@@ -424,8 +550,13 @@ class _Run:
         return weights, optimizer
 
     def _checkpoint(self, epoch: int, position: int, weights, optimizer) -> None:
-        """Write the captured state to ``out/checkpoint``, all of it or nothing."""
+        """Write the captured state to ``out/checkpoint``, all of it or nothing (rank 0 only)."""
         if self.out is None:
+            return
+        if not self.writer:
+            from archspec.checkpoint import checkpoint_folder
+
+            self.last_checkpoint = checkpoint_folder(self.out)
             return
         from archspec import __version__
         from archspec.checkpoint import CheckpointState, Progress, RunSettings, spec_hash, write_checkpoint
@@ -467,8 +598,12 @@ class _Run:
         self.model.set_weights(self.good.weights)
         self.engine.load_optimizer_state(self.good.optimizer, self.good.step)
         for replay in range(self.good.step, step):
-            self.engine.train_step(self._indices(replay), replay,
-                                   learning_rate(schedule, training.optimizer.learning_rate, replay))
+            rate = learning_rate(schedule, training.optimizer.learning_rate, replay)
+            if self.cluster is None:
+                self.engine.train_step(self._indices(replay), replay, rate)
+            else:
+                mine, offset, fraction = self._share(self._indices(replay))
+                self.engine.train_step(mine, replay, rate, offset=offset, fraction=fraction)
         weights = self.model.get_weights()
         parameter = first_nonfinite_parameter(weights)
         if parameter is not None:
@@ -489,9 +624,10 @@ class _Run:
 
     def finish(self) -> TrainResult:
         history = self.history + ([self.partial_row] if self.partial_row else [])
+        self._sync()
         final = {}
         eval_start = time.perf_counter()
-        for split, pair in self.splits.as_dict().items():
+        for split, pair in self.splits.as_dict().items() if self.writer else ():
             final[split] = evaluate(self.model, pair[0], pair[1], self.training, self.head, self.num_classes)
         self.timings["eval_seconds"] += time.perf_counter() - eval_start
         train_seconds = self.timings["train_seconds"]
@@ -504,12 +640,15 @@ class _Run:
                   "batch_size": self.training.batch_size}
         if self.first_step:
             config["resumed_at_step"] = self.first_step
+        if self.cluster is not None:
+            config["workers"] = self.cluster.world_size
+            config["rank"] = self.cluster.rank
         result = TrainResult(self.backend, self.model, history, np.asarray(self.losses, dtype=np.float64), final,
                              timings, self.step, self.samples_seen, config)
         for callback in self.callbacks:
             if hasattr(callback, "on_train_end"):
                 callback.on_train_end(result)
-        if self.out is not None:
+        if self.out is not None and self.writer:
             write_run(result, self.out)
         return result
 

@@ -17,7 +17,7 @@ from archspec.errors import DataError, UsageError
 from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
-from . import layout
+from . import distributed, layout
 from .model import TensorFlowModel
 from .optimizers import Optimizer
 
@@ -73,11 +73,14 @@ class Engine:
 
     ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
     cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
-    ``compiled`` compiles the step with XLA (``jit_compile=True``).
+    ``compiled`` compiles the step with XLA (``jit_compile=True``). ``cluster`` (an
+    ``archspec.distributed.Cluster``; model and engine built under ``distributed.join``):
+    the step runs as one replica of MultiWorkerMirroredStrategy, gradients summed across
+    workers, batch normalisation on the statistics of the global batch.
     """
 
     def __init__(self, model: TensorFlowModel, *, x: Mapping[str, np.ndarray], y: np.ndarray, training: Training,
-                 compiled: bool = False):
+                 compiled: bool = False, cluster=None):
         graph = model.graph
         if not graph.heads:
             raise UsageError("training needs a model with one output (a head)")
@@ -103,14 +106,20 @@ class Engine:
             if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
         ]
         with tf.device(model.device):
-            self.optimizer = Optimizer(training.optimizer, self.variables)
+            # Under a strategy, XLA cannot assign its mirrored variables: the update runs unfused.
+            self.optimizer = Optimizer(training.optimizer, self.variables, fused=cluster is None)
         self.steps_taken = 0
         signature = [
             tf.TensorSpec([None], tf.int64, name="indices"),
             tf.TensorSpec([], tf.int64, name="step"),
             tf.TensorSpec([], tf.float64, name="learning_rate"),
         ]
-        self._step = tf.function(self._train_step, input_signature=signature, jit_compile=compiled or None)
+        if cluster is None:
+            self._step = tf.function(self._train_step, input_signature=signature, jit_compile=compiled or None)
+        else:
+            signature += [tf.TensorSpec([], tf.int64, name="offset"), tf.TensorSpec([], tf.float64, name="fraction")]
+            self._step = tf.function(self._distributed_step, input_signature=signature)
+        self.distributed = cluster is not None
 
     def _loss(self, inputs: dict[str, tf.Tensor], target: tf.Tensor) -> tf.Tensor:
         logits = self.model.logits_model(inputs, training=True)
@@ -135,14 +144,43 @@ class Engine:
             self.optimizer.apply(grads, learning_rate, step + 1)
         return loss
 
-    def train_step(self, indices: np.ndarray, step: int, learning_rate: float) -> tf.Tensor:
+    def _distributed_step(self, indices, step, learning_rate, offset, fraction) -> tf.Tensor:
+        strategy = distributed.strategy()
+        with tf.device(self.model.device):
+            self.model.step.assign(step)
+            self.model.offset.assign(offset)
+            loss, grads = strategy.run(self._replica_gradients, args=(indices, fraction))
+            self.optimizer.apply([distributed.local(grad) for grad in grads], learning_rate, step + 1)
+        return distributed.local(loss)
+
+    def _replica_gradients(self, indices, fraction):
+        """This worker's loss and the summed gradients of all workers, each weighted by its share."""
+        inputs = {name: tf.gather(tensor, indices) for name, tensor in self.x.items()}
+        with tf.GradientTape() as tape:
+            loss = self._loss(inputs, tf.gather(self.y, indices))
+            weighted = loss * tf.cast(fraction, loss.dtype)
+        grads = tape.gradient(weighted, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads = [tf.convert_to_tensor(grad) for grad in grads]
+        return loss, tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+
+    def train_step(self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0,
+                   fraction: float = 1.0) -> tf.Tensor:
         """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
 
-        Returns the batch loss (penalties included) as a scalar tensor, without synchronising.
+        With workers: ``indices`` are this worker's share of the global batch, starting at
+        position ``offset`` in it and making up ``fraction`` of it. Returns the share's mean
+        loss (penalties included) as a scalar tensor, without synchronising.
         """
-        loss = self._step(np.asarray(indices, dtype=np.int64), np.int64(step), np.float64(learning_rate))
+        arguments = [np.asarray(indices, dtype=np.int64), np.int64(step), np.float64(learning_rate)]
+        if self.distributed:
+            arguments += [np.int64(offset), np.float64(fraction)]
+        loss = self._step(*arguments)
         self.steps_taken = step + 1
         return loss
+
+    def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise sum of ``values`` over all workers."""
+        return distributed.all_reduce_sum(values)
 
     def losses_to_numpy(self, losses: list) -> np.ndarray:
         """Many step losses as one float64 array, with one device synchronisation."""

@@ -31,13 +31,15 @@ class BuildContext:
     dtype: str
     seed: int
     step: tf.Variable
+    offset: tf.Variable | None = None  # the first sample's position in the global batch
 
 
 @keras.saving.register_keras_serializable(package="archspec")
 class Dropout(keras.layers.Layer):
     """Dropout whose keep mask is ``archspec.random``'s (seed, layer, step, position, element)."""
 
-    def __init__(self, rate: float, seed: int, layer_index: int, step: tf.Variable | None = None, **kwargs):
+    def __init__(self, rate: float, seed: int, layer_index: int, step: tf.Variable | None = None,
+                 offset: tf.Variable | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rate = rate
         self.seed = seed
@@ -45,11 +47,13 @@ class Dropout(keras.layers.Layer):
         # A plain tf.Variable, not a Keras weight: it is no parameter (count_params
         # ignores it) and the engine assigns it inside its compiled step.
         self.step = step if step is not None else tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.offset = offset if offset is not None else tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
             return inputs
-        keep = fused_dropout_keep_mask(self.seed, self.layer_index, self.step, tf.shape(inputs), self.rate)
+        keep = fused_dropout_keep_mask(self.seed, self.layer_index, self.step, tf.shape(inputs), self.rate,
+                                       self.offset)
         return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
 
     def compute_output_shape(self, input_shape):
@@ -69,7 +73,8 @@ def _activation(node, context):
 
 
 def _dropout(node, context):
-    return Dropout(node.layer.rate, context.seed, node.index, context.step, name=node.id, dtype=context.dtype)
+    return Dropout(node.layer.rate, context.seed, node.index, context.step, context.offset, name=node.id,
+                   dtype=context.dtype)
 
 
 def _flatten(node, context):
@@ -106,10 +111,34 @@ def _global_avgpool2d(node, context):
 
 def _batch_norm(node, context):
     layer = node.layer
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         axis=-1, momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale,
         name=node.id, dtype=context.dtype,
     )
+
+
+@keras.saving.register_keras_serializable(package="archspec")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras' batch normalisation; under a distribution strategy with several replicas the
+    training statistics are those of the global batch.
+
+    Two passes, as on one replica (Keras' ``synchronized=True`` uses E[x^2] - E[x]^2, which
+    rounds differently): the mean from all-reduced sums and counts, then the variance from
+    all-reduced squared deviations. The all-reduce differentiates, so gradients flow across
+    workers.
+    """
+
+    def _moments(self, inputs, mask):
+        context = tf.distribute.get_replica_context()
+        if mask is not None or context is None or context.num_replicas_in_sync == 1:
+            return super()._moments(inputs, mask)
+        axes = self._reduction_axes
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)[None]
+        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.concat([tf.reduce_sum(inputs, axes), count], 0))
+        n = totals[-1]
+        mean = totals[:-1] / n
+        squares = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(inputs - mean), axes))
+        return mean, squares / n
 
 
 def _layer_norm(node, context):

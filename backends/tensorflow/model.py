@@ -48,6 +48,8 @@ class TensorFlowModel(CompiledModel):
         self.device = device
         with tf.device(device):
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="dropout_step")
+            # Where this worker's share starts in the global batch (dropout indexes samples by it).
+            self.offset = tf.Variable(0, dtype=tf.int64, trainable=False, name="dropout_offset")
             self._build()
         self.slots = layout.native_slots(graph, self.layers)
         # TensorFlow's "frequent retracing" warning counts traces per code object, so every
@@ -57,7 +59,7 @@ class TensorFlowModel(CompiledModel):
     def _build(self) -> None:
         graph, dtype = self.graph, self.dtype
         seed = graph.spec.training.seed if graph.spec.training else 0
-        context = BuildContext(dtype, seed, self.step)
+        context = BuildContext(dtype, seed, self.step, self.offset)
         inputs = {
             name: keras.Input(tuple(spec.shape), dtype=dtype if spec.dtype == "float" else spec.dtype, name=name)
             for name, spec in graph.spec.inputs.items()
@@ -136,6 +138,7 @@ class TensorFlowModel(CompiledModel):
                     if model_input.dtype == "float":
                         tape.watch(tensors[name])
             self.step.assign(step)
+            self.offset.assign(0)
             values = self._infer(tensors, training=training)
         return tensors, dict(zip(self._forward_names, values))
 

@@ -80,7 +80,7 @@ class Optimizer:
     in the variable's native layout (zeros at the start, as in the reference).
     """
 
-    def __init__(self, spec: OptimizerSpec, variables: list):
+    def __init__(self, spec: OptimizerSpec, variables: list, fused: bool = True):
         options = options_from_spec(spec)
         self.update = UPDATES[spec.type]
         self.settings = {k: v for k, v in resolve_options(spec.type, options).items() if k != "lr"}
@@ -92,7 +92,7 @@ class Optimizer:
         ]
         # XLA fuses the element-wise update of each variable into one loop instead of
         # ~15 separate kernels; the formulas (and the float64 scalars) are unchanged.
-        self._fused_apply = tf.function(self._apply, jit_compile=True)
+        self._fused_apply = tf.function(self._apply, jit_compile=True) if fused else self._apply
 
     def apply(self, grads: list[tf.Tensor], lr: tf.Tensor, count: tf.Tensor) -> None:
         """One update with ``grads`` (one per variable); ``lr``: float64 scalar; ``count``: int64, 1-based."""

@@ -24,16 +24,18 @@ def _fold(h: tf.Tensor, counter: tf.Tensor) -> tf.Tensor:
     return mix32(tf.bitwise.bitwise_xor(h, mix32(tf.bitwise.bitwise_and(counter, MASK32))))
 
 
-def dropout_keep_mask(seed: int, layer: int, step: tf.Tensor, shape: tf.Tensor, rate: float) -> tf.Tensor:
+def dropout_keep_mask(seed: int, layer: int, step: tf.Tensor, shape: tf.Tensor, rate: float,
+                      offset: tf.Tensor | int = 0) -> tf.Tensor:
     """Boolean keep mask of ``shape`` = (batch, *features), as ``archspec.random.dropout_keep_mask``.
 
     ``step`` is an int64 scalar tensor (the 0-based optimizer step); ``shape`` may be dynamic.
+    ``offset``: the position of the first row in the global batch (a worker's share starts there).
     """
     h = mix32(tf.constant(seed & MASK32, tf.int64))
     h = _fold(h, tf.constant(layer, tf.int64))
     h = _fold(h, tf.cast(step, tf.int64))
     # The per-sample prefix is computed on (batch, 1); only the last fold is full size.
-    position = tf.range(tf.cast(shape[0], tf.int64), dtype=tf.int64)[:, None]
+    position = tf.range(tf.cast(shape[0], tf.int64), dtype=tf.int64)[:, None] + tf.cast(offset, tf.int64)
     h = _fold(h, position)
     element = tf.range(tf.cast(tf.reduce_prod(shape[1:]), tf.int64), dtype=tf.int64)[None, :]
     h = _fold(h, element)

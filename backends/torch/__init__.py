@@ -1,6 +1,7 @@
 """The PyTorch backend: builds a spec's graph as a ``torch.nn.Module`` (see ``model.py``)."""
 
+from . import distributed
 from .engine import Engine
 from .model import GraphModule, TorchModel, build
 
-__all__ = ["Engine", "GraphModule", "TorchModel", "build"]
+__all__ = ["Engine", "distributed", "GraphModule", "TorchModel", "build"]

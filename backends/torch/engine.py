@@ -17,7 +17,8 @@ from archspec.errors import DataError, UsageError
 from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
-from . import layout
+from . import distributed, layout
+from .layers import BatchNorm
 from .model import TorchModel
 from .optimizers import build_optimizer, read_slot, set_learning_rate, slots, write_state
 
@@ -60,11 +61,14 @@ class Engine:
 
     ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
     cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
-    ``compiled`` runs the forward pass and loss through ``torch.compile``.
+    ``compiled`` runs the forward pass and loss through ``torch.compile``. ``cluster``
+    (an ``archspec.distributed.Cluster``, after ``distributed.join``): the loss runs through
+    ``DistributedDataParallel``, which averages the gradients across workers, and batch
+    normalisation uses the statistics of the global batch.
     """
 
     def __init__(self, model: TorchModel, *, x: Mapping[str, np.ndarray], y: np.ndarray, training: Training,
-                 compiled: bool = False, foreach: bool = True):
+                 compiled: bool = False, foreach: bool = True, cluster=None):
         graph = model.graph
         if not graph.heads:
             raise UsageError("training needs a model with one output (a head)")
@@ -92,6 +96,17 @@ class Engine:
         self.slots = slots(training.optimizer)
         self.compiled = compiled
         self._loss = torch.compile(self._forward_loss, dynamic=False) if compiled else self._forward_loss
+        self.world_size = 1
+        if cluster is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.world_size = cluster.world_size
+            for layer in self.module.modules():
+                if isinstance(layer, BatchNorm):
+                    layer.synchronized = True
+            # DDP hooks the parameters of the module it wraps: the loss must run through its forward.
+            # Buffers need no broadcast: synchronised statistics are the same on every worker.
+            self._loss = DistributedDataParallel(_Objective(self), forward_sync_buffers=False)
 
     def _forward_loss(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         logits = self.module.tensors(inputs, (self.head.logits,))[self.head.logits]
@@ -103,22 +118,34 @@ class Engine:
                 loss = loss + l2 * (tensor * tensor).sum()
         return loss
 
-    def train_step(self, indices: np.ndarray, step: int, learning_rate: float) -> torch.Tensor:
+    def train_step(self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0,
+                   fraction: float = 1.0) -> torch.Tensor:
         """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
 
-        Returns the batch loss (penalties included) as a 0-d tensor, without synchronising.
+        With workers: ``indices`` are this worker's share of the global batch, starting at
+        position ``offset`` in it and making up ``fraction`` of it. Returns the share's mean
+        loss (penalties included) as a 0-d tensor, without synchronising.
         """
         index = torch.as_tensor(indices, dtype=torch.int64).to(self.model.device, non_blocking=True)
         if not self.module.training:
             self.module.train()
-        self.module.set_step(step, eager=not self.compiled)
+        self.module.set_step(step, eager=not self.compiled, offset=offset)
         inputs = {name: tensor.index_select(0, index) for name, tensor in self.x.items()}
         loss = self._loss(inputs, self.y.index_select(0, index))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.world_size > 1:
+            # DDP averages the workers' gradients; weighting each by world_size * its share
+            # of the batch makes the average the gradient of the global batch's mean loss.
+            (loss * (fraction * self.world_size)).backward()
+        else:
+            loss.backward()
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()
         return loss.detach()
+
+    def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise sum of ``values`` over all workers."""
+        return distributed.all_reduce_sum(values, self.model.device)
 
     def losses_to_numpy(self, losses: list) -> np.ndarray:
         """Many step losses as one float64 array, with one device synchronisation."""
@@ -161,3 +188,15 @@ class Engine:
             tensor.grad = torch.from_numpy(layout.to_native(slot, grads[slot.canonical])).to(tensor.device, tensor.dtype)
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()
+
+
+class _Objective(torch.nn.Module):
+    """The engine's loss as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, engine: Engine):
+        super().__init__()
+        self.graph = engine.module
+        self._engine = [engine]  # a list: not a submodule, not a reference cycle in the module tree
+
+    def forward(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        return self._engine[0]._forward_loss(inputs, target)

@@ -61,7 +61,8 @@ class Dense(nn.Module):
 class Dropout(nn.Module):
     """Zeroes the units whose neutral hash falls below ``rate * 2**32``; identity in eval mode.
 
-    ``forward`` takes the optimizer step (an int64 scalar tensor held by the model).
+    ``forward`` takes the optimizer step (an int64 scalar tensor held by the model) and
+    the position of the first sample in the global batch (non-zero on workers after the first).
     """
 
     def __init__(self, context: BuildContext, rate: float, layer_index: int, sample_shape: tuple[int, ...]):
@@ -76,14 +77,15 @@ class Dropout(nn.Module):
         # mix32(position) for batch positions 0..n-1, grown on demand.
         self.register_buffer("position_hashes", torch.zeros((0, 1), dtype=torch.int64, device=context.device), persistent=False)
 
-    def forward(self, x: torch.Tensor, step: torch.Tensor | int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, step: torch.Tensor | int, offset: int = 0) -> torch.Tensor:
         if not self.training or self.rate == 0.0:
             return x
         batch = x.shape[0]
-        if self.position_hashes.shape[0] < batch:
-            positions = torch.arange(batch, dtype=torch.int64, device=x.device).unsqueeze(1)
+        if self.position_hashes.shape[0] < offset + batch:
+            positions = torch.arange(offset + batch, dtype=torch.int64, device=x.device).unsqueeze(1)
             self.position_hashes = random.mix32(positions)
-        keep = random.keep_mask(self.prefix, step, self.position_hashes[:batch], self.element_hashes, self.threshold)
+        mixed = self.position_hashes[offset:offset + batch]
+        keep = random.keep_mask(self.prefix, step, mixed, self.element_hashes, self.threshold)
         # Dividing first keeps the kept values bit-equal to the reference's x / (1 - rate).
         return (x / (1.0 - self.rate)) * keep.reshape(x.shape).to(x.dtype)
 
@@ -193,7 +195,11 @@ class BatchNorm(nn.Module):
     Training: batch mean and biased variance; ``running = momentum * running +
     (1 - momentum) * batch_statistic`` (torch's own batch_norm uses the unbiased
     variance there and the opposite momentum, hence this module). Eval: running statistics.
+    With ``synchronized`` (set by a distributed engine) the statistics are those of the
+    global batch: sums all-reduced across workers, in the same two passes.
     """
+
+    synchronized = False
 
     def __init__(self, context: BuildContext, channels: int, momentum: float, epsilon: float, scale: bool, center: bool):
         super().__init__()
@@ -204,7 +210,12 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_var", _buffer(context, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training and self.synchronized:
+            mean, var = _global_moments(x)
+            with torch.no_grad():
+                self.running_mean.copy_(self.momentum * self.running_mean + (1 - self.momentum) * mean)
+                self.running_var.copy_(self.momentum * self.running_var + (1 - self.momentum) * var)
+        elif self.training:
             var, mean = torch.var_mean(x, dim=tuple(range(x.dim() - 1)), correction=0)
             with torch.no_grad():
                 self.running_mean.copy_(self.momentum * self.running_mean + (1 - self.momentum) * mean)
@@ -220,6 +231,44 @@ class BatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.running_mean.shape[0]}, momentum={self.momentum}, epsilon={self.epsilon}"
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over all workers; the gradient of every worker's input is the sum of the
+    workers' upstream gradients (each worker's loss depends on every worker's input)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, upstream: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        total = upstream.contiguous().clone()
+        dist.all_reduce(total)
+        return total
+
+
+def _global_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and biased variance over every axis but the last, across all workers' batches.
+
+    Two passes, as on one worker: the mean from the summed sums and counts, then the
+    variance from the summed squared deviations. The all-reduce differentiates (its
+    backward sums the workers' upstream gradients), so gradients flow across workers.
+    """
+    all_reduce = _AllReduceSum.apply
+    dims = tuple(range(x.dim() - 1))
+    count = x.new_full((1,), x.numel() // x.shape[-1])
+    totals = all_reduce(torch.cat([x.sum(dims), count]))
+    n = totals[-1]
+    mean = totals[:-1] / n
+    var = all_reduce(((x - mean) ** 2).sum(dims)) / n
+    return mean, var
 
 
 class LayerNorm(nn.Module):

@@ -100,10 +100,13 @@ class GraphModule(nn.Module):
         # the host instead of running a chain of 0-d tensor ops; compiled runs read the buffer
         # (a tensor, so the compiled graph is not specialised on every step).
         self.step_value: int | None = 0
+        # Where this worker's share starts in the global batch (dropout indexes samples by it).
+        self.position_offset = 0
 
-    def set_step(self, step: int, eager: bool = True) -> None:
+    def set_step(self, step: int, eager: bool = True, offset: int = 0) -> None:
         self.step.fill_(step)
         self.step_value = step if eager else None
+        self.position_offset = offset
 
     def tensors(self, inputs: Mapping[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
         """The tensors named ``names`` (node ids, ``"{id}:pre"`` or input names) for ``inputs``."""
@@ -113,7 +116,8 @@ class GraphModule(nn.Module):
             arguments = [values[name] for name in node.inputs]
             module = self.layers[node.key]
             if node.takes_step:
-                result = module(*arguments, self.step if self.step_value is None else self.step_value)
+                step = self.step if self.step_value is None else self.step_value
+                result = module(*arguments, step, self.position_offset)
             else:
                 result = module(*arguments)
             if node.activation is not None:

@@ -1,0 +1,44 @@
+"""torch's side of data-parallel training: join the process group that torchrun's environment describes.
+
+Gradients are averaged by ``DistributedDataParallel`` (``engine.py``); batch statistics are
+summed with ``torch.distributed.nn.functional.all_reduce``, which differentiates (``layers.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from archspec.distributed import Cluster
+from archspec.errors import BackendUnavailableError
+
+
+@contextlib.contextmanager
+def join(cluster: Cluster, device: str):
+    """Join ``cluster``'s process group (gloo on the CPU, NCCL on GPUs) if not joined yet."""
+    threads = os.environ.get("ARCHSPEC_WORKER_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    use_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_gpu:
+        torch.cuda.set_device(cluster.local_rank % torch.cuda.device_count())
+    if not dist.is_initialized():
+        host, _, port = cluster.addresses[0].rpartition(":")
+        backend = "nccl" if use_gpu else "gloo"
+        if not dist.is_backend_available(backend):
+            raise BackendUnavailableError(f"torch.distributed has no '{backend}' backend in this torch build")
+        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=cluster.rank,
+                                world_size=cluster.world_size, timeout=timedelta(seconds=cluster.timeout))
+    yield
+
+
+def all_reduce_sum(values: np.ndarray, device: torch.device) -> np.ndarray:
+    """The element-wise sum of ``values`` over all workers (float64)."""
+    tensor = torch.as_tensor(np.asarray(values, dtype=np.float64), device=device)
+    dist.all_reduce(tensor)
+    return tensor.cpu().numpy()
