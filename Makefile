@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/.data
 BIN := $(VENV)/bin
 export ARCHSPEC_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install test demo bench bench-validate parity-report accuracy clean
+.PHONY: install test demo bench bench-distributed bench-validate parity-report accuracy clean
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ demo:
 
 bench:
 	$(BIN)/python benchmarks/bench_training.py --out benchmarks/results.md
+
+bench-distributed:
+	$(BIN)/python benchmarks/bench_distributed.py --out benchmarks/distributed.md
 
 bench-validate:
 	$(BIN)/python benchmarks/bench_validate.py

@@ -324,7 +324,7 @@ def _failure(processes: list[subprocess.Popen], folder: Path, first: int) -> Arc
     report = folder / f"error-{first}.json"
     if report.is_file():
         detail = ": " + json.loads(report.read_text())["message"].splitlines()[-1]
-    elif first != 0:
+    elif first != 0 and code > 0:
         log = folder / f"worker-{first}.log"
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
         detail = f" (last output: {lines[-1].strip()[:200]})" if lines else ""

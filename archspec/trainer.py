@@ -280,12 +280,27 @@ def _launch(spec, backend, workers, timeout, data, callbacks, options) -> TrainR
         paths = {key: None if options[key] is None else str(Path(options[key]).resolve())
                  for key in ("out", "resume", "data_dir")}
         job = {"spec": str(spec_path), "backend": backend, "data": data_path, "options": {**options, **paths}}
-        outcome = launch(job, workers, timeout)
+        try:
+            outcome = launch(job, workers, timeout)
+        except TrainingError as error:
+            raise TrainingError(f"{error}{_kept_checkpoint(options['out'] or options['resume'])}") from None
     dtype = outcome["config"]["dtype"]
     model = compile_spec(spec, backend=backend, dtype=dtype, device=options["device"], weights=outcome["weights"])
     config = {**outcome["config"], "workers": workers}
     return TrainResult(backend, model, outcome["history"], np.asarray(outcome["step_losses"], dtype=np.float64),
                        outcome["final"], outcome["timings"], outcome["steps"], outcome["samples_seen"], config)
+
+
+def _kept_checkpoint(out) -> str:
+    from archspec.checkpoint import read_checkpoint
+
+    if out is None:
+        return ""
+    try:
+        step = read_checkpoint(out).state.progress.step
+    except CheckpointError:
+        return ""
+    return f"; the last checkpoint (step {step}) is kept in {out}: continue with --resume {out}"
 
 
 def _save_data(data, folder: Path) -> str:

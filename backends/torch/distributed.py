@@ -28,12 +28,14 @@ def join(cluster: Cluster, device: str):
     if use_gpu:
         torch.cuda.set_device(cluster.local_rank % torch.cuda.device_count())
     if not dist.is_initialized():
-        host, _, port = cluster.addresses[0].rpartition(":")
         backend = "nccl" if use_gpu else "gloo"
         if not dist.is_backend_available(backend):
             raise BackendUnavailableError(f"torch.distributed has no '{backend}' backend in this torch build")
-        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=cluster.rank,
-                                world_size=cluster.world_size, timeout=timedelta(seconds=cluster.timeout))
+        # env:// as under torchrun, whose agent may already host the store at MASTER_ADDR:MASTER_PORT.
+        for name, value in cluster.environment().items():
+            os.environ.setdefault(name, value)
+        dist.init_process_group(backend, init_method="env://", rank=cluster.rank, world_size=cluster.world_size,
+                                timeout=timedelta(seconds=cluster.timeout))
     yield
 
 

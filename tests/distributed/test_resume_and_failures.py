@@ -1,0 +1,184 @@
+"""Distributed runs: checkpoints cross worker counts, a lost worker ends the run cleanly,
+workers can be started by hand, and bad requests are refused before any worker starts work.
+
+The spec is the reliability tests' small MLP (batch norm and dropout; synthetic data, 15
+steps an epoch), so each case is a few seconds of training plus worker start-up.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import archspec
+from archspec.checkpoint import read_checkpoint
+from archspec.compare import tensor_relative_difference
+from archspec.distributed import free_ports
+from archspec.errors import UsageError
+from reliability.support import STEPS, checkpoint_step, write_spec
+
+BACKENDS = ["torch", "tensorflow"]
+CUT = 25  # the first run stops (and checkpoints) here, mid-epoch
+
+
+def assert_follows(label, expected, actual):
+    a, b = expected.step_losses, actual.step_losses
+    assert len(a) == len(b) == STEPS, f"{label}: {len(a)} vs {len(b)} steps"
+    relative = np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))
+    assert relative.max() <= 1e-9, f"{label}: step {int(np.argmax(relative))} differs by {relative.max():.3g} relative"
+    wa, wb = expected.model.get_weights(), actual.model.get_weights()
+    for name in wa:
+        difference = tensor_relative_difference(wa[name], wb[name])
+        assert difference <= 1e-8, f"{label}: final weight {name} differs by {difference:.3g} relative"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("before, after", [(2, 1), (1, 2)], ids=["2-then-1", "1-then-2"])
+def test_a_checkpoint_resumes_with_another_worker_count(tmp_path, backend, before, after):
+    spec = write_spec(tmp_path)
+    uninterrupted = archspec.train(spec, backend=backend, dtype="float64")
+    run = tmp_path / "run"
+    first = archspec.train(spec, backend=backend, dtype="float64", max_steps=CUT, checkpoint_every=10, out=run,
+                           workers=before)
+    assert first.steps == CUT and checkpoint_step(run) == CUT
+    assert read_checkpoint(run).state.backend == backend
+    resumed = archspec.train(spec, backend=backend, resume=run, max_steps=STEPS, workers=after)
+    assert resumed.config["resumed_at_step"] == CUT
+    assert_follows(f"{backend} {before} -> {after} workers", uninterrupted, resumed)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _rank_of(pid: int) -> int | None:
+    import json
+
+    try:
+        variables = dict(item.split("=", 1) for item in (Path("/proc") / str(pid) / "environ").read_text().split("\0")
+                         if "=" in item)
+    except OSError:
+        return None
+    if "TF_CONFIG" in variables:
+        return json.loads(variables["TF_CONFIG"])["task"]["index"]
+    return int(variables["RANK"]) if "RANK" in variables else None
+
+
+def _environment():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killing_a_worker_ends_the_run_with_a_clear_error_and_the_checkpoint_resumes(tmp_path, backend):
+    spec = write_spec(tmp_path, (Path(__file__).parents[1] / "reliability" / "support.py").read_text()
+                      .split('SPEC = """\\\n')[1].split('"""')[0].replace("epochs: 4", "epochs: 400"))
+    run = tmp_path / "run"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--workers", "2", "--quiet",
+         "--checkpoint-every", "4", "--out", str(run), "--worker-timeout", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+    )
+    deadline = time.monotonic() + 90
+    while (checkpoint_step(run) or 0) < 8:
+        assert launcher.poll() is None, launcher.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the run never wrote its second checkpoint"
+        time.sleep(0.05)
+    workers = {_rank_of(pid): pid for pid in _children(launcher.pid)}
+    assert set(workers) == {0, 1}, workers
+    os.kill(workers[1], signal.SIGKILL)
+    killed = time.monotonic()
+    _, stderr = launcher.communicate(timeout=60)
+    took = time.monotonic() - killed
+    assert launcher.returncode == 1, stderr[-2000:]
+    assert "worker 1 of 2" in stderr and "SIGKILL" in stderr and "the other workers were stopped" in stderr, stderr
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert took < 20, f"the run took {took:.1f} s to stop after losing a worker"
+    assert not Path(f"/proc/{workers[0]}").exists() or "zombie" in Path(f"/proc/{workers[0]}/status").read_text()
+
+    step = checkpoint_step(run)
+    assert step is not None and step >= 8 and step % 4 == 0, "the last checkpoint did not survive"
+    target = step + 6
+    resumed = subprocess.run(
+        [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--quiet", "--resume", str(run),
+         "--max-steps", str(target)],
+        capture_output=True, text=True, env=_environment(), timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert checkpoint_step(run) == target
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_started_by_hand_train_together(tmp_path, backend):
+    spec = write_spec(tmp_path)
+    ports = free_ports(2)
+    cluster = ",".join(f"127.0.0.1:{port}" for port in (ports if backend == "tensorflow" else ports[:1]))
+    run = tmp_path / "run"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--quiet", "--dtype", "float64",
+             "--max-steps", "20", "--out", str(run), "--rank", str(rank), "--cluster", cluster, "--workers", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-2000:]
+    assert "worker 1 of 2: done (20 steps)" in outputs[1][0]
+    assert "test" in outputs[0][0]  # rank 0 prints the metrics table
+    single = archspec.train(spec, backend=backend, dtype="float64", max_steps=20)
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(run / "weights.safetensors"))  # written by rank 0 alone
+    for name, value in single.model.get_weights().items():
+        assert tensor_relative_difference(value, weights[name]) <= 1e-8, name
+
+
+def test_refusals(tmp_path):
+    spec = write_spec(tmp_path)
+    with pytest.raises(UsageError, match="workers to be a positive integer"):
+        archspec.train(spec, workers=0)
+    with pytest.raises(UsageError, match="callbacks"):
+        archspec.train(spec, workers=2, callbacks=[object()])
+    with pytest.raises(UsageError, match="compiled steps"):
+        archspec.train(spec, workers=2, compiled=True)
+    # 65 samples in batches of 32: the last batch holds 1 sample, fewer than the 2 workers.
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(65, 16)), rng.integers(0, 2, size=65)
+    with pytest.raises(UsageError, match="the last batch holds 1 sample"):
+        archspec.train(spec, data=(x, y), workers=2, backend="torch")
+
+
+def test_torchrun_starts_the_workers(tmp_path):
+    """`torchrun ... --no-python archspec train` (no --workers): each process joins torchrun's group."""
+    spec = write_spec(tmp_path)
+    run = tmp_path / "run"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    archspec_cli = Path(sys.executable).parent / "archspec"
+    done = subprocess.run(
+        [str(torchrun), "--standalone", "--nnodes", "1", "--nproc-per-node", "2", "--no-python", str(archspec_cli),
+         "train", str(spec), "--backend", "torch", "--quiet", "--dtype", "float64", "--max-steps", "20", "--out", str(run)],
+        capture_output=True, text=True, env={**_environment(), "OMP_NUM_THREADS": "1"}, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "worker 1 of 2: done (20 steps)" in done.stdout
+    single = archspec.train(spec, backend="torch", dtype="float64", max_steps=20)
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(run / "weights.safetensors"))
+    for name, value in single.model.get_weights().items():
+        assert tensor_relative_difference(value, weights[name]) <= 1e-8, name
