@@ -324,7 +324,7 @@ def _failure(processes: list[subprocess.Popen], folder: Path, first: int) -> Arc
     report = folder / f"error-{first}.json"
     if report.is_file():
         detail = ": " + json.loads(report.read_text())["message"].splitlines()[-1]
-    elif first != 0 and code > 0:
+    elif first != 0 and code != -signal.SIGKILL:
         log = folder / f"worker-{first}.log"
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
         detail = f" (last output: {lines[-1].strip()[:200]})" if lines else ""
@@ -353,7 +353,11 @@ def worker_main(path: str) -> int:
                        "final": result.final, "timings": result.timings, "steps": result.steps,
                        "samples_seen": result.samples_seen, "config": result.config}
             atomic_write_bytes(folder / "result.json", json.dumps(summary).encode())
-        return 0
+        # Everything is on disk: skip the interpreter's teardown, where a framework's
+        # communication threads can abort the process after a successful run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     except ArchSpecError as error:
         _report(folder, cluster, type(error).__name__, str(error), True)  # the launcher raises it
         return error.exit_code

@@ -55,6 +55,11 @@ def join(cluster: Cluster, device: str):
         yield
 
 
+def leave() -> None:
+    """Nothing to tear down: the strategy lives as long as the process (TensorFlow cannot
+    create a second one in it)."""
+
+
 def strategy() -> tf.distribute.Strategy:
     if _strategy is None:
         raise BackendUnavailableError("no TensorFlow cluster was joined in this process")

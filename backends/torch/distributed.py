@@ -39,6 +39,14 @@ def join(cluster: Cluster, device: str):
     yield
 
 
+def leave() -> None:
+    """Leave together and destroy the process group: a gloo group torn down at interpreter
+    exit, or while a peer's is still up, can abort the process."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def all_reduce_sum(values: np.ndarray, device: torch.device) -> np.ndarray:
     """The element-wise sum of ``values`` over all workers (float64)."""
     tensor = torch.as_tensor(np.asarray(values, dtype=np.float64), device=device)
