@@ -1,6 +1,6 @@
 """Training speed of archspec against hand-written PyTorch and Keras, same models, same data.
 
-Usage: python benchmarks/bench_training.py [--repeats 3] [--models mlp,cnn,lstm]
+Usage: python benchmarks/bench_training.py [--repeats 2] [--processes 2] [--models mlp,cnn,lstm]
            [--implementations all|eager|NAME,...] [--steps N] [--threads N] [--quick]
            [--out FILE] [--json FILE]
 
@@ -8,7 +8,9 @@ Every implementation of every model runs in its own fresh Python process (import
 thread pools never mix), float32 on the CPU, on the training split of the spec's own data
 section (MNIST, 54000 samples: ``validation_split: 0.1``). Per implementation it reports:
 
-- epoch (s): the median over ``--repeats`` epochs after one warm-up epoch. The MLP runs
+- epoch (s): the median of the ``--repeats`` epochs each of ``--processes`` fresh processes
+  times after its warm-up epoch (the processes of all implementations run in interleaved
+  rounds, so a slow spell of the machine does not fall on one implementation). The MLP runs
   full epochs; the CNN and LSTM run epochs of ``--steps`` batches (default 150) on the
   first ``steps * batch_size`` training samples, scaled to a full epoch by sample count.
 - train samples/s, and inference samples/s over the 10000 test images (batches of 1024,
@@ -322,8 +324,10 @@ def measure_peak(runs: int, timeout: float = 300, threads: int | None = None) ->
 
 
 def measure_model(model: str, implementations, *, repeats: int, steps: int, inference_runs: int,
-                  peak_gflops: float, timeout: float, threads: int | None = None, log=None) -> dict:
-    """Every implementation of ``model``, each in its own process; rows with ratios filled in."""
+                  peak_gflops: float, timeout: float, threads: int | None = None, log=None, processes: int = 1) -> dict:
+    """Every implementation of ``model``, each in ``processes`` fresh processes run in
+    interleaved rounds (A B C, A B C, ...: a slow spell of the machine hits all alike);
+    rows with ratios filled in."""
     import archspec
 
     spec = archspec.load(ROOT / CONFIGS[model])
@@ -331,12 +335,16 @@ def measure_model(model: str, implementations, *, repeats: int, steps: int, infe
     batch = spec.training.batch_size
     samples = full_samples if steps == 0 else min(full_samples, steps * batch)
     flops = train_flops(spec)
+    runs = {key: [] for key in implementations}
+    for _ in range(processes):
+        for key in implementations:
+            job = {"kind": "train", "model": model, "impl": key, "repeats": repeats,
+                   "samples": samples, "inference_runs": inference_runs}
+            runs[key].append(run_job(job, timeout, threads))
     rows = []
     for key in implementations:
         impl = BY_KEY[key]
-        job = {"kind": "train", "model": model, "impl": key, "repeats": repeats,
-               "samples": samples, "inference_runs": inference_runs}
-        raw = run_job(job, timeout, threads)
+        raw = _merge_processes(runs[key])
         row = _row(model, impl, raw, full_samples, flops, peak_gflops)
         rows.append(row)
         if log:
@@ -351,6 +359,20 @@ def measure_model(model: str, implementations, *, repeats: int, steps: int, infe
                   f"of {full_samples} samples ({full_steps} steps)")
     return {"name": spec.name, "timing": timing, "rows": rows, "train_flops_per_sample": flops,
             "batch_size": batch}
+
+
+def _merge_processes(results: list[dict]) -> dict:
+    """One implementation's processes as one measurement: every process's timed epochs
+    (its warm-up epoch dropped) and inference runs pooled; the first process's warm-up and
+    start-up; ``process_medians``: each process's median epoch, to show the spread."""
+    failed = [r for r in results if "error" in r]
+    if failed:
+        return failed[0]
+    first = results[0]
+    merged = {**first, "epoch_seconds": [first["epoch_seconds"][0]] + [t for r in results for t in r["epoch_seconds"][1:]],
+              "inference_seconds": [t for r in results for t in r["inference_seconds"]]}
+    merged["process_medians"] = [statistics.median(r["epoch_seconds"][1:]) for r in results if r["epoch_seconds"][1:]]
+    return merged
 
 
 def _train_samples(spec) -> int:
@@ -377,6 +399,10 @@ def _row(model: str, impl: Implementation, raw: dict, full_samples: int, flops: 
     row.peak_share = row.train_gflops / peak_gflops
     row.startup_seconds = raw["startup_seconds"]
     row.note = raw.get("note", "")
+    medians = raw.get("process_medians", [])
+    if len(medians) > 1:
+        scale = full_samples / raw["samples_per_epoch"]
+        row.note += ("; " if row.note else "") + "per process: " + ", ".join(f"{m * scale:.3f}" for m in medians) + " s"
     return row
 
 
@@ -414,11 +440,11 @@ def machine_info() -> dict:
 
 def run_benchmark(models=("mlp", "cnn", "lstm"), implementations=tuple(BY_KEY), *, repeats: int = 3,
                   steps: int | None = None, quick: bool = False, timeout: float = 1800, threads: int | None = None,
-                  log=None) -> Report:
+                  log=None, processes: int = 1) -> Report:
     """Measure every model with every implementation; ``steps`` None means the per-model default,
     ``threads`` None the frameworks' own thread counts."""
     if quick:
-        repeats = 1
+        repeats, processes = 1, 1
     inference_runs = 1 if quick else max(3, repeats)
     import archspec
 
@@ -434,8 +460,9 @@ def run_benchmark(models=("mlp", "cnn", "lstm"), implementations=tuple(BY_KEY), 
         model_steps = QUICK_STEPS if quick else (DEFAULT_STEPS[model] if steps is None else steps)
         results[model] = measure_model(model, implementations, repeats=repeats, steps=model_steps,
                                        inference_runs=inference_runs, peak_gflops=peak, timeout=timeout,
-                                       threads=threads, log=log)
-    settings = {"repeats": repeats, "inference_runs": inference_runs, "quick": quick, "steps": steps, "threads": threads}
+                                       threads=threads, log=log, processes=processes)
+    settings = {"repeats": repeats, "inference_runs": inference_runs, "quick": quick, "steps": steps, "threads": threads,
+                "processes": processes}
     return Report(machine, settings, peak, results)
 
 
@@ -476,10 +503,12 @@ def render(report: Report) -> str:
         f"- python {m['python']}; {versions}; torch uses {m['torch_threads']} threads"
         + (f" (--threads {report.settings['threads']} caps every framework)" if report.settings["threads"] else ""),
         f"- float32 matmul peak: {report.peak_gflops:.1f} GFLOP/s (torch.matmul {PEAK_SIZE}x{PEAK_SIZE}, median)",
-        "- float32, CPU, each implementation in its own fresh process; the spec's training split "
+        f"- float32, CPU, each implementation in {report.settings.get('processes', 1)} fresh process(es), "
+        "run in interleaved rounds (every implementation once, then again); the spec's training split "
         "(MNIST train minus the last 10% for validation); inference over the 10000 test images "
         f"in batches of 1024, median of {report.settings['inference_runs']} after a warm-up call",
-        f"- epoch (s): median of {report.settings['repeats']} epoch(s) after 1 warm-up epoch; "
+        f"- epoch (s): median of the {report.settings['repeats']} epoch(s) each process times after its warm-up "
+        "epoch, pooled over the processes (the note gives each process's median); "
         "train GFLOP/s = 3 x 2 x forward multiply-adds per sample (dense, conv, recurrent matmuls) x samples/s",
         "- warm-up epoch (s): the first epoch as run (same steps as a timed one, not scaled), "
         "tracing and compilation included; start-up (s): framework import + model build (archspec: "
@@ -557,7 +586,9 @@ def _models(text: str) -> tuple[str, ...]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after the warm-up epoch (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed epochs per process after its warm-up epoch (default 2)")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="fresh processes per implementation, in interleaved rounds (default 2)")
     parser.add_argument("--models", type=_models, default=tuple(CONFIGS), help="comma-separated: mlp,cnn,lstm")
     parser.add_argument("--implementations", type=_implementations, default=tuple(BY_KEY),
                         help=f"all (default), eager (no compiled variants) or some of: {','.join(BY_KEY)}")
@@ -574,6 +605,8 @@ def main(argv=None) -> int:
     if args.worker:
         print(RESULT_MARK + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
+    if args.processes < 1:
+        parser.error(f"expected --processes >= 1, received {args.processes}")
     if args.repeats < 1:
         parser.error(f"expected --repeats >= 1, received {args.repeats}")
     if args.threads is not None and args.threads < 1:
@@ -584,7 +617,7 @@ def main(argv=None) -> int:
 
     try:
         report = run_benchmark(args.models, args.implementations, repeats=args.repeats, steps=args.steps,
-                               quick=args.quick, timeout=args.timeout, threads=args.threads,
+                               quick=args.quick, timeout=args.timeout, threads=args.threads, processes=args.processes,
                                log=lambda text: print(text, file=sys.stderr, flush=True))
     except (ArchSpecError, RuntimeError) as error:  # no MNIST, no peak: one line, not a traceback
         print(f"bench_training: {error}", file=sys.stderr)

@@ -106,8 +106,7 @@ class Engine:
             if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
         ]
         with tf.device(model.device):
-            # Under a strategy, XLA cannot assign its mirrored variables: the update runs unfused.
-            self.optimizer = Optimizer(training.optimizer, self.variables, fused=cluster is None)
+            self.optimizer = Optimizer(training.optimizer, self.variables)
         self.steps_taken = 0
         signature = [
             tf.TensorSpec([None], tf.int64, name="indices"),
