@@ -123,11 +123,18 @@ def train_flops(spec) -> int:
 # --- the worker: one implementation in a fresh process ------------------------------
 
 
+PAIRS = {"torch": ("archspec_torch", "torch_tensor_loop", "torch_dataloader"),
+         "tensorflow": ("archspec_tensorflow", "keras_fit")}
+"""Per framework: archspec's eager implementation, then the hand-written code it is paired with."""
+
+
 def worker(job: dict) -> dict:
     """Run one job in this process and return its raw measurements (or ``{"error": ...}``)."""
     if job["kind"] == "peak":
         return _measure_peak(job["runs"])
     try:
+        if job["kind"] == "paired":
+            return _measure_paired(job)
         return _measure_training(job)
     except Exception as error:  # the row becomes "n/a" with this reason; the run goes on
         message = " ".join(f"{type(error).__name__}: {error}".split())
@@ -170,6 +177,19 @@ def _measure_training(job: dict) -> dict:
     result["samples_per_epoch"] = len(x)
     result["test_samples"] = len(x_test)
     return result
+
+
+def _measure_paired(job: dict) -> dict:
+    """One framework's implementations in this one process, alternating round after round:
+    each run builds its model, trains a warm-up epoch and one timed epoch. Process-level
+    variation (thread placement, memory layout: +-15% between processes on the 2-core VM
+    here) then falls on every implementation alike."""
+    epochs = {impl: [] for impl in job["impls"]}
+    for _ in range(job["rounds"]):
+        for impl in job["impls"]:
+            raw = _measure_training({**job, "impl": impl, "repeats": 1, "inference_runs": 0})
+            epochs[impl].append(raw["epoch_seconds"][1])
+    return {"epoch_seconds": epochs}
 
 
 def _timed_inference(infer, runs: int) -> list[float]:
@@ -284,6 +304,7 @@ class Report:
     settings: dict
     peak_gflops: float
     models: dict  # model -> {"name", "timing", "rows": [Row]}
+    paired: dict = field(default_factory=dict)  # model -> [one row per framework], see measure_paired
 
 
 def run_job(job: dict, timeout: float, threads: int | None = None) -> dict:
@@ -440,11 +461,11 @@ def machine_info() -> dict:
 
 def run_benchmark(models=("mlp", "cnn", "lstm"), implementations=tuple(BY_KEY), *, repeats: int = 3,
                   steps: int | None = None, quick: bool = False, timeout: float = 1800, threads: int | None = None,
-                  log=None, processes: int = 1) -> Report:
+                  log=None, processes: int = 1, paired_rounds: int = 0) -> Report:
     """Measure every model with every implementation; ``steps`` None means the per-model default,
     ``threads`` None the frameworks' own thread counts."""
     if quick:
-        repeats, processes = 1, 1
+        repeats, processes, paired_rounds = 1, 1, min(paired_rounds, 1)
     inference_runs = 1 if quick else max(3, repeats)
     import archspec
 
@@ -461,9 +482,43 @@ def run_benchmark(models=("mlp", "cnn", "lstm"), implementations=tuple(BY_KEY), 
         results[model] = measure_model(model, implementations, repeats=repeats, steps=model_steps,
                                        inference_runs=inference_runs, peak_gflops=peak, timeout=timeout,
                                        threads=threads, log=log, processes=processes)
+    paired = {}
+    for model in models if paired_rounds else ():
+        model_steps = QUICK_STEPS if quick else (DEFAULT_STEPS[model] if steps is None else steps)
+        paired[model] = measure_paired(model, implementations, rounds=paired_rounds, steps=model_steps,
+                                       timeout=timeout, threads=threads, log=log)
     settings = {"repeats": repeats, "inference_runs": inference_runs, "quick": quick, "steps": steps, "threads": threads,
-                "processes": processes}
-    return Report(machine, settings, peak, results)
+                "processes": processes, "paired_rounds": paired_rounds}
+    return Report(machine, settings, peak, results, paired)
+
+
+def measure_paired(model: str, implementations, *, rounds: int, steps: int, timeout: float, threads: int | None,
+                   log=None) -> list[dict]:
+    """Per framework whose archspec implementation is measured: one process alternating it
+    with the hand-written code (``PAIRS``); medians and the ratio to the fastest hand-written."""
+    import archspec
+
+    spec = archspec.load(ROOT / CONFIGS[model])
+    full_samples = _train_samples(spec)
+    samples = full_samples if steps == 0 else min(full_samples, steps * spec.training.batch_size)
+    rows = []
+    for framework, impls in PAIRS.items():
+        if impls[0] not in implementations:
+            continue
+        job = {"kind": "paired", "model": model, "impls": impls, "rounds": rounds, "samples": samples}
+        raw = run_job(job, timeout, threads)
+        row = {"model": spec.name, "framework": framework, "rounds": rounds, "error": raw.get("error")}
+        if row["error"] is None:
+            scale = full_samples / samples
+            medians = {impl: statistics.median(times) * scale for impl, times in raw["epoch_seconds"].items()}
+            best = min(impls[1:], key=lambda impl: medians[impl])
+            row.update(archspec=medians[impls[0]], reference=BY_KEY[best].label, reference_seconds=medians[best],
+                       ratio=medians[impls[0]] / medians[best], raw=raw["epoch_seconds"])
+            if log:
+                log(f"{model:5s} paired {framework:10s} archspec {row['archspec']:.3f} s vs {row['reference_seconds']:.3f} s "
+                    f"({row['reference']}): ratio {row['ratio']:.3f}")
+        rows.append(row)
+    return rows
 
 
 # --- the table ----------------------------------------------------------------------
@@ -545,6 +600,23 @@ def render(report: Report) -> str:
                              summary)
     if missing:
         lines += ["", "n/a:"] + [f"- {entry}" for entry in missing]
+    pairs = [row for rows in report.paired.values() for row in rows]
+    if pairs:
+        lines += ["", "## Paired in one process", "",
+                  f"Per framework, one fresh process alternates archspec and the hand-written code "
+                  f"({report.settings['paired_rounds']} rounds; each run: build, a warm-up epoch, one timed epoch); "
+                  "medians, scaled to a full epoch. The ratio cancels the process-to-process variation that "
+                  "the tables above include.", ""]
+        body = []
+        for row in pairs:
+            if row["error"]:
+                body.append([row["model"], row["framework"], f"n/a ({row['error']})", "", "", "", ""])
+                continue
+            body.append([row["model"], row["framework"], _number(row["archspec"]), row["reference"],
+                         _number(row["reference_seconds"]), f"{row['ratio']:.3f}",
+                         "met" if row["ratio"] <= TARGET else "**not met**"])
+        lines += _markdown_table(("paired model", "framework", "archspec epoch (s)", "hand-written (fastest)",
+                                  "hand-written epoch (s)", "ratio", f"target <= {TARGET}"), body)
     return "\n".join(lines) + "\n"
 
 
@@ -587,6 +659,8 @@ def _models(text: str) -> tuple[str, ...]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed epochs per process after its warm-up epoch (default 2)")
+    parser.add_argument("--paired-rounds", type=int, default=4,
+                        help="rounds of the one-process paired measurement per model and framework (0: skip; default 4)")
     parser.add_argument("--processes", type=int, default=2,
                         help="fresh processes per implementation, in interleaved rounds (default 2)")
     parser.add_argument("--models", type=_models, default=tuple(CONFIGS), help="comma-separated: mlp,cnn,lstm")
@@ -618,6 +692,7 @@ def main(argv=None) -> int:
     try:
         report = run_benchmark(args.models, args.implementations, repeats=args.repeats, steps=args.steps,
                                quick=args.quick, timeout=args.timeout, threads=args.threads, processes=args.processes,
+                               paired_rounds=args.paired_rounds,
                                log=lambda text: print(text, file=sys.stderr, flush=True))
     except (ArchSpecError, RuntimeError) as error:  # no MNIST, no peak: one line, not a traceback
         print(f"bench_training: {error}", file=sys.stderr)
@@ -628,6 +703,7 @@ def main(argv=None) -> int:
         args.out.write_text(text)
     if args.json:
         payload = {"machine": report.machine, "settings": report.settings, "peak_gflops": report.peak_gflops,
+                   "paired": report.paired,
                    "models": {m: {**r, "rows": [asdict(row) for row in r["rows"]]} for m, r in report.models.items()}}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
