@@ -56,8 +56,17 @@ def join(cluster: Cluster, device: str):
 
 
 def leave() -> None:
-    """Nothing to tear down: the strategy lives as long as the process (TensorFlow cannot
-    create a second one in it)."""
+    """Wait at the coordination service's barrier until every worker is done.
+
+    A worker whose last all-reduce has returned may still be read from by a peer whose
+    own part of it is pending (TensorFlow's collectives pull buffers); exiting before the
+    peer is done fails the peer's collective. The strategy itself lives as long as the
+    process (TensorFlow cannot create a second one in it).
+    """
+    from tensorflow.python.eager import context
+
+    if _strategy is not None and _cluster is not None:
+        context.context().wait_at_barrier("archspec-leave", int(_cluster.timeout * 1000))
 
 
 def strategy() -> tf.distribute.Strategy:
