@@ -343,12 +343,9 @@ def worker_main(path: str) -> int:
 
         result = run_worker(job, cluster)
         if cluster is None or cluster.is_writer:
-            from safetensors.numpy import save_file
-
             from archspec.checkpoint import atomic_write_bytes
 
-            save_file(result.model.get_weights(), str(folder / "weights.partial"))
-            os.replace(folder / "weights.partial", folder / "weights.safetensors")
+            result.model.save_weights(folder / "weights.safetensors")
             summary = {"history": result.history, "step_losses": [float(v) for v in result.step_losses],
                        "final": result.final, "timings": result.timings, "steps": result.steps,
                        "samples_seen": result.samples_seen, "config": result.config}

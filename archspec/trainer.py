@@ -8,6 +8,7 @@ batch it is given (see ``docs/semantics.md``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -424,19 +425,16 @@ class _Run:
         imported = time.perf_counter()
         weights = self.checkpoint.weights if self.checkpoint is not None else None
         options = {"compiled": True} if compiled else {}
-        if self.cluster is None:
+        if self.cluster is not None:
+            options["cluster"] = self.cluster
+        # With workers, join the framework's own distributed runtime first; the model and the
+        # engine are then built inside it (TensorFlow: under the strategy's scope).
+        joined = module.distributed.join(self.cluster, self.training.device) if self.cluster else contextlib.nullcontext()
+        with joined:
             self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype, device=self.training.device,
                                       weights=weights)
             self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
                                         training=self.training, **options)
-        else:
-            # Join the framework's own distributed runtime first; the model and the engine are
-            # then built inside it (TensorFlow: under the strategy's scope).
-            with module.distributed.join(self.cluster, self.training.device):
-                self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype,
-                                          device=self.training.device, weights=weights)
-                self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
-                                            training=self.training, cluster=self.cluster, **options)
         if self.checkpoint is not None:
             self.engine.load_optimizer_state(self.checkpoint.optimizer, self.step)
             self.good = _Snapshot(self.step, dict(self.checkpoint.weights), dict(self.checkpoint.optimizer))
@@ -469,14 +467,7 @@ class _Run:
                 indices = order[position]
                 step = self.step
                 rate = learning_rate(schedule, training.optimizer.learning_rate, step)
-                if self.cluster is None:
-                    loss = self.engine.train_step(indices, step, rate)
-                    self.pending.append(loss)
-                else:
-                    mine, offset, fraction = self._share(indices)
-                    loss = self.engine.train_step(mine, step, rate, offset=offset, fraction=fraction)
-                    self.pending.append(loss)
-                    self.fractions.append(fraction)
+                loss = self._train_step(indices, step, rate)
                 for callback in self.callbacks:
                     if hasattr(callback, "on_step_end"):
                         callback.on_step_end(step, loss)
@@ -508,10 +499,21 @@ class _Run:
                 break
         bar.close()
 
-    def _share(self, indices: np.ndarray) -> tuple[np.ndarray, int, float]:
-        from archspec.distributed import share
+    def _train_step(self, indices: np.ndarray, step: int, rate: float, keep: bool = True):
+        """One optimizer step on the global batch ``indices`` (with workers: on this worker's
+        share of it); ``keep`` queues its loss for the next ``_sync``."""
+        if self.cluster is None:
+            loss = self.engine.train_step(indices, step, rate)
+        else:
+            from archspec.distributed import share
 
-        return share(indices, self.cluster.world_size, self.cluster.rank)
+            mine, offset, fraction = share(indices, self.cluster.world_size, self.cluster.rank)
+            loss = self.engine.train_step(mine, step, rate, offset=offset, fraction=fraction)
+            if keep:
+                self.fractions.append(fraction)
+        if keep:
+            self.pending.append(loss)
+        return loss
 
     def _last_loss(self) -> float:
         # With workers, the progress bar shows the loss of rank 0's share of the batch:
@@ -621,11 +623,7 @@ class _Run:
         self.engine.load_optimizer_state(self.good.optimizer, self.good.step)
         for replay in range(self.good.step, step):
             rate = learning_rate(schedule, training.optimizer.learning_rate, replay)
-            if self.cluster is None:
-                self.engine.train_step(self._indices(replay), replay, rate)
-            else:
-                mine, offset, fraction = self._share(self._indices(replay))
-                self.engine.train_step(mine, replay, rate, offset=offset, fraction=fraction)
+            self._train_step(self._indices(replay), replay, rate, keep=False)
         weights = self.model.get_weights()
         parameter = first_nonfinite_parameter(weights)
         if parameter is not None:

@@ -20,7 +20,7 @@ from archspec.checkpoint import read_checkpoint
 from archspec.compare import tensor_relative_difference
 from archspec.distributed import free_ports
 from archspec.errors import UsageError
-from reliability.support import STEPS, checkpoint_step, write_spec
+from reliability.support import SPEC, STEPS, checkpoint_step, write_spec
 
 BACKENDS = ["torch", "tensorflow"]
 CUT = 25  # the first run stops (and checkpoints) here, mid-epoch
@@ -84,8 +84,7 @@ def _environment():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_killing_a_worker_ends_the_run_with_a_clear_error_and_the_checkpoint_resumes(tmp_path, backend):
-    spec = write_spec(tmp_path, (Path(__file__).parents[1] / "reliability" / "support.py").read_text()
-                      .split('SPEC = """\\\n')[1].split('"""')[0].replace("epochs: 4", "epochs: 400"))
+    spec = write_spec(tmp_path, SPEC.replace("epochs: 4", "epochs: 400"))
     run = tmp_path / "run"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--workers", "2", "--quiet",
