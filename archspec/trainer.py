@@ -666,7 +666,7 @@ class _Run:
         """Leave the framework's process group (a worker's last collective is behind it)."""
         from archspec.backend import load_backend
 
-        load_backend(self.backend).distributed.leave()
+        load_backend(self.backend).distributed.leave(self.engine)
 
     def finish(self) -> TrainResult:
         history = self.history + ([self.partial_row] if self.partial_row else [])

@@ -55,8 +55,8 @@ def join(cluster: Cluster, device: str):
         yield
 
 
-def leave() -> None:
-    """Wait at the coordination service's barrier until every worker is done.
+def leave(engine) -> None:
+    """Wait at the coordination service's barrier until every worker is done (``engine``: unused).
 
     A worker whose last all-reduce has returned may still be read from by a peer whose
     own part of it is pending (TensorFlow's collectives pull buffers); exiting before the

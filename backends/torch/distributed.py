@@ -39,11 +39,17 @@ def join(cluster: Cluster, device: str):
     yield
 
 
-def leave() -> None:
-    """Leave together and destroy the process group: a gloo group torn down at interpreter
-    exit, or while a peer's is still up, can abort the process."""
+def leave(engine) -> None:
+    """Leave together and destroy the process group, joining gloo's threads while Python is alive.
+
+    The group must be gone before the interpreter finalises: gloo's threads free the last
+    collectives' tensors, and one doing so during finalisation aborts the process
+    ("terminate called without an active exception"). ``DistributedDataParallel`` holds the
+    group, and the engine holds it in a reference cycle, so the engine lets go of it first.
+    """
     if dist.is_initialized():
         dist.barrier()
+        engine.unwrap()
         dist.destroy_process_group()
 
 

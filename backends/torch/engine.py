@@ -108,6 +108,10 @@ class Engine:
             # Buffers need no broadcast: synchronised statistics are the same on every worker.
             self._loss = DistributedDataParallel(_Objective(self), forward_sync_buffers=False)
 
+    def unwrap(self) -> None:
+        """Drop the ``DistributedDataParallel`` wrapper (and with it the process group)."""
+        self._loss = self._forward_loss
+
     def _forward_loss(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         logits = self.module.tensors(inputs, (self.head.logits,))[self.head.logits]
         loss = batch_loss(self.training.loss, logits, target, self.head.from_logits)

@@ -181,3 +181,33 @@ def test_torchrun_starts_the_workers(tmp_path):
     weights = load_file(str(run / "weights.safetensors"))
     for name, value in single.model.get_weights().items():
         assert tensor_relative_difference(value, weights[name]) <= 1e-8, name
+
+
+_THREADS_AFTER_TRAINING = """
+import os, sys
+import archspec
+archspec.train(sys.argv[1], backend="torch", dtype="float64", max_steps=4)
+names = [(open(f"/proc/self/task/{t}/comm").read().strip()) for t in os.listdir("/proc/self/task")]
+print(",".join(names))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from /proc")
+def test_torch_workers_leave_no_gloo_threads_behind(tmp_path):
+    """gloo's threads must be joined when training returns: one still freeing a collective's
+    tensors while the interpreter finalises aborts the process (a flake seen under torchrun)."""
+    spec = write_spec(tmp_path)
+    port = free_ports(1)[0]
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _THREADS_AFTER_TRAINING, str(spec)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env={**_environment(), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
+                              "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                              "OMP_NUM_THREADS": "1"})
+        for rank in (0, 1)
+    ]
+    for rank, worker in enumerate(workers):
+        stdout, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, f"worker {rank}: {stderr[-2000:]}"
+        threads = stdout.strip().splitlines()[-1].split(",")
+        assert not [name for name in threads if "gloo" in name], f"worker {rank}: {threads}"
