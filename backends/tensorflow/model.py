@@ -16,7 +16,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import Activation
-from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext
+from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext, Dropout
 
 
 def resolve_device(device: str) -> str:
@@ -31,6 +31,24 @@ def resolve_device(device: str) -> str:
         tf.config.experimental.enable_tensor_float_32_execution(False)
         return "/GPU:0"
     return "/CPU:0"
+
+
+@keras.saving.register_keras_serializable(package="archspec")
+class Network(keras.Model):
+    """A functional ``keras.Model`` whose training calls advance its dropout step.
+
+    archspec's engine sets the step before each of its steps (and runs the layers through
+    other functional models); ``fit`` or a user's own loop calls this model, and each
+    training call uses the step and then advances it by one, so every batch gets fresh masks.
+    """
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        outputs = super().call(inputs, training=training, mask=mask, **kwargs)
+        if training:
+            # Automatic control dependencies order this after the dropout layers' reads.
+            for step in {id(layer.step): layer.step for layer in self.layers if isinstance(layer, Dropout)}.values():
+                step.assign_add(1)
+        return outputs
 
 
 class TensorFlowModel(CompiledModel):
@@ -82,7 +100,7 @@ class TensorFlowModel(CompiledModel):
 
         outputs = graph.outputs
         single_input = len(inputs) == 1
-        self._native = keras.Model(
+        self._native = Network(
             next(iter(inputs.values())) if single_input else inputs,
             tensors[outputs[0]] if len(outputs) == 1 else {name: tensors[name] for name in outputs},
             name=re.sub(r"[^A-Za-z0-9_.-]", "_", graph.spec.name),

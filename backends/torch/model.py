@@ -77,7 +77,9 @@ class GraphModule(nn.Module):
     ``forward(*inputs)`` takes the model inputs in spec order (channels-last) and returns
     the output tensor, or a tuple in ``outputs`` order. ``tensors`` returns any named
     tensors, including pre-activations ``"{id}:pre"``. ``step`` is the optimizer step that
-    dropout masks depend on; trainers set it before each training step.
+    dropout masks depend on: archspec's engine sets it before each training step, and each
+    training-mode ``forward`` (a user's own loop) uses it and then advances it by one, so
+    every batch gets fresh masks.
     """
 
     def __init__(self, graph: ModelGraph, context: BuildContext):
@@ -100,6 +102,7 @@ class GraphModule(nn.Module):
         # the host instead of running a chain of 0-d tensor ops; compiled runs read the buffer
         # (a tensor, so the compiled graph is not specialised on every step).
         self.step_value: int | None = 0
+        self.has_dropout = any(node.takes_step for node in self.plan)
         # Where this worker's share starts in the global batch (dropout indexes samples by it).
         self.position_offset = 0
 
@@ -108,15 +111,18 @@ class GraphModule(nn.Module):
         self.step_value = step if eager else None
         self.position_offset = offset
 
-    def tensors(self, inputs: Mapping[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
-        """The tensors named ``names`` (node ids, ``"{id}:pre"`` or input names) for ``inputs``."""
+    def tensors(self, inputs: Mapping[str, torch.Tensor], names: Sequence[str],
+                step: torch.Tensor | int | None = None) -> dict[str, torch.Tensor]:
+        """The tensors named ``names`` (node ids, ``"{id}:pre"`` or input names) for ``inputs``;
+        dropout uses ``step`` if given, else the one ``set_step`` set."""
         values = dict(inputs)
         wanted = set(names)
+        if step is None:
+            step = self.step if self.step_value is None else self.step_value
         for node in self.plan:
             arguments = [values[name] for name in node.inputs]
             module = self.layers[node.key]
             if node.takes_step:
-                step = self.step if self.step_value is None else self.step_value
                 result = module(*arguments, step, self.position_offset)
             else:
                 result = module(*arguments)
@@ -133,7 +139,10 @@ class GraphModule(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.input_names):
             raise UsageError(f"expected {len(self.input_names)} input tensor(s) {list(self.input_names)}, received {len(inputs)}")
-        values = self.tensors(dict(zip(self.input_names, inputs)), self.output_names)
+        # The step buffer, not a Python int: torch.compile(module) is not specialised per step.
+        values = self.tensors(dict(zip(self.input_names, inputs)), self.output_names, step=self.step)
+        if self.training and self.has_dropout:
+            self.step.add_(1)  # the next training call gets fresh masks
         outputs = tuple(values[name] for name in self.output_names)
         return outputs[0] if len(outputs) == 1 else outputs
 

@@ -12,6 +12,7 @@ from archspec.errors import UsageError
 from archspec.reference.forward import reference_forward
 
 CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml"))
+CONFIGS_BY_NAME = {path.name: path for path in CONFIGS}
 
 IMAGES = """
 name: tf-images
@@ -290,6 +291,25 @@ def test_native_model_fits_with_keras():
     before = model.get_weights()["dense_1.kernel"].copy()
     native.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert not np.array_equal(model.get_weights()["dense_1.kernel"], before)
+
+
+def test_each_training_call_of_the_native_model_draws_fresh_dropout_masks():
+    """``fit`` and a user's own loop call the native model; each training call uses the
+    dropout step and advances it, so call s has the masks archspec's step s has."""
+    spec = CONFIGS_BY_NAME["mnist_mlp.yaml"]
+    model, reference = compiled(spec), compiled(spec)
+    x = np.random.default_rng(0).random((4, 784))
+    outputs = [model.native(x, training=True).numpy() for _ in range(3)]
+    assert not np.array_equal(outputs[0], outputs[1])
+    for step, output in enumerate(outputs):
+        expected = reference.forward(x, training=True, step=step)["logits"]
+        np.testing.assert_allclose(output, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(model.native(x, training=False).numpy(), model.native(x).numpy())
+    assert int(model.step.numpy()) == 3  # inference calls leave it alone
+    model.native.compile(optimizer="sgd", loss="categorical_crossentropy")
+    y = np.eye(10)[np.arange(8)]
+    model.native.fit(x[np.arange(8) % 4], y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    assert int(model.step.numpy()) == 5  # one step per batch of fit
 
 
 def test_layers_are_named_after_node_ids():

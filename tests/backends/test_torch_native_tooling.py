@@ -32,3 +32,25 @@ def test_native_module_works_with_torch_tooling(tmp_path):
     fresh.native.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     for name, value in model.get_weights().items():
         assert np.array_equal(fresh.get_weights()[name], value), name
+
+
+def test_each_training_call_of_the_native_module_draws_fresh_dropout_masks():
+    """A user's own loop calls the module; each training call uses the dropout step and
+    advances it, so call s has the masks archspec's step s has (compiled or not)."""
+    model, reference, other = (archspec.compile(CONFIGS / "mnist_mlp.yaml", backend="torch", dtype="float64")
+                               for _ in range(3))
+    native = model.native
+    native.train()
+    x = torch.from_numpy(np.random.default_rng(0).random((4, 784)))
+    with torch.no_grad():
+        outputs = [native(x).numpy() for _ in range(3)]
+        assert not np.array_equal(outputs[0], outputs[1])
+        for step, output in enumerate(outputs):
+            expected = reference.forward(x.numpy(), training=True, step=step)["logits"]
+            np.testing.assert_allclose(output, expected, rtol=1e-12, atol=1e-15)
+        compiled = torch.compile(other.native.train())
+        for step in range(3):
+            np.testing.assert_allclose(compiled(x).numpy(), outputs[step], rtol=1e-12, atol=1e-15)
+        native.eval()
+        native(x)
+    assert int(native.step) == int(other.native.step) == 3  # inference calls leave it alone
