@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archspec.errors import ArchSpecError, TrainingError, UsageError
+from archspec.errors import ArchSpecError, CheckpointError, TrainingError, UsageError
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a worker waits for a lost peer before giving up (``--worker-timeout``)."""
@@ -259,7 +259,7 @@ def launch(job: dict, workers: int, timeout: float = DEFAULT_TIMEOUT) -> dict:
                 ))
                 if log is not None:
                     log.close()
-            _watch(processes, folder, timeout)
+            _watch(processes, folder, timeout, job["options"].get("out") or job["options"].get("resume"))
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -276,8 +276,9 @@ def _load_weights(path: Path) -> dict[str, np.ndarray]:
     return load_file(str(path))
 
 
-def _watch(processes: list[subprocess.Popen], folder: Path, timeout: float) -> None:
-    """Wait for every worker; on the first failure stop the rest and raise an error naming it."""
+def _watch(processes: list[subprocess.Popen], folder: Path, timeout: float, out: str | None) -> None:
+    """Wait for every worker; on the first failure stop the rest and raise an error naming it
+    (and the checkpoint kept in ``out``, the run's folder)."""
     while True:
         codes = [process.poll() for process in processes]
         failed = [rank for rank, code in enumerate(codes) if code not in (None, 0)]
@@ -302,11 +303,12 @@ def _watch(processes: list[subprocess.Popen], folder: Path, timeout: float) -> N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    raise _failure(processes, folder, first)
+    raise _failure(processes, folder, first, out)
 
 
-def _failure(processes: list[subprocess.Popen], folder: Path, first: int) -> ArchSpecError:
-    """The error of a failed run: an ArchSpecError a worker reported, else who died and how."""
+def _failure(processes: list[subprocess.Popen], folder: Path, first: int, out: str | None) -> ArchSpecError:
+    """The error of a failed run: an ArchSpecError a worker reported (it says what was kept),
+    else who died and how, and where the last checkpoint is."""
     for rank in [first, *range(len(processes))]:
         report = folder / f"error-{rank}.json"
         if report.is_file():
@@ -329,7 +331,19 @@ def _failure(processes: list[subprocess.Popen], folder: Path, first: int) -> Arc
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
         detail = f" (last output: {lines[-1].strip()[:200]})" if lines else ""
     return TrainingError(f"worker {first} of {len(processes)} (pid {processes[first].pid}) {how}{detail}; "
-                         f"the other workers were stopped")
+                         f"the other workers were stopped{_kept_checkpoint(out)}")
+
+
+def _kept_checkpoint(out: str | None) -> str:
+    from archspec.checkpoint import read_checkpoint
+
+    if out is None:
+        return ""
+    try:
+        step = read_checkpoint(out).state.progress.step
+    except CheckpointError:
+        return ""
+    return f"; the last checkpoint (step {step}) is kept in {out}: continue with --resume {out}"
 
 
 def worker_main(path: str) -> int:

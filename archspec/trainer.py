@@ -74,6 +74,11 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+# With workers, step losses are all-reduced (and checked) every this many steps, so the
+# progress bar shows the global batch's loss and a divergence stops every worker early.
+_SYNC_EVERY = 32
+
+
 class _Progress:
     """A one-line progress bar on stderr: epoch, step, loss, throughput, ETA."""
 
@@ -92,7 +97,7 @@ class _Progress:
         now = time.perf_counter()
         return self.enabled and now - self.last >= self.interval
 
-    def show(self, epoch: int, epochs: int, step: int, loss: float, samples: int) -> None:
+    def show(self, epoch: int, epochs: int, step: int, loss: float | None, samples: int) -> None:
         now = time.perf_counter()
         self.last = now
         elapsed = now - self.start
@@ -104,7 +109,7 @@ class _Progress:
         bar = "#" * filled + "." * (width - filled)
         sys.stderr.write(
             ("\r" if self.interactive else "") + f"{self.label} epoch {epoch + 1}/{epochs} [{bar}] step {step}/{self.total} "
-            f"loss {loss:.4f} {rate:,.0f} samples/s ETA {eta:4.0f}s " + ("" if self.interactive else "\n")
+            f"loss {'-' if loss is None else f'{loss:.4f}'} {rate:,.0f} samples/s ETA {eta:4.0f}s " + ("" if self.interactive else "\n")
         )
         sys.stderr.flush()
 
@@ -210,8 +215,8 @@ def train(
 
     Raises DataError for data that does not fit the spec, ResourceError for a run too large
     for the memory, CheckpointError for a checkpoint that is corrupt or from another run, and
-    TrainingError when the loss turns non-finite (checked at every checkpoint and epoch end)
-    or a worker is lost.
+    TrainingError when the loss turns non-finite (checked at every checkpoint and epoch end,
+    with workers also every 32 steps) or a worker is lost.
     """
     from archspec.backend import check_name
     from archspec.distributed import DEFAULT_TIMEOUT, cluster_from_environment
@@ -288,27 +293,12 @@ def _launch(spec, backend, workers, timeout, data, callbacks, options) -> TrainR
         paths = {key: None if options[key] is None else str(Path(options[key]).resolve())
                  for key in ("out", "resume", "data_dir")}
         job = {"spec": str(spec_path), "backend": backend, "data": data_path, "options": {**options, **paths}}
-        try:
-            outcome = launch(job, workers, timeout)
-        except TrainingError as error:
-            raise TrainingError(f"{error}{_kept_checkpoint(options['out'] or options['resume'])}") from None
+        outcome = launch(job, workers, timeout)
     dtype = outcome["config"]["dtype"]
     model = compile_spec(spec, backend=backend, dtype=dtype, device=options["device"], weights=outcome["weights"])
     config = {**outcome["config"], "workers": workers}
     return TrainResult(backend, model, outcome["history"], np.asarray(outcome["step_losses"], dtype=np.float64),
                        outcome["final"], outcome["timings"], outcome["steps"], outcome["samples_seen"], config)
-
-
-def _kept_checkpoint(out) -> str:
-    from archspec.checkpoint import read_checkpoint
-
-    if out is None:
-        return ""
-    try:
-        step = read_checkpoint(out).state.progress.step
-    except CheckpointError:
-        return ""
-    return f"; the last checkpoint (step {step}) is kept in {out}: continue with --resume {out}"
 
 
 def _save_data(data, folder: Path) -> str:
@@ -474,6 +464,8 @@ class _Run:
                 self.step += 1
                 self.samples_seen += len(indices)
                 self.samples_here += len(indices)
+                if self.cluster is not None and self.step % _SYNC_EVERY == 0:
+                    self._sync()  # every worker at the same steps: a collective
                 if bar.due():
                     bar.show(epoch, training.epochs, self.step, self._last_loss(), self.samples_here)
                 every = self.checkpoint_every
@@ -515,12 +507,11 @@ class _Run:
             self.pending.append(loss)
         return loss
 
-    def _last_loss(self) -> float:
-        # With workers, the progress bar shows the loss of rank 0's share of the batch:
-        # the batch's loss needs a collective, which only happens at checkpoints.
-        if self.pending:
+    def _last_loss(self) -> float | None:
+        # With workers, a batch's loss needs a collective: the bar shows the last synchronised one.
+        if self.pending and self.cluster is None:
             return float(self.engine.losses_to_numpy(self.pending[-1:])[0])
-        return self.losses[-1] if self.losses else float("nan")
+        return self.losses[-1] if self.losses else None
 
     def _epoch_row(self, epoch: int, first_step: int, order: list, seconds: float) -> dict[str, float]:
         losses = self.losses[first_step:self.step]

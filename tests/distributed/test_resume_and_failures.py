@@ -19,8 +19,8 @@ import archspec
 from archspec.checkpoint import read_checkpoint
 from archspec.compare import tensor_relative_difference
 from archspec.distributed import free_ports
-from archspec.errors import UsageError
-from reliability.support import SPEC, STEPS, checkpoint_step, write_spec
+from archspec.errors import TrainingError, UsageError
+from reliability.support import DIVERGING, SPEC, STEPS, checkpoint_step, write_spec
 
 BACKENDS = ["torch", "tensorflow"]
 CUT = 25  # the first run stops (and checkpoints) here, mid-epoch
@@ -145,6 +145,18 @@ def test_workers_started_by_hand_train_together(tmp_path, backend):
     weights = load_file(str(run / "weights.safetensors"))  # written by rank 0 alone
     for name, value in single.model.get_weights().items():
         assert tensor_relative_difference(value, weights[name]) <= 1e-8, name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_diverging_run_stops_every_worker_with_the_one_worker_error(tmp_path, backend):
+    errors = []
+    for workers, run in ((1, tmp_path / "one"), (2, tmp_path / "two")):
+        with pytest.raises(TrainingError) as caught:
+            archspec.train(DIVERGING, backend=backend, out=run, checkpoint_every=1, workers=workers)
+        errors.append(str(caught.value).replace(str(run), "RUN"))
+        assert checkpoint_step(run) == 2
+    assert errors[0].startswith("the training loss became nan at step 2 (epoch 1, batch 3 of 10): ")
+    assert errors[1] == errors[0]
 
 
 def test_refusals(tmp_path):

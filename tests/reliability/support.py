@@ -38,8 +38,22 @@ training:
   seed: 3
 data: {dataset: binary, n_samples: 600, n_features: 16, validation_split: 0.1, test_split: 0.1}
 """
+
 STEPS = 60
 CHECKPOINT_EVERY = 4
+
+# Its loss turns NaN at step 2 (learning rate 1e6), first in dense_3's pre-activation.
+DIVERGING = """\
+name: diverging
+inputs: {x: {shape: [8]}}
+layers:
+  - {type: dense, units: 16, activation: relu}
+  - {type: dense, units: 16, activation: relu}
+  - {type: dense, units: 1, activation: sigmoid}
+training: {loss: binary_crossentropy, optimizer: {type: sgd, learning_rate: 1.0e+6, momentum: 0.9},
+           batch_size: 16, epochs: 2, seed: 0}
+data: {dataset: binary, n_samples: 200, n_features: 8}
+"""
 
 
 def write_spec(folder: Path, text: str = SPEC) -> Path:

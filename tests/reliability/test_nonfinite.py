@@ -16,19 +16,7 @@ from archspec.cli import main
 from archspec.checkpoint import read_checkpoint
 from archspec.errors import TrainingError
 from archspec.trainer import batches, epoch_order
-from reliability.support import checkpoint_step
-
-DIVERGING = """\
-name: diverging
-inputs: {x: {shape: [8]}}
-layers:
-  - {type: dense, units: 16, activation: relu}
-  - {type: dense, units: 16, activation: relu}
-  - {type: dense, units: 1, activation: sigmoid}
-training: {loss: binary_crossentropy, optimizer: {type: sgd, learning_rate: 1.0e+6, momentum: 0.9},
-           batch_size: 16, epochs: 2, seed: 0}
-data: {dataset: binary, n_samples: 200, n_features: 8}
-"""
+from reliability.support import DIVERGING, checkpoint_step
 
 
 class LossRecorder:
