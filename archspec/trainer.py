@@ -74,6 +74,8 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+_NO_COMPILED_WORKERS = "compiled steps are not supported with several workers yet: drop --compiled (or workers)"
+
 # With workers, step losses are all-reduced (and checked) every this many steps, so the
 # progress bar shows the global batch's loss and a divergence stops every worker early.
 _SYNC_EVERY = 32
@@ -259,7 +261,7 @@ def _train(spec, backend, cluster, *, epochs, max_steps, dtype, data, callbacks,
     spec = spec.model_copy(update={"training": training_spec})
     spec, graph = load_with_graph(spec)
     if cluster is not None and compiled:
-        raise UsageError("compiled steps are not supported with several workers yet: drop --compiled (or workers)")
+        raise UsageError(_NO_COMPILED_WORKERS)
     run = _Run(spec, graph, backend, max_steps=max_steps, checkpoint_every=checkpoint_every or None,
                out=None if out is None else Path(out), callbacks=callbacks, evaluate_every_epoch=evaluate_every_epoch,
                cluster=cluster)
@@ -285,7 +287,7 @@ def _launch(spec, backend, workers, timeout, data, callbacks, options) -> TrainR
         raise UsageError("callbacks run in the training process and cannot follow several workers: "
                          "train with workers=1, or read the run's metrics.json and history.csv (out=DIR)")
     if options["compiled"]:
-        raise UsageError("compiled steps are not supported with several workers yet: drop --compiled (or workers)")
+        raise UsageError(_NO_COMPILED_WORKERS)
     with tempfile.TemporaryDirectory(prefix="archspec-job-") as folder:
         spec_path = Path(folder) / "spec.json"
         spec_path.write_text(json.dumps(spec.model_dump(mode="json", by_alias=True)))

@@ -8,7 +8,6 @@ with the replica context's collectives; batch statistics are all-reduced in ``la
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 
 import numpy as np

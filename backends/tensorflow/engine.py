@@ -131,15 +131,20 @@ class Engine:
                 loss = loss + l2 * tf.reduce_sum(weight * weight)
         return loss
 
+    def _gradients(self, indices: tf.Tensor, weight: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The loss on samples ``indices`` and the dense gradients of ``weight * loss``."""
+        inputs = {name: tf.gather(tensor, indices) for name, tensor in self.x.items()}
+        with tf.GradientTape() as tape:
+            loss = self._loss(inputs, tf.gather(self.y, indices))
+            scaled = loss if weight is None else loss * tf.cast(weight, loss.dtype)
+        grads = tape.gradient(scaled, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # Embedding gradients come as IndexedSlices; the update rules are dense, as torch's are.
+        return loss, [tf.convert_to_tensor(grad) for grad in grads]
+
     def _train_step(self, indices: tf.Tensor, step: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
         with tf.device(self.model.device):
             self.model.step.assign(step)
-            inputs = {name: tf.gather(tensor, indices) for name, tensor in self.x.items()}
-            with tf.GradientTape() as tape:
-                loss = self._loss(inputs, tf.gather(self.y, indices))
-            grads = tape.gradient(loss, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            # Embedding gradients come as IndexedSlices; the update rules are dense, as torch's are.
-            grads = [tf.convert_to_tensor(grad) for grad in grads]
+            loss, grads = self._gradients(indices)
             self.optimizer.apply(grads, learning_rate, step + 1)
         return loss
 
@@ -154,12 +159,7 @@ class Engine:
 
     def _replica_gradients(self, indices, fraction):
         """This worker's loss and the summed gradients of all workers, each weighted by its share."""
-        inputs = {name: tf.gather(tensor, indices) for name, tensor in self.x.items()}
-        with tf.GradientTape() as tape:
-            loss = self._loss(inputs, tf.gather(self.y, indices))
-            weighted = loss * tf.cast(fraction, loss.dtype)
-        grads = tape.gradient(weighted, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        grads = [tf.convert_to_tensor(grad) for grad in grads]
+        loss, grads = self._gradients(indices, fraction)
         return loss, tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
     def train_step(self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0,

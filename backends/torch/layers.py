@@ -210,13 +210,11 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_var", _buffer(context, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.synchronized:
-            mean, var = _global_moments(x)
-            with torch.no_grad():
-                self.running_mean.copy_(self.momentum * self.running_mean + (1 - self.momentum) * mean)
-                self.running_var.copy_(self.momentum * self.running_var + (1 - self.momentum) * var)
-        elif self.training:
-            var, mean = torch.var_mean(x, dim=tuple(range(x.dim() - 1)), correction=0)
+        if self.training:
+            if self.synchronized:
+                mean, var = _global_moments(x)
+            else:
+                var, mean = torch.var_mean(x, dim=tuple(range(x.dim() - 1)), correction=0)
             with torch.no_grad():
                 self.running_mean.copy_(self.momentum * self.running_mean + (1 - self.momentum) * mean)
                 self.running_var.copy_(self.momentum * self.running_var + (1 - self.momentum) * var)
