@@ -37,7 +37,20 @@ def compare(spec, backends=("torch", "tensorflow"), **options):
 
 
 __all__ = [
-    "ArchSpecError", "BackendUnavailableError", "CheckpointError", "DataError", "ResourceError", "ShapeError",
-    "SpecError", "TrainingError", "UsageError", "compare", "compile", "load", "load_weights",
-    "train", "__version__", *_spec_names,
+    "ArchSpecError",
+    "BackendUnavailableError",
+    "CheckpointError",
+    "DataError",
+    "ResourceError",
+    "ShapeError",
+    "SpecError",
+    "TrainingError",
+    "UsageError",
+    "compare",
+    "compile",
+    "load",
+    "load_weights",
+    "train",
+    "__version__",
+    *_spec_names,
 ]

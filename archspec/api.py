@@ -13,7 +13,9 @@ from archspec.spec.document import Spec
 
 
 def _read(source) -> tuple[str | bytes, str]:
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
+    if isinstance(source, Path) or (
+        isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))
+    ):
         path = Path(source)
         try:
             return path.read_bytes(), str(path)
@@ -80,7 +82,15 @@ def graph_of(spec) -> ModelGraph:
     return load_with_graph(spec)[1]
 
 
-def compile(spec, backend: str = "torch", dtype: str | None = None, *, seed: int | None = None, device: str | None = None, weights=None):
+def compile(
+    spec,
+    backend: str = "torch",
+    dtype: str | None = None,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
+    weights=None,
+):
     """Build ``spec`` with ``backend`` from archspec's canonical initial weights.
 
     ``dtype`` defaults to the spec's training dtype (float32 without training);

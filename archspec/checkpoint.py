@@ -72,8 +72,17 @@ def _umask() -> int:
     return current
 
 
-_SAFETENSORS_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
-                       "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+_SAFETENSORS_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
 
 
 def serialize_safetensors(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
@@ -125,7 +134,9 @@ def read_weights(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     except Exception as error:  # safetensors raises several types for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
     if metadata.get("format") != "archspec-weights":
-        raise CheckpointError(f"{path}: expected an archspec weights file (metadata format 'archspec-weights'), received {metadata.get('format')!r}")
+        raise CheckpointError(
+            f"{path}: expected an archspec weights file (metadata format 'archspec-weights'), received {metadata.get('format')!r}"
+        )
     return arrays, metadata
 
 
@@ -249,8 +260,9 @@ def _canonical_json(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_checkpoint(run_folder, state: CheckpointState, weights: dict[str, np.ndarray],
-                     optimizer: dict[str, np.ndarray]) -> Path:
+def write_checkpoint(
+    run_folder, state: CheckpointState, weights: dict[str, np.ndarray], optimizer: dict[str, np.ndarray]
+) -> Path:
     """Write a complete checkpoint into ``run_folder/checkpoint`` as one unit (see above).
 
     ``state.files`` is filled in here. Raises CheckpointError when the folder cannot be
@@ -261,11 +273,19 @@ def write_checkpoint(run_folder, state: CheckpointState, weights: dict[str, np.n
         folder.mkdir(parents=True, exist_ok=True)
         number = 1 + max((int(m.group(2)) for p in folder.iterdir() if (m := _ARRAY_FILE.match(p.name))), default=0)
         payloads = {
-            "weights": serialize_safetensors(weights, {
-                "format": "archspec-weights", "archspec_version": state.archspec_version,
-                "spec_name": state.spec_name, "spec_hash": state.spec_hash, "saved_by_backend": state.backend}),
-            "optimizer": serialize_safetensors(optimizer, {
-                "format": "archspec-optimizer-state", "spec_hash": state.spec_hash}),
+            "weights": serialize_safetensors(
+                weights,
+                {
+                    "format": "archspec-weights",
+                    "archspec_version": state.archspec_version,
+                    "spec_name": state.spec_name,
+                    "spec_hash": state.spec_hash,
+                    "saved_by_backend": state.backend,
+                },
+            ),
+            "optimizer": serialize_safetensors(
+                optimizer, {"format": "archspec-optimizer-state", "spec_hash": state.spec_hash}
+            ),
         }
         files = {}
         for role, payload in payloads.items():
@@ -276,8 +296,10 @@ def write_checkpoint(run_folder, state: CheckpointState, weights: dict[str, np.n
         document = {"checkpoint": body, "sha256": hashlib.sha256(_canonical_json(body)).hexdigest()}
         atomic_write_bytes(folder / STATE_FILE, (json.dumps(document, indent=1) + "\n").encode())
     except OSError as error:
-        raise CheckpointError(f"{folder}: cannot write the checkpoint ({error.strerror or error}); "
-                              f"the last complete checkpoint, if any, is unchanged") from None
+        raise CheckpointError(
+            f"{folder}: cannot write the checkpoint ({error.strerror or error}); "
+            f"the last complete checkpoint, if any, is unchanged"
+        ) from None
     _remove_stale_files(folder, keep={entry.name for entry in files.values()})
     return folder
 
@@ -287,8 +309,11 @@ def _remove_stale_files(folder: Path, keep: set[str]) -> None:
     Best effort: a file left behind is harmless, and the next checkpoint tries again."""
     stale = []
     with contextlib.suppress(OSError):
-        stale = [path for path in folder.iterdir()
-                 if (_ARRAY_FILE.match(path.name) and path.name not in keep) or _TEMPORARY_FILE.match(path.name)]
+        stale = [
+            path
+            for path in folder.iterdir()
+            if (_ARRAY_FILE.match(path.name) and path.name not in keep) or _TEMPORARY_FILE.match(path.name)
+        ]
     for path in stale:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
@@ -302,8 +327,9 @@ def read_checkpoint(run_folder) -> Checkpoint:
     folder = checkpoint_folder(run_folder)
     path = folder / STATE_FILE
     if not path.is_file():
-        raise CheckpointError(f"{run_folder}: no checkpoint to resume from (expected {path}, "
-                              f"which train writes with out=DIR)")
+        raise CheckpointError(
+            f"{run_folder}: no checkpoint to resume from (expected {path}, which train writes with out=DIR)"
+        )
     raw = _read_bounded(path, _MAX_STATE_BYTES)
     try:
         document = json.loads(raw.decode("utf-8"))
@@ -351,8 +377,10 @@ def _read_arrays(path: Path, entry: FileEntry) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: missing (state.json refers to it)")
     payload = _read_bounded(path, entry.bytes)
     if len(payload) != entry.bytes or hashlib.sha256(payload).hexdigest() != entry.sha256:
-        raise CheckpointError(f"{path}: expected {entry.bytes} bytes with the SHA-256 in state.json, "
-                              f"received {len(payload)} bytes that differ (the file is truncated or corrupt)")
+        raise CheckpointError(
+            f"{path}: expected {entry.bytes} bytes with the SHA-256 in state.json, "
+            f"received {len(payload)} bytes that differ (the file is truncated or corrupt)"
+        )
     try:
         return load(payload)
     except Exception as error:  # safetensors raises its own error types for malformed headers
@@ -384,17 +412,28 @@ def check_resumable(checkpoint: Checkpoint, graph, training) -> None:
     state, folder = checkpoint.state, checkpoint.folder
     spec = graph.spec
     if state.spec_hash != spec_hash(spec):
-        raise CheckpointError(f"{folder}: saved from spec '{state.spec_name}' whose architecture differs from "
-                              f"'{spec.name}' (spec hash mismatch)")
+        raise CheckpointError(
+            f"{folder}: saved from spec '{state.spec_name}' whose architecture differs from "
+            f"'{spec.name}' (spec hash mismatch)"
+        )
     current = training.model_dump(mode="json")
     for key in sorted(set(current) | set(state.training)):
         if key not in _FREE_TRAINING_KEYS and current.get(key) != state.training.get(key):
-            raise CheckpointError(f"{folder}: the checkpoint was trained with {key} = {state.training.get(key)!r}, "
-                                  f"this run has {current.get(key)!r}; resume with the same training settings")
+            raise CheckpointError(
+                f"{folder}: the checkpoint was trained with {key} = {state.training.get(key)!r}, "
+                f"this run has {current.get(key)!r}; resume with the same training settings"
+            )
     parameters = graph.parameters
-    check_arrays({name: p.shape for name, p in parameters.items()}, checkpoint.weights, state.dtype,
-                 str(folder / state.files["weights"].name))
-    options = {"lr": training.optimizer.learning_rate, **training.optimizer.model_dump(exclude={"type", "learning_rate"})}
+    check_arrays(
+        {name: p.shape for name, p in parameters.items()},
+        checkpoint.weights,
+        state.dtype,
+        str(folder / state.files["weights"].name),
+    )
+    options = {
+        "lr": training.optimizer.learning_rate,
+        **training.optimizer.model_dump(exclude={"type", "learning_rate"}),
+    }
     slots = state_slots(training.optimizer.type, options)
     expected = {f"{name}/{slot}": p.shape for name, p in parameters.items() if p.trainable for slot in slots}
     check_arrays(expected, checkpoint.optimizer, state.dtype, str(folder / state.files["optimizer"].name))
@@ -404,19 +443,28 @@ def check_progress(checkpoint: Checkpoint, data: DataFingerprint, batch_sizes: l
     """Refuse a checkpoint of other training data, or whose progress does not add up."""
     state, folder = checkpoint.state, checkpoint.folder
     if state.data != data:
-        raise CheckpointError(f"{folder}: the checkpoint was trained on other data ({state.data.samples} samples, "
-                              f"SHA-256 {state.data.sha256[:12]}...), this run has {data.samples} samples, "
-                              f"SHA-256 {data.sha256[:12]}...")
+        raise CheckpointError(
+            f"{folder}: the checkpoint was trained on other data ({state.data.samples} samples, "
+            f"SHA-256 {state.data.sha256[:12]}...), this run has {data.samples} samples, "
+            f"SHA-256 {data.sha256[:12]}..."
+        )
     progress = state.progress
     per_epoch = len(batch_sizes)
     problems = [
         (progress.position < per_epoch, f"position {progress.position} within an epoch of {per_epoch} batches"),
-        (progress.step == progress.epoch * per_epoch + progress.position,
-         f"step {progress.step} after {progress.epoch} epochs and {progress.position} batches"),
-        (len(progress.step_losses) == progress.step, f"{len(progress.step_losses)} step losses for {progress.step} steps"),
+        (
+            progress.step == progress.epoch * per_epoch + progress.position,
+            f"step {progress.step} after {progress.epoch} epochs and {progress.position} batches",
+        ),
+        (
+            len(progress.step_losses) == progress.step,
+            f"{len(progress.step_losses)} step losses for {progress.step} steps",
+        ),
         (len(progress.history) == progress.epoch, f"{len(progress.history)} history rows for {progress.epoch} epochs"),
-        (progress.samples_seen == progress.epoch * data.samples + sum(batch_sizes[:progress.position]),
-         f"{progress.samples_seen} samples seen at step {progress.step}"),
+        (
+            progress.samples_seen == progress.epoch * data.samples + sum(batch_sizes[: progress.position]),
+            f"{progress.samples_seen} samples seen at step {progress.step}",
+        ),
         (bool(np.isfinite(progress.step_losses).all()), "non-finite step losses"),
     ]
     for fine, what in problems:

@@ -90,8 +90,11 @@ def _cmd_train(args) -> int:
         from archspec.checkpoint import STATE_FILE, checkpoint_folder
 
         if out and (checkpoint_folder(out) / STATE_FILE).is_file():
-            print(f"archspec: interrupted; continue from the last checkpoint with: "
-                  f"archspec train {args.spec} --resume {out}", file=sys.stderr)
+            print(
+                f"archspec: interrupted; continue from the last checkpoint with: "
+                f"archspec train {args.spec} --resume {out}",
+                file=sys.stderr,
+            )
             return 130
         raise
     rank = result.config.get("rank", 0)
@@ -109,8 +112,14 @@ def _cmd_compare(args) -> int:
 
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     report = compare(
-        args.spec, backends=backends, epochs=args.epochs, max_steps=args.max_steps,
-        dtype=args.dtype, data_dir=args.data_dir, out=args.out, progress=not args.quiet,
+        args.spec,
+        backends=backends,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        dtype=args.dtype,
+        data_dir=args.data_dir,
+        out=args.out,
+        progress=not args.quiet,
     )
     print(report.table())
     if args.out:
@@ -137,7 +146,9 @@ def _cmd_data_install(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="archspec", description="One YAML architecture, trained identically on PyTorch and TensorFlow.")
+    parser = argparse.ArgumentParser(
+        prog="archspec", description="One YAML architecture, trained identically on PyTorch and TensorFlow."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("validate", help="check spec files; every problem as FILE:LINE:COL")
@@ -166,21 +177,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "tensorflow"), default="torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override training.device")
     p.add_argument("--compiled", action="store_true", help="compile the step (torch.compile / XLA)")
-    p.add_argument("--checkpoint-every", type=_non_negative, metavar="N",
-                   help="with --out: also checkpoint every N steps (default 0: at the end of every epoch only)")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue from the last complete checkpoint in RUN_DIR (the --out of the interrupted run)")
-    p.add_argument("--memory-cap", metavar="SIZE",
-                   help="refuse a run estimated to need more memory than this, e.g. 4GiB (default: $ARCHSPEC_MEMORY_CAP, else MemAvailable)")
-    p.add_argument("--workers", type=_positive, metavar="N",
-                   help="train data-parallel in N local worker processes (torch DDP / TF MultiWorkerMirroredStrategy); "
-                        "batch_size stays the global batch")
-    p.add_argument("--worker-timeout", type=_positive_seconds, metavar="SECONDS",
-                   help="how long a worker waits for a lost peer before the run stops (default 30)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        metavar="N",
+        help="with --out: also checkpoint every N steps (default 0: at the end of every epoch only)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue from the last complete checkpoint in RUN_DIR (the --out of the interrupted run)",
+    )
+    p.add_argument(
+        "--memory-cap",
+        metavar="SIZE",
+        help="refuse a run estimated to need more memory than this, e.g. 4GiB (default: $ARCHSPEC_MEMORY_CAP, else MemAvailable)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="train data-parallel in N local worker processes (torch DDP / TF MultiWorkerMirroredStrategy); "
+        "batch_size stays the global batch",
+    )
+    p.add_argument(
+        "--worker-timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="how long a worker waits for a lost peer before the run stops (default 30)",
+    )
     p.add_argument("--rank", type=_non_negative, help="start one worker by hand: its rank (with --cluster)")
-    p.add_argument("--cluster", metavar="HOST:PORT[,...]",
-                   help="with --rank: torch: the coordinator's address (and --workers N); "
-                        "tensorflow: every worker's address in rank order")
+    p.add_argument(
+        "--cluster",
+        metavar="HOST:PORT[,...]",
+        help="with --rank: torch: the coordinator's address (and --workers N); "
+        "tensorflow: every worker's address in rank order",
+    )
     p.set_defaults(run=_cmd_train)
 
     p = commands.add_parser("compare", help="train a spec on both backends and compare")

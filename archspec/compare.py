@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archspec.errors import ArchSpecError, TrainingError, UsageError
+from archspec.errors import TrainingError, UsageError
 
 
 @dataclass
@@ -69,8 +69,12 @@ class CompareReport:
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        lines = [f"# {self.spec_name}: {' vs '.join(self.backends)}", "", "| | " + " | ".join(self.backends) + " |",
-                 "|---|" + "---:|" * len(self.backends)]
+        lines = [
+            f"# {self.spec_name}: {' vs '.join(self.backends)}",
+            "",
+            "| | " + " | ".join(self.backends) + " |",
+            "|---|" + "---:|" * len(self.backends),
+        ]
         for label, cells in self.rows():
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if self.agreement:
@@ -80,8 +84,13 @@ class CompareReport:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"spec": self.spec_name, "backends": list(self.backends), "results": self.results,
-                "agreement": self.agreement, "step_losses": self.step_losses}
+        return {
+            "spec": self.spec_name,
+            "backends": list(self.backends),
+            "results": self.results,
+            "agreement": self.agreement,
+            "step_losses": self.step_losses,
+        }
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -123,7 +132,16 @@ def _spec_file(spec, folder: Path) -> Path:
 
 
 def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, progress: bool) -> dict:
-    command = [sys.executable, "-m", "archspec.compare_worker", str(spec_path), "--backend", backend, "--out", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "archspec.compare_worker",
+        str(spec_path),
+        "--backend",
+        backend,
+        "--out",
+        str(folder),
+    ]
     for key, value in options.items():
         if value is not None:
             command += [f"--{key.replace('_', '-')}", str(value)]
@@ -131,15 +149,28 @@ def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, prog
         command.append("--progress")
     # TensorFlow's C++ start-up chatter would bury the progress bar; the user can still set it.
     environment = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
-    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True, env=environment)
+    completed = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True, env=environment
+    )
     if completed.returncode != 0:
         detail = (completed.stderr or "").strip().splitlines()[-1:] if not progress else []
-        raise TrainingError(f"the {backend} run failed (exit code {completed.returncode}){': ' + detail[0] if detail else ''}")
+        raise TrainingError(
+            f"the {backend} run failed (exit code {completed.returncode}){': ' + detail[0] if detail else ''}"
+        )
     return json.loads((folder / "result.json").read_text())
 
 
-def compare(spec, backends=("torch", "tensorflow"), *, epochs=None, max_steps=None, dtype=None,
-            data_dir=None, out=None, progress: bool = False) -> CompareReport:
+def compare(
+    spec,
+    backends=("torch", "tensorflow"),
+    *,
+    epochs=None,
+    max_steps=None,
+    dtype=None,
+    data_dir=None,
+    out=None,
+    progress: bool = False,
+) -> CompareReport:
     """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare."""
     from archspec.api import load_with_graph
     from archspec.backend import check_name
@@ -164,8 +195,9 @@ def compare(spec, backends=("torch", "tensorflow"), *, epochs=None, max_steps=No
             losses[backend] = extra["step_losses"]
             predictions[backend] = extra.get("test_predictions")
         agreement = _agreement(backends, losses, weights, predictions)
-        report = CompareReport(loaded.name, backends, results, agreement,
-                               {b: [float(v) for v in losses[b]] for b in backends})
+        report = CompareReport(
+            loaded.name, backends, results, agreement, {b: [float(v) for v in losses[b]] for b in backends}
+        )
         if out is not None:
             write_report(report, Path(out))
     return report
@@ -226,18 +258,36 @@ def _curves_png(report: CompareReport) -> bytes:
         window = max(1, len(losses) // 60)
         smooth = _moving_average(losses, window)
         style = "-" if backend == report.backends[0] else "--"
-        loss_axis.plot(np.arange(len(smooth)) + window, smooth, style, color=colors.get(backend), label=f"{backend}: train loss (mean of {window} steps)")
+        loss_axis.plot(
+            np.arange(len(smooth)) + window,
+            smooth,
+            style,
+            color=colors.get(backend),
+            label=f"{backend}: train loss (mean of {window} steps)",
+        )
         history = report.results[backend]["history"]
         for key, marker in (("validation_loss", "o"), ("test_loss", "s")):
             rows = [row for row in history if key in row]
             if rows:
-                loss_axis.plot([row["steps"] for row in rows], [row[key] for row in rows], marker, color=colors.get(backend),
-                               fillstyle="none" if backend != report.backends[0] else "full", label=f"{backend}: {key.replace('_', ' ')}")
+                loss_axis.plot(
+                    [row["steps"] for row in rows],
+                    [row[key] for row in rows],
+                    marker,
+                    color=colors.get(backend),
+                    fillstyle="none" if backend != report.backends[0] else "full",
+                    label=f"{backend}: {key.replace('_', ' ')}",
+                )
         for key, marker in (("validation_accuracy", "o"), ("test_accuracy", "s")):
             rows = [row for row in history if key in row]
             if rows:
-                metric_axis.plot([row["epoch"] for row in rows], [row[key] for row in rows], style, marker=marker, color=colors.get(backend),
-                                 label=f"{backend}: {key.replace('_', ' ')}")
+                metric_axis.plot(
+                    [row["epoch"] for row in rows],
+                    [row[key] for row in rows],
+                    style,
+                    marker=marker,
+                    color=colors.get(backend),
+                    label=f"{backend}: {key.replace('_', ' ')}",
+                )
     loss_axis.set(xlabel="optimizer step", ylabel="loss", title="loss")
     metric_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy per epoch")
     if len(report.backends) >= 2:
@@ -245,7 +295,9 @@ def _curves_png(report: CompareReport) -> bytes:
         if len(a) == len(b) and len(a):
             gap = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
             gap_axis.semilogy(np.arange(1, len(gap) + 1), np.maximum(gap, 1e-18), ".", markersize=2, color="tab:purple")
-    gap_axis.set(xlabel="optimizer step", ylabel="|torch - tensorflow| / max", title="relative per-step loss difference")
+    gap_axis.set(
+        xlabel="optimizer step", ylabel="|torch - tensorflow| / max", title="relative per-step loss difference"
+    )
     for axis in (loss_axis, metric_axis, gap_axis):
         axis.grid(alpha=0.3)
     loss_axis.legend(fontsize=7)

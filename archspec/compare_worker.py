@@ -28,8 +28,15 @@ def run(args) -> dict:
 
     from archspec.trainer import train
 
-    result = train(args.spec, backend=args.backend, epochs=args.epochs, max_steps=args.max_steps,
-                   dtype=args.dtype, data_dir=args.data_dir, progress=args.progress)
+    result = train(
+        args.spec,
+        backend=args.backend,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        dtype=args.dtype,
+        data_dir=args.data_dir,
+        progress=args.progress,
+    )
     out = Path(args.out)
     result.model.save_weights(out / "weights.safetensors")
     arrays = {"step_losses": np.asarray(result.step_losses, dtype=np.float64)}
@@ -40,7 +47,9 @@ def run(args) -> dict:
         outputs = result.model.forward_batches(test, batch_size=1024)["output"]
         elapsed = time.perf_counter() - start
         inference = len(test) / elapsed if elapsed > 0 else None
-        arrays["test_predictions"] = (np.argmax(outputs, axis=-1) if outputs.shape[-1] > 1 else (outputs[:, 0] > 0.5)).astype(np.int64)
+        arrays["test_predictions"] = (
+            np.argmax(outputs, axis=-1) if outputs.shape[-1] > 1 else (outputs[:, 0] > 0.5)
+        ).astype(np.int64)
     save_file(arrays, str(out / "arrays.safetensors"))
     summary = {
         "backend": args.backend,

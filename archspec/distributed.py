@@ -62,11 +62,18 @@ class Cluster:
         env = {"ARCHSPEC_WORKER_TIMEOUT": repr(self.timeout)}
         if self.backend == "torch":
             host, port = _split_address(self.addresses[0])
-            env.update(RANK=str(self.rank), WORLD_SIZE=str(self.world_size), LOCAL_RANK=str(self.local_rank),
-                       LOCAL_WORLD_SIZE=str(self.local_world_size), MASTER_ADDR=host, MASTER_PORT=str(port))
+            env.update(
+                RANK=str(self.rank),
+                WORLD_SIZE=str(self.world_size),
+                LOCAL_RANK=str(self.local_rank),
+                LOCAL_WORLD_SIZE=str(self.local_world_size),
+                MASTER_ADDR=host,
+                MASTER_PORT=str(port),
+            )
         else:
-            env["TF_CONFIG"] = json.dumps({"cluster": {"worker": list(self.addresses)},
-                                           "task": {"type": "worker", "index": self.rank}})
+            env["TF_CONFIG"] = json.dumps(
+                {"cluster": {"worker": list(self.addresses)}, "task": {"type": "worker", "index": self.rank}}
+            )
         return env
 
 
@@ -103,18 +110,34 @@ def cluster_from_environment(backend: str) -> Cluster | None:
         if world is None:
             return None
         values = {}
-        for name, default in (("WORLD_SIZE", None), ("RANK", None), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "1"),
-                              ("MASTER_PORT", None)):
+        for name, default in (
+            ("WORLD_SIZE", None),
+            ("RANK", None),
+            ("LOCAL_RANK", "0"),
+            ("LOCAL_WORLD_SIZE", "1"),
+            ("MASTER_PORT", None),
+        ):
             text = os.environ.get(name, default)
             if text is None or not text.isdigit():
-                raise UsageError(f"expected {name} to be a non-negative integer in a torchrun environment. Received: {text!r}")
+                raise UsageError(
+                    f"expected {name} to be a non-negative integer in a torchrun environment. Received: {text!r}"
+                )
             values[name] = int(text)
         if values["WORLD_SIZE"] <= 1:
             return None
         address = f"{os.environ.get('MASTER_ADDR', '127.0.0.1')}:{values['MASTER_PORT']}"
         _split_address(address)
-        return _checked(Cluster("torch", values["RANK"], values["WORLD_SIZE"], (address,),
-                                values["LOCAL_RANK"], values["LOCAL_WORLD_SIZE"], timeout))
+        return _checked(
+            Cluster(
+                "torch",
+                values["RANK"],
+                values["WORLD_SIZE"],
+                (address,),
+                values["LOCAL_RANK"],
+                values["LOCAL_WORLD_SIZE"],
+                timeout,
+            )
+        )
     text = os.environ.get("TF_CONFIG")
     if not text:
         return None
@@ -125,11 +148,15 @@ def cluster_from_environment(backend: str) -> Cluster | None:
         rank = int(task.get("index", 0))
         kind = task.get("type", "worker")
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise UsageError("expected TF_CONFIG to be JSON like {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
-                         "\"task\": {\"type\": \"worker\", \"index\": 0}}") from None
+        raise UsageError(
+            'expected TF_CONFIG to be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        ) from None
     if kind != "worker" or set(config["cluster"]) - {"worker"}:
-        raise UsageError("archspec's TensorFlow workers form a 'worker' cluster only (no chief, ps or evaluator tasks) "
-                         f"Received: TF_CONFIG task type {kind!r}, cluster jobs {sorted(config['cluster'])}")
+        raise UsageError(
+            "archspec's TensorFlow workers form a 'worker' cluster only (no chief, ps or evaluator tasks) "
+            f"Received: TF_CONFIG task type {kind!r}, cluster jobs {sorted(config['cluster'])}"
+        )
     if len(workers) <= 1:
         return None
     for address in workers:
@@ -149,8 +176,10 @@ def manual_cluster(backend: str, rank: int, addresses: list[str], workers: int |
         _split_address(address)
     if backend == "tensorflow":
         if workers not in (None, len(addresses)):
-            raise UsageError(f"expected --workers to equal the number of --cluster addresses for tensorflow "
-                             f"({len(addresses)}). Received: --workers {workers}")
+            raise UsageError(
+                f"expected --workers to equal the number of --cluster addresses for tensorflow "
+                f"({len(addresses)}). Received: --workers {workers}"
+            )
         return _checked(Cluster("tensorflow", rank, len(addresses), tuple(addresses), timeout=timeout))
     if workers is None or workers < 2:
         raise UsageError("expected --workers N (N >= 2: how many workers join) with --rank for torch")
@@ -248,15 +277,24 @@ def launch(job: dict, workers: int, timeout: float = DEFAULT_TIMEOUT) -> dict:
         processes = []
         try:
             for cluster in clusters:
-                env = {**os.environ, **cluster.environment(), "OMP_NUM_THREADS": threads,
-                       "ARCHSPEC_WORKER_THREADS": threads, "PYTHONUNBUFFERED": "1"}
+                env = {
+                    **os.environ,
+                    **cluster.environment(),
+                    "OMP_NUM_THREADS": threads,
+                    "ARCHSPEC_WORKER_THREADS": threads,
+                    "PYTHONUNBUFFERED": "1",
+                }
                 env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
                 # Rank 0 shows progress on this terminal; the others log to files, shown on failure.
                 log = None if cluster.rank == 0 else open(folder / f"worker-{cluster.rank}.log", "wb")
-                processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "archspec.distributed", str(folder / "job.json")],
-                    env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
-                ))
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "archspec.distributed", str(folder / "job.json")],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT if log else None,
+                    )
+                )
                 if log is not None:
                     log.close()
             _watch(processes, folder, timeout, job["options"].get("out") or job["options"].get("resume"))
@@ -330,8 +368,10 @@ def _failure(processes: list[subprocess.Popen], folder: Path, first: int, out: s
         log = folder / f"worker-{first}.log"
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
         detail = f" (last output: {lines[-1].strip()[:200]})" if lines else ""
-    return TrainingError(f"worker {first} of {len(processes)} (pid {processes[first].pid}) {how}{detail}; "
-                         f"the other workers were stopped{_kept_checkpoint(out)}")
+    return TrainingError(
+        f"worker {first} of {len(processes)} (pid {processes[first].pid}) {how}{detail}; "
+        f"the other workers were stopped{_kept_checkpoint(out)}"
+    )
 
 
 def _kept_checkpoint(out: str | None) -> str:
@@ -360,9 +400,15 @@ def worker_main(path: str) -> int:
             from archspec.checkpoint import atomic_write_bytes
 
             result.model.save_weights(folder / "weights.safetensors")
-            summary = {"history": result.history, "step_losses": [float(v) for v in result.step_losses],
-                       "final": result.final, "timings": result.timings, "steps": result.steps,
-                       "samples_seen": result.samples_seen, "config": result.config}
+            summary = {
+                "history": result.history,
+                "step_losses": [float(v) for v in result.step_losses],
+                "final": result.final,
+                "timings": result.timings,
+                "steps": result.steps,
+                "samples_seen": result.samples_seen,
+                "config": result.config,
+            }
             atomic_write_bytes(folder / "result.json", json.dumps(summary).encode())
         # Everything is on disk: skip the interpreter's teardown, where a framework's
         # communication threads can abort the process after a successful run.

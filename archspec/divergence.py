@@ -23,8 +23,9 @@ def first_nonfinite_parameter(weights: Mapping[str, np.ndarray]) -> str | None:
     return None
 
 
-def first_nonfinite_tensor(graph: ModelGraph, weights: Mapping[str, np.ndarray], inputs, *,
-                           step: int, dtype: str) -> str | None:
+def first_nonfinite_tensor(
+    graph: ModelGraph, weights: Mapping[str, np.ndarray], inputs, *, step: int, dtype: str
+) -> str | None:
     """Describe the first tensor of a training-mode forward pass, in graph order, that is NaN,
     infinite or beyond ``dtype``'s range: ``"the pre-activation of layer 'dense_2' (dense)"``.
     None when every tensor is finite (the loss itself then overflowed)."""

@@ -151,7 +151,9 @@ def resolve(spec: Spec) -> ModelGraph:
         if layer.id in spec.inputs:
             problems.append((("layers", index, "id"), f"layer id '{layer.id}' is already the name of an input"))
         elif layer.id in seen:
-            problems.append((("layers", index, "id"), f"duplicate layer id '{layer.id}' (first used by layers[{seen[layer.id]}])"))
+            problems.append(
+                (("layers", index, "id"), f"duplicate layer id '{layer.id}' (first used by layers[{seen[layer.id]}])")
+            )
         else:
             seen[layer.id] = index
 
@@ -162,18 +164,27 @@ def resolve(spec: Spec) -> ModelGraph:
             refs = tuple(layer.inputs)
             for k, ref in enumerate(refs):
                 if ref not in known:
-                    problems.append((("layers", index, "inputs", k), f"unknown input or layer id '{ref}'{_suggest(ref, known)}"))
+                    problems.append(
+                        (("layers", index, "inputs", k), f"unknown input or layer id '{ref}'{_suggest(ref, known)}")
+                    )
         elif index > 0:
             refs = (ids[index - 1],)
         elif len(input_names) == 1:
             refs = (input_names[0],)
         else:
             refs = ()
-            problems.append((("layers", 0), f"the first layer must name its 'inputs' when the model has several inputs ({', '.join(input_names)})"))
+            problems.append(
+                (
+                    ("layers", 0),
+                    f"the first layer must name its 'inputs' when the model has several inputs ({', '.join(input_names)})",
+                )
+            )
         lowest, highest = layer.arity
         if refs and (len(refs) < lowest or (highest is not None and len(refs) > highest)):
             expected = f"{lowest}" if lowest == highest else f"at least {lowest}"
-            problems.append((("layers", index, "inputs"), f"{layer.type} takes {expected} input(s), received {len(refs)}"))
+            problems.append(
+                (("layers", index, "inputs"), f"{layer.type} takes {expected} input(s), received {len(refs)}")
+            )
         sources.append(refs)
 
     outputs = tuple(spec.outputs) if spec.outputs else (ids[-1],)
@@ -210,7 +221,12 @@ def resolve(spec: Spec) -> ModelGraph:
     used = {ref for refs in sources for ref in refs} | set(outputs)
     for index, node_id in enumerate(ids):
         if node_id not in used:
-            problems.append((("layers", index), f"layer '{node_id}' is not used by any layer or output (list it in 'outputs' or remove it)"))
+            problems.append(
+                (
+                    ("layers", index),
+                    f"layer '{node_id}' is not used by any layer or output (list it in 'outputs' or remove it)",
+                )
+            )
     for name in input_names:
         if name not in used:
             problems.append((("inputs", name), f"input '{name}' is not used by any layer"))
@@ -287,23 +303,44 @@ def _check_training(graph: ModelGraph) -> list[tuple[Location, str]]:
     shape = node.output_shape
     loss = training.loss
     if loss in CROSS_ENTROPY_LOSSES and activation not in ("softmax", "sigmoid", "linear"):
-        problems.append((where, f"{loss} expects the output layer's activation to be softmax, sigmoid or linear (logits), received {activation}"))
+        problems.append(
+            (
+                where,
+                f"{loss} expects the output layer's activation to be softmax, sigmoid or linear (logits), received {activation}",
+            )
+        )
     if loss == "binary_crossentropy":
         if activation == "softmax":
-            problems.append((where, "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output; use sigmoid, or sparse_categorical_crossentropy for classes"))
+            problems.append(
+                (
+                    where,
+                    "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output; use sigmoid, or sparse_categorical_crossentropy for classes",
+                )
+            )
         if shape[-1:] != (1,) or len(shape) != 1:
             problems.append((where, f"binary_crossentropy expects an output of shape [1], received {list(shape)}"))
     if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
         if activation == "sigmoid":
-            problems.append((where, f"{loss} expects a softmax (or linear) output, received sigmoid; use binary_crossentropy for one sigmoid unit"))
+            problems.append(
+                (
+                    where,
+                    f"{loss} expects a softmax (or linear) output, received sigmoid; use binary_crossentropy for one sigmoid unit",
+                )
+            )
         if len(shape) != 1 or shape[0] < 2:
-            problems.append((where, f"{loss} expects an output of shape [classes] with at least 2 classes, received {list(shape)}"))
+            problems.append(
+                (where, f"{loss} expects an output of shape [classes] with at least 2 classes, received {list(shape)}")
+            )
     classifier = loss in CROSS_ENTROPY_LOSSES
     for k, metric in enumerate(training.metrics):
         if classifier and metric in ("mse", "mae"):
-            problems.append((("training", "metrics", k), f"metric '{metric}' is for regression, but the loss is {loss}"))
+            problems.append(
+                (("training", "metrics", k), f"metric '{metric}' is for regression, but the loss is {loss}")
+            )
         if not classifier and metric not in ("mse", "mae"):
-            problems.append((("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}"))
+            problems.append(
+                (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
+            )
     problems.extend(_check_data(graph, shape))
     return problems
 
@@ -323,19 +360,49 @@ def _check_data(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, 
     if data.dataset == "mnist":
         expected = MNIST_VIEWS[data.view]
         if tuple(model_input.shape) != expected:
-            problems.append((("inputs", input_name, "shape"), f"mnist view '{data.view}' gives samples of shape {list(expected)}, but input '{input_name}' has shape {model_input.shape}"))
+            problems.append(
+                (
+                    ("inputs", input_name, "shape"),
+                    f"mnist view '{data.view}' gives samples of shape {list(expected)}, but input '{input_name}' has shape {model_input.shape}",
+                )
+            )
         if loss not in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-            problems.append((("training", "loss"), f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}"))
+            problems.append(
+                (
+                    ("training", "loss"),
+                    f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}",
+                )
+            )
         elif output_shape != (10,):
-            problems.append((("layers", len(spec.layers) - 1), f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}"))
+            problems.append(
+                (
+                    ("layers", len(spec.layers) - 1),
+                    f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}",
+                )
+            )
     else:
         if tuple(model_input.shape) != (data.n_features,):
-            problems.append((("inputs", input_name, "shape"), f"the {data.dataset} data set gives samples of shape [{data.n_features}], but input '{input_name}' has shape {model_input.shape}"))
+            problems.append(
+                (
+                    ("inputs", input_name, "shape"),
+                    f"the {data.dataset} data set gives samples of shape [{data.n_features}], but input '{input_name}' has shape {model_input.shape}",
+                )
+            )
         allowed = ("mse", "mae") if data.dataset == "regression" else ("binary_crossentropy",)
         if loss not in allowed:
-            problems.append((("training", "loss"), f"the {data.dataset} data set expects loss {' or '.join(allowed)}, received {loss}"))
+            problems.append(
+                (
+                    ("training", "loss"),
+                    f"the {data.dataset} data set expects loss {' or '.join(allowed)}, received {loss}",
+                )
+            )
         if output_shape != (1,):
-            problems.append((("outputs",), f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}"))
+            problems.append(
+                (
+                    ("outputs",),
+                    f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}",
+                )
+            )
     return problems
 
 

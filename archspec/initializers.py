@@ -102,7 +102,7 @@ def canonical_weights(graph, seed: int | None = None, dtype: str = "float64") ->
             value = initial_value(param.initializer, param.shape, generator_for(seed, name))
             if _is_lstm_bias(node.layer, param.name):
                 units = param.shape[0] // 4
-                value[units:2 * units] = 1.0
+                value[units : 2 * units] = 1.0
             weights[name] = value.astype(dtype)
     return weights
 

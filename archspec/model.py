@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ class CompiledModel(ABC):
         logits_name = self.graph.heads[0].logits if self.graph.heads else output_id
         outputs, logits = [], []
         for start in range(0, total, batch_size):
-            batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
+            batch = {name: array[start : start + batch_size] for name, array in arrays.items()}
             result = self.forward(batch, training=False)
             outputs.append(result[output_id])
             logits.append(result[logits_name])

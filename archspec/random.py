@@ -22,11 +22,11 @@ SHIFT = 16
 def mix32(x):
     """Bijective mix of 32-bit values held in int64 (any array type with these operators):
 
-        x = x ^ (x >> 16)
-        x = (x * 0x045D9F3B) & 0xFFFFFFFF
-        x = x ^ (x >> 16)
-        x = (x * 0x045D9F3B) & 0xFFFFFFFF
-        x = x ^ (x >> 16)
+    x = x ^ (x >> 16)
+    x = (x * 0x045D9F3B) & 0xFFFFFFFF
+    x = x ^ (x >> 16)
+    x = (x * 0x045D9F3B) & 0xFFFFFFFF
+    x = x ^ (x >> 16)
     """
     x = x ^ (x >> SHIFT)
     x = (x * MULTIPLIER) & MASK32

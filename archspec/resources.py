@@ -20,8 +20,22 @@ BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
 EVALUATION_BATCH = 2048  # the batch size of ``archspec.trainer.evaluate``
 MEMORY_CAP_VARIABLE = "ARCHSPEC_MEMORY_CAP"
 _GATES = {"simple_rnn": 1, "lstm": 6, "gru": 4}  # gates and states kept per time step for the backward pass
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 
 
 @dataclass(frozen=True)
@@ -98,13 +112,15 @@ def _activation_elements(graph: ModelGraph) -> int:
 
 def _widest_node(graph: ModelGraph) -> int:
     """Elements per sample of the largest layer's inputs and outputs: inference frees the rest."""
-    widths = [sum(math.prod(shape) for shape in node.input_shapes) + 2 * math.prod(node.output_shape)
-              for node in graph.nodes]
+    widths = [
+        sum(math.prod(shape) for shape in node.input_shapes) + 2 * math.prod(node.output_shape) for node in graph.nodes
+    ]
     return max(widths, default=0)
 
 
-def estimate_memory(graph: ModelGraph, *, dtype: str, batch_size: int, optimizer_slots: int,
-                    data_samples: int = 0) -> MemoryEstimate:
+def estimate_memory(
+    graph: ModelGraph, *, dtype: str, batch_size: int, optimizer_slots: int, data_samples: int = 0
+) -> MemoryEstimate:
     """Estimate a training run of ``graph`` in ``dtype`` with batches of ``batch_size``.
 
     ``optimizer_slots``: state tensors the optimizer keeps per trainable parameter (Adam 2);
@@ -112,10 +128,11 @@ def estimate_memory(graph: ModelGraph, *, dtype: str, batch_size: int, optimizer
     """
     width = BYTES[dtype]
     trainable = graph.trainable_param_count
-    per_sample = _activation_elements(graph) + sum(
-        math.prod(shape.shape) for shape in graph.spec.inputs.values())
-    input_bytes = sum(math.prod(model_input.shape) * (width if model_input.dtype == "float" else BYTES[model_input.dtype])
-                      for model_input in graph.spec.inputs.values())
+    per_sample = _activation_elements(graph) + sum(math.prod(shape.shape) for shape in graph.spec.inputs.values())
+    input_bytes = sum(
+        math.prod(model_input.shape) * (width if model_input.dtype == "float" else BYTES[model_input.dtype])
+        for model_input in graph.spec.inputs.values()
+    )
     loss = graph.spec.training.loss if graph.spec.training else None
     outputs = math.prod(graph.output_shape(graph.outputs[0])) if graph.outputs else 1
     target_bytes = BYTES["int64"] if loss == "sparse_categorical_crossentropy" else outputs * width
@@ -131,15 +148,24 @@ def estimate_memory(graph: ModelGraph, *, dtype: str, batch_size: int, optimizer
     )
 
 
-def estimate_for_training(graph: ModelGraph, training, *, dtype: str | None = None, data_samples: int = 0) -> MemoryEstimate:
+def estimate_for_training(
+    graph: ModelGraph, training, *, dtype: str | None = None, data_samples: int = 0
+) -> MemoryEstimate:
     """``estimate_memory`` with the batch size, optimizer and dtype of a spec's training section."""
     from archspec.reference.optimizers import state_slots
 
-    options = {"lr": training.optimizer.learning_rate,
-               **training.optimizer.model_dump(exclude={"type", "learning_rate"})}
+    options = {
+        "lr": training.optimizer.learning_rate,
+        **training.optimizer.model_dump(exclude={"type", "learning_rate"}),
+    }
     slots = len(state_slots(training.optimizer.type, options))
-    return estimate_memory(graph, dtype=dtype or training.dtype, batch_size=training.batch_size,
-                           optimizer_slots=slots, data_samples=data_samples)
+    return estimate_memory(
+        graph,
+        dtype=dtype or training.dtype,
+        batch_size=training.batch_size,
+        optimizer_slots=slots,
+        data_samples=data_samples,
+    )
 
 
 def available_memory(meminfo: str | os.PathLike = "/proc/meminfo") -> int | None:

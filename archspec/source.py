@@ -72,9 +72,7 @@ class SourceDocument:
     filename: str = "<spec>"
     _root: Node | None = field(default=None, repr=False, compare=False)
     # id(mapping node) -> {constructed key: (key node, value node)}
-    _keys: dict[int, dict[Any, tuple[Node, Node]]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _keys: dict[int, dict[Any, tuple[Node, Node]]] = field(default_factory=dict, repr=False, compare=False)
 
     def locate(self, loc: tuple[str | int, ...], *, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at ``loc``, or of its key when ``key`` is true.

@@ -20,7 +20,9 @@ def summary_table(graph: ModelGraph) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(cell.rjust(w) if i == 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            cell.rjust(w) if i == 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ).rstrip()
 
     rule = "-" * len(line(header))
     trainable = graph.trainable_param_count

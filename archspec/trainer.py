@@ -37,7 +37,7 @@ def epoch_order(seed: int, epoch: int, n_samples: int, shuffle: bool = True) -> 
 
 def batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Consecutive slices of ``order``; the last batch keeps the remainder (never dropped)."""
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 @dataclass
@@ -110,8 +110,10 @@ class _Progress:
         filled = int(width * step / self.total)
         bar = "#" * filled + "." * (width - filled)
         sys.stderr.write(
-            ("\r" if self.interactive else "") + f"{self.label} epoch {epoch + 1}/{epochs} [{bar}] step {step}/{self.total} "
-            f"loss {'-' if loss is None else f'{loss:.4f}'} {rate:,.0f} samples/s ETA {eta:4.0f}s " + ("" if self.interactive else "\n")
+            ("\r" if self.interactive else "")
+            + f"{self.label} epoch {epoch + 1}/{epochs} [{bar}] step {step}/{self.total} "
+            f"loss {'-' if loss is None else f'{loss:.4f}'} {rate:,.0f} samples/s ETA {eta:4.0f}s "
+            + ("" if self.interactive else "\n")
         )
         sys.stderr.flush()
 
@@ -139,8 +141,9 @@ def _load_splits(spec, data, data_dir):
     return load_dataset(spec.data.model_dump(mode="json"), data_dir=data_dir, seed=spec.training.seed)
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, training_spec, head, num_classes, batch_size: int = 2048,
-             forward=None) -> dict[str, float]:
+def evaluate(
+    model, x: np.ndarray, y: np.ndarray, training_spec, head, num_classes, batch_size: int = 2048, forward=None
+) -> dict[str, float]:
     """Inference-mode loss and metrics on one split, computed once in numpy for every backend.
 
     ``forward(x, batch_size)``: the model's ``{"output", "logits"}`` (default: ``model.forward_batches``).
@@ -155,11 +158,15 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, training_spec, head, num_class
     if training_spec.metrics:
         if head.from_logits:
             probabilities = _activate(logits, head.activation)
-        task = {"binary_crossentropy": "binary", "mse": "regression", "mae": "regression"}.get(training_spec.loss, "multiclass")
+        task = {"binary_crossentropy": "binary", "mse": "regression", "mae": "regression"}.get(
+            training_spec.loss, "multiclass"
+        )
         labels = y if task != "regression" else target
         if task == "multiclass" and y.ndim == 2:
             labels = np.argmax(y, axis=1)
-        values.update(compute_metrics(list(training_spec.metrics), np.asarray(probabilities, dtype=np.float64), labels, task))
+        values.update(
+            compute_metrics(list(training_spec.metrics), np.asarray(probabilities, dtype=np.float64), labels, task)
+        )
     return values
 
 
@@ -224,9 +231,20 @@ def train(
     from archspec.distributed import DEFAULT_TIMEOUT, cluster_from_environment
 
     check_name(backend)
-    options = dict(epochs=epochs, max_steps=max_steps, dtype=dtype, out=out, device=device, data_dir=data_dir,
-                   progress=progress, compiled=compiled, evaluate_every_epoch=evaluate_every_epoch,
-                   checkpoint_every=checkpoint_every, resume=resume, memory_cap=memory_cap)
+    options = dict(
+        epochs=epochs,
+        max_steps=max_steps,
+        dtype=dtype,
+        out=out,
+        device=device,
+        data_dir=data_dir,
+        progress=progress,
+        compiled=compiled,
+        evaluate_every_epoch=evaluate_every_epoch,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        memory_cap=memory_cap,
+    )
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1):
         raise UsageError(f"expected workers to be a positive integer. Received: workers={workers!r}")
     if worker_timeout is not None and not (isinstance(worker_timeout, (int, float)) and worker_timeout > 0):
@@ -236,15 +254,37 @@ def train(
     return _train(spec, backend, cluster_from_environment(backend), data=data, callbacks=callbacks, **options)
 
 
-def _train(spec, backend, cluster, *, epochs, max_steps, dtype, data, callbacks, out, device, data_dir, progress,
-           compiled, evaluate_every_epoch, checkpoint_every, resume, memory_cap) -> TrainResult:
+def _train(
+    spec,
+    backend,
+    cluster,
+    *,
+    epochs,
+    max_steps,
+    dtype,
+    data,
+    callbacks,
+    out,
+    device,
+    data_dir,
+    progress,
+    compiled,
+    evaluate_every_epoch,
+    checkpoint_every,
+    resume,
+    memory_cap,
+) -> TrainResult:
     from archspec.api import load_with_graph
     from archspec.checkpoint import read_checkpoint
 
     spec, graph = load_with_graph(spec)
     if spec.training is None:
         raise UsageError(f"spec '{spec.name}' has no 'training' section")
-    for name, value, lowest in (("max_steps", max_steps, 1), ("epochs", epochs, 1), ("checkpoint_every", checkpoint_every, 0)):
+    for name, value, lowest in (
+        ("max_steps", max_steps, 1),
+        ("epochs", epochs, 1),
+        ("checkpoint_every", checkpoint_every, 0),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, Integral) or value < lowest):
             kind = "a positive integer" if lowest else "a non-negative integer (0: at epoch ends only)"
             raise UsageError(f"expected {name} to be {kind}. Received: {name}={value!r}")
@@ -262,9 +302,17 @@ def _train(spec, backend, cluster, *, epochs, max_steps, dtype, data, callbacks,
     spec, graph = load_with_graph(spec)
     if cluster is not None and compiled:
         raise UsageError(_NO_COMPILED_WORKERS)
-    run = _Run(spec, graph, backend, max_steps=max_steps, checkpoint_every=checkpoint_every or None,
-               out=None if out is None else Path(out), callbacks=callbacks, evaluate_every_epoch=evaluate_every_epoch,
-               cluster=cluster)
+    run = _Run(
+        spec,
+        graph,
+        backend,
+        max_steps=max_steps,
+        checkpoint_every=checkpoint_every or None,
+        out=None if out is None else Path(out),
+        callbacks=callbacks,
+        evaluate_every_epoch=evaluate_every_epoch,
+        cluster=cluster,
+    )
     run.prepare(data, data_dir, checkpoint, memory_cap)
     run.build(compiled)
     run.loop(progress)
@@ -284,23 +332,36 @@ def _launch(spec, backend, workers, timeout, data, callbacks, options) -> TrainR
 
     spec, _ = load_with_graph(spec)
     if callbacks:
-        raise UsageError("callbacks run in the training process and cannot follow several workers: "
-                         "train with workers=1, or read the run's metrics.json and history.csv (out=DIR)")
+        raise UsageError(
+            "callbacks run in the training process and cannot follow several workers: "
+            "train with workers=1, or read the run's metrics.json and history.csv (out=DIR)"
+        )
     if options["compiled"]:
         raise UsageError(_NO_COMPILED_WORKERS)
     with tempfile.TemporaryDirectory(prefix="archspec-job-") as folder:
         spec_path = Path(folder) / "spec.json"
         spec_path.write_text(json.dumps(spec.model_dump(mode="json", by_alias=True)))
         data_path = _save_data(data, Path(folder)) if data is not None else None
-        paths = {key: None if options[key] is None else str(Path(options[key]).resolve())
-                 for key in ("out", "resume", "data_dir")}
+        paths = {
+            key: None if options[key] is None else str(Path(options[key]).resolve())
+            for key in ("out", "resume", "data_dir")
+        }
         job = {"spec": str(spec_path), "backend": backend, "data": data_path, "options": {**options, **paths}}
         outcome = launch(job, workers, timeout)
     dtype = outcome["config"]["dtype"]
     model = compile_spec(spec, backend=backend, dtype=dtype, device=options["device"], weights=outcome["weights"])
     config = {**outcome["config"], "workers": workers}
-    return TrainResult(backend, model, outcome["history"], np.asarray(outcome["step_losses"], dtype=np.float64),
-                       outcome["final"], outcome["timings"], outcome["steps"], outcome["samples_seen"], config)
+    return TrainResult(
+        backend,
+        model,
+        outcome["history"],
+        np.asarray(outcome["step_losses"], dtype=np.float64),
+        outcome["final"],
+        outcome["timings"],
+        outcome["steps"],
+        outcome["samples_seen"],
+        config,
+    )
 
 
 def _save_data(data, folder: Path) -> str:
@@ -337,8 +398,9 @@ def run_worker(job: dict, cluster) -> TrainResult:
 class _Run:
     """One training run, from checked data to the result; see ``train``."""
 
-    def __init__(self, spec, graph, backend, *, max_steps, checkpoint_every, out, callbacks, evaluate_every_epoch,
-                 cluster=None):
+    def __init__(
+        self, spec, graph, backend, *, max_steps, checkpoint_every, out, callbacks, evaluate_every_epoch, cluster=None
+    ):
         self.spec, self.graph, self.backend = spec, graph, backend
         self.cluster = cluster  # None: one process
         self.writer = cluster is None or cluster.is_writer  # shows progress, evaluates, writes files
@@ -421,12 +483,16 @@ class _Run:
             options["cluster"] = self.cluster
         # With workers, join the framework's own distributed runtime first; the model and the
         # engine are then built inside it (TensorFlow: under the strategy's scope).
-        joined = module.distributed.join(self.cluster, self.training.device) if self.cluster else contextlib.nullcontext()
+        joined = (
+            module.distributed.join(self.cluster, self.training.device) if self.cluster else contextlib.nullcontext()
+        )
         with joined:
-            self.model = compile_spec(self.spec, backend=self.backend, dtype=self.dtype, device=self.training.device,
-                                      weights=weights)
-            self.engine = module.Engine(self.model, x={self.input_name: self.x_train}, y=self.y_train,
-                                        training=self.training, **options)
+            self.model = compile_spec(
+                self.spec, backend=self.backend, dtype=self.dtype, device=self.training.device, weights=weights
+            )
+            self.engine = module.Engine(
+                self.model, x={self.input_name: self.x_train}, y=self.y_train, training=self.training, **options
+            )
         if self.checkpoint is not None:
             self.engine.load_optimizer_state(self.checkpoint.optimizer, self.step)
             self.good = _Snapshot(self.step, dict(self.checkpoint.weights), dict(self.checkpoint.optimizer))
@@ -516,10 +582,14 @@ class _Run:
         return self.losses[-1] if self.losses else None
 
     def _epoch_row(self, epoch: int, first_step: int, order: list, seconds: float) -> dict[str, float]:
-        losses = self.losses[first_step:self.step]
-        sizes = [len(indices) for indices in order[:len(losses)]]
-        row = {"epoch": epoch + 1, "steps": self.step, "seconds": seconds,
-               "loss": float(np.average(losses, weights=sizes))}
+        losses = self.losses[first_step : self.step]
+        sizes = [len(indices) for indices in order[: len(losses)]]
+        row = {
+            "epoch": epoch + 1,
+            "steps": self.step,
+            "seconds": seconds,
+            "loss": float(np.average(losses, weights=sizes)),
+        }
         if self.evaluate_every_epoch:
             eval_start = time.perf_counter()
             for split in ("train", "validation", "test"):
@@ -579,12 +649,24 @@ class _Run:
         from archspec.checkpoint import CheckpointState, Progress, RunSettings, spec_hash, write_checkpoint
 
         state = CheckpointState(
-            archspec_version=__version__, spec_name=self.spec.name, spec_hash=spec_hash(self.spec),
-            backend=self.backend, dtype=self.dtype, training=self.training.model_dump(mode="json"),
-            run=RunSettings(epochs=self.training.epochs, max_steps=self.max_steps, checkpoint_every=self.checkpoint_every),
+            archspec_version=__version__,
+            spec_name=self.spec.name,
+            spec_hash=spec_hash(self.spec),
+            backend=self.backend,
+            dtype=self.dtype,
+            training=self.training.model_dump(mode="json"),
+            run=RunSettings(
+                epochs=self.training.epochs, max_steps=self.max_steps, checkpoint_every=self.checkpoint_every
+            ),
             data=self.data_fingerprint,
-            progress=Progress(epoch=epoch, position=position, step=self.step, samples_seen=self.samples_seen,
-                              history=[dict(row) for row in self.history], step_losses=list(self.losses)),
+            progress=Progress(
+                epoch=epoch,
+                position=position,
+                step=self.step,
+                samples_seen=self.samples_seen,
+                history=[dict(row) for row in self.history],
+                step_losses=list(self.losses),
+            ),
         )
         self.last_checkpoint = write_checkpoint(self.out, state, weights, optimizer)
 
@@ -631,7 +713,7 @@ class _Run:
         epoch, position = divmod(step, self.steps_per_epoch)
         order = epoch_order(self.training.seed, epoch, self.n, self.training.shuffle)
         size = self.training.batch_size
-        return order[position * size:(position + 1) * size]
+        return order[position * size : (position + 1) * size]
 
     # --- after training -------------------------------------------------------------
 
@@ -675,15 +757,28 @@ class _Run:
             "seconds_per_epoch": train_seconds / max(1, self.epochs_here),
             "samples_per_second": self.samples_here / train_seconds if train_seconds > 0 else 0.0,
         }
-        config = {"spec": self.spec.name, "dtype": self.dtype, "epochs": self.training.epochs,
-                  "batch_size": self.training.batch_size}
+        config = {
+            "spec": self.spec.name,
+            "dtype": self.dtype,
+            "epochs": self.training.epochs,
+            "batch_size": self.training.batch_size,
+        }
         if self.first_step:
             config["resumed_at_step"] = self.first_step
         if self.cluster is not None:
             config["workers"] = self.cluster.world_size
             config["rank"] = self.cluster.rank
-        result = TrainResult(self.backend, self.model, history, np.asarray(self.losses, dtype=np.float64), final,
-                             timings, self.step, self.samples_seen, config)
+        result = TrainResult(
+            self.backend,
+            self.model,
+            history,
+            np.asarray(self.losses, dtype=np.float64),
+            final,
+            timings,
+            self.step,
+            self.samples_seen,
+            config,
+        )
         for callback in self.callbacks:
             if hasattr(callback, "on_train_end"):
                 callback.on_train_end(result)
@@ -719,8 +814,12 @@ def _write_run(result: TrainResult, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     metrics = {
-        "backend": result.backend, "config": result.config, "final": result.final,
-        "history": result.history, "timings": result.timings, "steps": result.steps,
+        "backend": result.backend,
+        "config": result.config,
+        "final": result.final,
+        "history": result.history,
+        "timings": result.timings,
+        "steps": result.steps,
         "param_count": result.model.param_count,
     }
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())

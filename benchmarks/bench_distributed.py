@@ -38,20 +38,46 @@ DEFAULT_STEPS = {"mlp": 0, "cnn": 100}  # 0: one full epoch
 def one_run(backend: str, model: str, workers: int, steps: int, timeout: float) -> dict:
     """One training command; its throughput from metrics.json and its wall time."""
     with tempfile.TemporaryDirectory(prefix="archspec-bench-") as folder:
-        command = [sys.executable, "-m", "archspec", "train", CONFIGS[model], "--backend", backend, "--quiet",
-                   "--epochs", "1", "--dtype", "float32", "--out", folder, "--workers", str(workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "archspec",
+            "train",
+            CONFIGS[model],
+            "--backend",
+            backend,
+            "--quiet",
+            "--epochs",
+            "1",
+            "--dtype",
+            "float32",
+            "--out",
+            folder,
+            "--workers",
+            str(workers),
+        ]
         if steps:
             command += ["--max-steps", str(steps)]
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
         metrics = json.loads((Path(folder) / "metrics.json").read_text())
     timings = metrics["timings"]
-    return {"samples_per_second": timings["samples_per_second"], "train_seconds": timings["train_seconds"],
-            "wall_seconds": wall, "steps": metrics["steps"]}
+    return {
+        "samples_per_second": timings["samples_per_second"],
+        "train_seconds": timings["train_seconds"],
+        "wall_seconds": wall,
+        "steps": metrics["steps"],
+    }
 
 
 def run_benchmark(backends, models, worker_counts, repeats: int, steps: int | None, timeout: float) -> dict:
@@ -69,13 +95,20 @@ def run_benchmark(backends, models, worker_counts, repeats: int, steps: int | No
                 if workers == 1:
                     baseline = rate
                 speedup = rate / baseline if baseline else None
-                rows.append({
-                    "model": model, "backend": backend, "workers": workers, "steps": runs[0]["steps"],
-                    "samples_per_second": rate, "runs": [r["samples_per_second"] for r in runs],
-                    "train_seconds": statistics.median(r["train_seconds"] for r in runs),
-                    "wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
-                    "speedup": speedup, "efficiency": speedup / workers if speedup else None,
-                })
+                rows.append(
+                    {
+                        "model": model,
+                        "backend": backend,
+                        "workers": workers,
+                        "steps": runs[0]["steps"],
+                        "samples_per_second": rate,
+                        "runs": [r["samples_per_second"] for r in runs],
+                        "train_seconds": statistics.median(r["train_seconds"] for r in runs),
+                        "wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
+                        "speedup": speedup,
+                        "efficiency": speedup / workers if speedup else None,
+                    }
+                )
     return {"machine": machine_info(), "repeats": repeats, "rows": rows}
 
 
@@ -95,9 +128,11 @@ def render(report: dict) -> str:
     for row in report["rows"]:
         speedup = "" if row["speedup"] is None else f"{row['speedup']:.2f}"
         efficiency = "" if row["efficiency"] is None else f"{row['efficiency']:.2f}"
-        lines.append(f"| {row['model']} | {row['backend']} | {row['workers']} | {row['steps']} | "
-                     f"{row['samples_per_second']:,.0f} | {speedup} | {efficiency} | {row['train_seconds']:.2f} | "
-                     f"{row['wall_seconds']:.1f} |")
+        lines.append(
+            f"| {row['model']} | {row['backend']} | {row['workers']} | {row['steps']} | "
+            f"{row['samples_per_second']:,.0f} | {speedup} | {efficiency} | {row['train_seconds']:.2f} | "
+            f"{row['wall_seconds']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--backends", default="torch,tensorflow")
     parser.add_argument("--workers", default="1,2", help="worker counts; the first is the baseline (default 1,2)")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default: mlp one epoch, cnn 100)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="optimizer steps per run (default: mlp one epoch, cnn 100)"
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", help="write the Markdown table here")
     parser.add_argument("--json", help="write the raw figures here")

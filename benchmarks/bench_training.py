@@ -66,18 +66,31 @@ IMPLEMENTATIONS = (
     Implementation("keras_fit", "Keras model.fit"),
     Implementation("archspec_tensorflow", "archspec tensorflow", ("keras_fit",)),
     Implementation("torch_compile_loop", "torch, hand-written: tensor loop + torch.compile"),
-    Implementation("archspec_torch_compiled", "archspec torch, compiled=True",
-                   ("torch_tensor_loop", "torch_dataloader", "torch_compile_loop")),
+    Implementation(
+        "archspec_torch_compiled",
+        "archspec torch, compiled=True",
+        ("torch_tensor_loop", "torch_dataloader", "torch_compile_loop"),
+    ),
     Implementation("keras_fit_xla", "Keras model.fit, jit_compile=True"),
-    Implementation("archspec_tensorflow_compiled", "archspec tensorflow, compiled=True",
-                   ("keras_fit", "keras_fit_xla")),
+    Implementation(
+        "archspec_tensorflow_compiled", "archspec tensorflow, compiled=True", ("keras_fit", "keras_fit_xla")
+    ),
 )
 BY_KEY = {impl.key: impl for impl in IMPLEMENTATIONS}
 EAGER = tuple(key for key in BY_KEY if "compile" not in key and "xla" not in key)
 
 COLUMNS = (
-    "implementation", "epoch (s)", "train samples/s", "inference samples/s", "train GFLOP/s",
-    "% of peak", "warm-up epoch (s)", "start-up (s)", "ratio", "compared with", "target <= 1.05",
+    "implementation",
+    "epoch (s)",
+    "train samples/s",
+    "inference samples/s",
+    "train GFLOP/s",
+    "% of peak",
+    "warm-up epoch (s)",
+    "start-up (s)",
+    "ratio",
+    "compared with",
+    "target <= 1.05",
 )
 
 
@@ -123,8 +136,10 @@ def train_flops(spec) -> int:
 # --- the worker: one implementation in a fresh process ------------------------------
 
 
-PAIRS = {"torch": ("archspec_torch", "torch_tensor_loop", "torch_dataloader"),
-         "tensorflow": ("archspec_tensorflow", "keras_fit")}
+PAIRS = {
+    "torch": ("archspec_torch", "torch_tensor_loop", "torch_dataloader"),
+    "tensorflow": ("archspec_tensorflow", "keras_fit"),
+}
 """Per framework: archspec's eager implementation, then the hand-written code it is paired with."""
 
 
@@ -166,12 +181,22 @@ def _measure_training(job: dict) -> dict:
     if job["samples"] < len(x):
         x, y = x[: job["samples"]], y[: job["samples"]]
     x_test = splits.test[0]
-    options = {"model": job["model"], "spec": spec, "x": x, "y": y, "x_test": x_test,
-               "epochs": 1 + job["repeats"], "inference_runs": job["inference_runs"]}
+    options = {
+        "model": job["model"],
+        "spec": spec,
+        "x": x,
+        "y": y,
+        "x_test": x_test,
+        "epochs": 1 + job["repeats"],
+        "inference_runs": job["inference_runs"],
+    }
     started = time.perf_counter()
     run = {
-        "torch_tensor_loop": _torch_handwritten, "torch_dataloader": _torch_handwritten,
-        "torch_compile_loop": _torch_handwritten, "keras_fit": _keras_handwritten, "keras_fit_xla": _keras_handwritten,
+        "torch_tensor_loop": _torch_handwritten,
+        "torch_dataloader": _torch_handwritten,
+        "torch_compile_loop": _torch_handwritten,
+        "keras_fit": _keras_handwritten,
+        "keras_fit_xla": _keras_handwritten,
     }.get(job["impl"], _archspec)
     result = run(job["impl"], started=started, **options)
     result["samples_per_epoch"] = len(x)
@@ -203,9 +228,8 @@ def _timed_inference(infer, runs: int) -> list[float]:
 
 
 def _torch_handwritten(impl, *, model, spec, x, y, x_test, epochs, inference_runs, started) -> dict:
-    import torch
-
     import handwritten
+    import torch
 
     torch.manual_seed(spec.training.seed)
     network = handwritten.torch_model(model)
@@ -215,17 +239,22 @@ def _torch_handwritten(impl, *, model, spec, x, y, x_test, epochs, inference_run
     test_inputs = handwritten.torch_inputs(model, x_test)
     startup = time.perf_counter() - started
     train = handwritten.train_torch_dataloader if impl == "torch_dataloader" else handwritten.train_torch_tensor_loop
-    epoch_seconds = train(trained, inputs, targets, epochs=epochs, batch_size=spec.training.batch_size, optimizer=optimizer)
+    epoch_seconds = train(
+        trained, inputs, targets, epochs=epochs, batch_size=spec.training.batch_size, optimizer=optimizer
+    )
     infer = handwritten.infer_torch_dataloader if impl == "torch_dataloader" else handwritten.infer_torch
     inference_seconds = _timed_inference(lambda: infer(trained, test_inputs), inference_runs)
-    return {"epoch_seconds": epoch_seconds, "inference_seconds": inference_seconds, "startup_seconds": startup,
-            "note": _threads_note("torch")}
+    return {
+        "epoch_seconds": epoch_seconds,
+        "inference_seconds": inference_seconds,
+        "startup_seconds": startup,
+        "note": _threads_note("torch"),
+    }
 
 
 def _keras_handwritten(impl, *, model, spec, x, y, x_test, epochs, inference_runs, started) -> dict:
-    import keras
-
     import handwritten
+    import keras
 
     keras.utils.set_random_seed(spec.training.seed)
     network = handwritten.keras_model(model)
@@ -233,8 +262,12 @@ def _keras_handwritten(impl, *, model, spec, x, y, x_test, epochs, inference_run
     startup = time.perf_counter() - started
     epoch_seconds = handwritten.train_keras_fit(network, x, y, epochs=epochs, batch_size=spec.training.batch_size)
     inference_seconds = _timed_inference(lambda: handwritten.infer_keras(network, x_test), inference_runs)
-    return {"epoch_seconds": epoch_seconds, "inference_seconds": inference_seconds, "startup_seconds": startup,
-            "note": f"jit_compile resolved to {network.jit_compile}, {_threads_note('tensorflow')}"}
+    return {
+        "epoch_seconds": epoch_seconds,
+        "inference_seconds": inference_seconds,
+        "startup_seconds": startup,
+        "note": f"jit_compile resolved to {network.jit_compile}, {_threads_note('tensorflow')}",
+    }
 
 
 def _threads_note(framework: str) -> str:
@@ -247,9 +280,9 @@ def _threads_note(framework: str) -> str:
 
 
 def _archspec(impl, *, model, spec, x, y, x_test, epochs, inference_runs, started) -> dict:
-    import archspec
-
     import handwritten
+
+    import archspec
 
     backend = "torch" if impl.startswith("archspec_torch") else "tensorflow"
     epoch_seconds = []
@@ -259,15 +292,27 @@ def _archspec(impl, *, model, spec, x, y, x_test, epochs, inference_runs, starte
             epoch_seconds.append(logs["seconds"])
 
     result = archspec.train(
-        spec, backend=backend, epochs=epochs, dtype="float32", device="cpu", data={"train": (x, y)},
-        compiled=impl.endswith("_compiled"), evaluate_every_epoch=False, callbacks=[EpochTimer()],
+        spec,
+        backend=backend,
+        epochs=epochs,
+        dtype="float32",
+        device="cpu",
+        data={"train": (x, y)},
+        compiled=impl.endswith("_compiled"),
+        evaluate_every_epoch=False,
+        callbacks=[EpochTimer()],
     )
     timings = result.timings
-    inference_seconds = _timed_inference(lambda: result.model.predict(x_test, batch_size=handwritten.INFERENCE_BATCH), inference_runs)
-    return {"epoch_seconds": epoch_seconds, "inference_seconds": inference_seconds,
-            "startup_seconds": timings["import_seconds"] + timings["build_seconds"],
-            "note": f"import {timings['import_seconds']:.2f} s + build {timings['build_seconds']:.2f} s, "
-                    f"{_threads_note(backend)}"}
+    inference_seconds = _timed_inference(
+        lambda: result.model.predict(x_test, batch_size=handwritten.INFERENCE_BATCH), inference_runs
+    )
+    return {
+        "epoch_seconds": epoch_seconds,
+        "inference_seconds": inference_seconds,
+        "startup_seconds": timings["import_seconds"] + timings["build_seconds"],
+        "note": f"import {timings['import_seconds']:.2f} s + build {timings['build_seconds']:.2f} s, "
+        f"{_threads_note(backend)}",
+    }
 
 
 # --- the driver: one process per job, then the numbers ------------------------------
@@ -323,13 +368,17 @@ def run_job(job: dict, timeout: float, threads: int | None = None) -> dict:
         try:
             process = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=ROOT,
+                env=env,
             )
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(process.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK):])
+            return json.loads(line[len(RESULT_MARK) :])
     tail = " ".join(process.stderr.strip().splitlines()[-3:])
     return {"error": f"worker exited with code {process.returncode}: {tail[-300:]}"}
 
@@ -344,8 +393,19 @@ def measure_peak(runs: int, timeout: float = 300, threads: int | None = None) ->
     return result["gflops"], result["threads"]
 
 
-def measure_model(model: str, implementations, *, repeats: int, steps: int, inference_runs: int,
-                  peak_gflops: float, timeout: float, threads: int | None = None, log=None, processes: int = 1) -> dict:
+def measure_model(
+    model: str,
+    implementations,
+    *,
+    repeats: int,
+    steps: int,
+    inference_runs: int,
+    peak_gflops: float,
+    timeout: float,
+    threads: int | None = None,
+    log=None,
+    processes: int = 1,
+) -> dict:
     """Every implementation of ``model``, each in ``processes`` fresh processes run in
     interleaved rounds (A B C, A B C, ...: a slow spell of the machine hits all alike);
     rows with ratios filled in."""
@@ -359,8 +419,14 @@ def measure_model(model: str, implementations, *, repeats: int, steps: int, infe
     runs = {key: [] for key in implementations}
     for _ in range(processes):
         for key in implementations:
-            job = {"kind": "train", "model": model, "impl": key, "repeats": repeats,
-                   "samples": samples, "inference_runs": inference_runs}
+            job = {
+                "kind": "train",
+                "model": model,
+                "impl": key,
+                "repeats": repeats,
+                "samples": samples,
+                "inference_runs": inference_runs,
+            }
             runs[key].append(run_job(job, timeout, threads))
     rows = []
     for key in implementations:
@@ -369,17 +435,21 @@ def measure_model(model: str, implementations, *, repeats: int, steps: int, infe
         row = _row(model, impl, raw, full_samples, flops, peak_gflops)
         rows.append(row)
         if log:
-            log(f"{model:5s} {impl.label:50s} " + (f"{row.epoch_seconds:8.3f} s/epoch" if row.ok else f"n/a: {row.error}"))
+            log(
+                f"{model:5s} {impl.label:50s} "
+                + (f"{row.epoch_seconds:8.3f} s/epoch" if row.ok else f"n/a: {row.error}")
+            )
     _fill_ratios(rows)
     steps_run = math.ceil(samples / batch)
     full_steps = math.ceil(full_samples / batch)
     if samples == full_samples:
         timing = f"full epochs of {full_samples} samples ({full_steps} steps)"
     else:
-        timing = (f"{steps_run} steps ({samples} samples) per timed epoch, scaled to a full epoch "
-                  f"of {full_samples} samples ({full_steps} steps)")
-    return {"name": spec.name, "timing": timing, "rows": rows, "train_flops_per_sample": flops,
-            "batch_size": batch}
+        timing = (
+            f"{steps_run} steps ({samples} samples) per timed epoch, scaled to a full epoch "
+            f"of {full_samples} samples ({full_steps} steps)"
+        )
+    return {"name": spec.name, "timing": timing, "rows": rows, "train_flops_per_sample": flops, "batch_size": batch}
 
 
 def _merge_processes(results: list[dict]) -> dict:
@@ -390,8 +460,11 @@ def _merge_processes(results: list[dict]) -> dict:
     if failed:
         return failed[0]
     first = results[0]
-    merged = {**first, "epoch_seconds": [first["epoch_seconds"][0]] + [t for r in results for t in r["epoch_seconds"][1:]],
-              "inference_seconds": [t for r in results for t in r["inference_seconds"]]}
+    merged = {
+        **first,
+        "epoch_seconds": [first["epoch_seconds"][0]] + [t for r in results for t in r["epoch_seconds"][1:]],
+        "inference_seconds": [t for r in results for t in r["inference_seconds"]],
+    }
     merged["process_medians"] = [statistics.median(r["epoch_seconds"][1:]) for r in results if r["epoch_seconds"][1:]]
     return merged
 
@@ -454,14 +527,30 @@ def machine_info() -> dict:
         except metadata.PackageNotFoundError:
             pass
     loads = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions,
-            "load_average": " ".join(f"{v:.2f}" for v in loads), "load_per_core": loads[0] / (os.cpu_count() or 1),
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "load_average": " ".join(f"{v:.2f}" for v in loads),
+        "load_per_core": loads[0] / (os.cpu_count() or 1),
+        "platform": platform.platform(),
+    }
 
 
-def run_benchmark(models=("mlp", "cnn", "lstm"), implementations=tuple(BY_KEY), *, repeats: int = 3,
-                  steps: int | None = None, quick: bool = False, timeout: float = 1800, threads: int | None = None,
-                  log=None, processes: int = 1, paired_rounds: int = 0) -> Report:
+def run_benchmark(
+    models=("mlp", "cnn", "lstm"),
+    implementations=tuple(BY_KEY),
+    *,
+    repeats: int = 3,
+    steps: int | None = None,
+    quick: bool = False,
+    timeout: float = 1800,
+    threads: int | None = None,
+    log=None,
+    processes: int = 1,
+    paired_rounds: int = 0,
+) -> Report:
     """Measure every model with every implementation; ``steps`` None means the per-model default,
     ``threads`` None the frameworks' own thread counts."""
     if quick:
@@ -479,21 +568,39 @@ def run_benchmark(models=("mlp", "cnn", "lstm"), implementations=tuple(BY_KEY), 
     results = {}
     for model in models:
         model_steps = QUICK_STEPS if quick else (DEFAULT_STEPS[model] if steps is None else steps)
-        results[model] = measure_model(model, implementations, repeats=repeats, steps=model_steps,
-                                       inference_runs=inference_runs, peak_gflops=peak, timeout=timeout,
-                                       threads=threads, log=log, processes=processes)
+        results[model] = measure_model(
+            model,
+            implementations,
+            repeats=repeats,
+            steps=model_steps,
+            inference_runs=inference_runs,
+            peak_gflops=peak,
+            timeout=timeout,
+            threads=threads,
+            log=log,
+            processes=processes,
+        )
     paired = {}
     for model in models if paired_rounds else ():
         model_steps = QUICK_STEPS if quick else (DEFAULT_STEPS[model] if steps is None else steps)
-        paired[model] = measure_paired(model, implementations, rounds=paired_rounds, steps=model_steps,
-                                       timeout=timeout, threads=threads, log=log)
-    settings = {"repeats": repeats, "inference_runs": inference_runs, "quick": quick, "steps": steps, "threads": threads,
-                "processes": processes, "paired_rounds": paired_rounds}
+        paired[model] = measure_paired(
+            model, implementations, rounds=paired_rounds, steps=model_steps, timeout=timeout, threads=threads, log=log
+        )
+    settings = {
+        "repeats": repeats,
+        "inference_runs": inference_runs,
+        "quick": quick,
+        "steps": steps,
+        "threads": threads,
+        "processes": processes,
+        "paired_rounds": paired_rounds,
+    }
     return Report(machine, settings, peak, results, paired)
 
 
-def measure_paired(model: str, implementations, *, rounds: int, steps: int, timeout: float, threads: int | None,
-                   log=None) -> list[dict]:
+def measure_paired(
+    model: str, implementations, *, rounds: int, steps: int, timeout: float, threads: int | None, log=None
+) -> list[dict]:
     """Per framework whose archspec implementation is measured: one process alternating it
     with the hand-written code (``PAIRS``); medians and the ratio to the fastest hand-written."""
     import archspec
@@ -512,11 +619,18 @@ def measure_paired(model: str, implementations, *, rounds: int, steps: int, time
             scale = full_samples / samples
             medians = {impl: statistics.median(times) * scale for impl, times in raw["epoch_seconds"].items()}
             best = min(impls[1:], key=lambda impl: medians[impl])
-            row.update(archspec=medians[impls[0]], reference=BY_KEY[best].label, reference_seconds=medians[best],
-                       ratio=medians[impls[0]] / medians[best], raw=raw["epoch_seconds"])
+            row.update(
+                archspec=medians[impls[0]],
+                reference=BY_KEY[best].label,
+                reference_seconds=medians[best],
+                ratio=medians[impls[0]] / medians[best],
+                raw=raw["epoch_seconds"],
+            )
             if log:
-                log(f"{model:5s} paired {framework:10s} archspec {row['archspec']:.3f} s vs {row['reference_seconds']:.3f} s "
-                    f"({row['reference']}): ratio {row['ratio']:.3f}")
+                log(
+                    f"{model:5s} paired {framework:10s} archspec {row['archspec']:.3f} s vs {row['reference_seconds']:.3f} s "
+                    f"({row['reference']}): ratio {row['ratio']:.3f}"
+                )
         rows.append(row)
     return rows
 
@@ -540,10 +654,17 @@ def table_row(row: Row) -> list[str]:
         return [row.label, f"n/a ({row.error})", *["n/a"] * (len(COLUMNS) - 2)]
     met = "" if row.ratio is None else ("met" if row.ratio <= TARGET else "**not met**")
     return [
-        row.label, _number(row.epoch_seconds), _number(row.train_samples_per_second, 3),
-        _number(row.inference_samples_per_second, 3), _number(row.train_gflops, 3),
-        f"{100 * row.peak_share:.1f}%", _number(row.warmup_seconds), _number(row.startup_seconds, 3),
-        "" if row.ratio is None else f"{row.ratio:.3f}", row.reference or "", met,
+        row.label,
+        _number(row.epoch_seconds),
+        _number(row.train_samples_per_second, 3),
+        _number(row.inference_samples_per_second, 3),
+        _number(row.train_gflops, 3),
+        f"{100 * row.peak_share:.1f}%",
+        _number(row.warmup_seconds),
+        _number(row.startup_seconds, 3),
+        "" if row.ratio is None else f"{row.ratio:.3f}",
+        row.reference or "",
+        met,
     ]
 
 
@@ -572,57 +693,101 @@ def render(report: Report) -> str:
         "(for the MLP the real work is about 0.72x of the count); the peak is torch's (MKL) matmul, "
         "which other libraries (TensorFlow's oneDNN) can beat on some CPUs, so shares over 100% can occur",
         f"- ratio: archspec epoch time / the fastest compared implementation; target <= {TARGET}",
-        "- settings: " + ", ".join(f"{key} {'default' if value is None else value}"
-                                   for key, value in report.settings.items()),
+        "- settings: "
+        + ", ".join(f"{key} {'default' if value is None else value}" for key, value in report.settings.items()),
     ]
     busy = m.get("load_per_core", 0.0) > 0.5
     if busy:
-        lines.append(f"- **busy machine** (load average {m['load_average']} on {m['cores']} cores): other processes "
-                     "share the cores; torch's OpenMP threads suffer most. Rerun on a quiet machine, or with --threads 1")
+        lines.append(
+            f"- **busy machine** (load average {m['load_average']} on {m['cores']} cores): other processes "
+            "share the cores; torch's OpenMP threads suffer most. Rerun on a quiet machine, or with --threads 1"
+        )
     if report.settings["quick"]:
         lines.append("- **quick mode**: 1 repeat, 20 steps: a smoke test, not a measurement")
     for model, result in report.models.items():
-        lines += ["", f"## {result['name']}: {result['timing']}, batch {result['batch_size']}",
-                  f"train FLOPs per sample: {result['train_flops_per_sample']:,}", ""]
+        lines += [
+            "",
+            f"## {result['name']}: {result['timing']}, batch {result['batch_size']}",
+            f"train FLOPs per sample: {result['train_flops_per_sample']:,}",
+            "",
+        ]
         lines += _markdown_table(COLUMNS, [table_row(row) for row in result["rows"]])
         notes = [f"{row.label}: {row.note}" for row in result["rows"] if row.ok and row.note]
         if notes:
             lines += ["", "notes: " + "; ".join(notes)]
     summary = [
-        [result["name"], row.label, row.reference, _number(row.epoch_seconds),
-         f"{row.ratio:.3f}", "met" if row.ratio <= TARGET else "**not met**"]
-        for result in report.models.values() for row in result["rows"] if row.ratio is not None
+        [
+            result["name"],
+            row.label,
+            row.reference,
+            _number(row.epoch_seconds),
+            f"{row.ratio:.3f}",
+            "met" if row.ratio <= TARGET else "**not met**",
+        ]
+        for result in report.models.values()
+        for row in result["rows"]
+        if row.ratio is not None
     ]
-    missing = [f"{result['name']} / {row.label}: {row.error}"
-               for result in report.models.values() for row in result["rows"] if not row.ok]
+    missing = [
+        f"{result['name']} / {row.label}: {row.error}"
+        for result in report.models.values()
+        for row in result["rows"]
+        if not row.ok
+    ]
     lines += ["", "## Ratios", ""]
-    lines += _markdown_table(("model", "archspec", "compared with", "archspec epoch (s)", "ratio", f"target <= {TARGET}"),
-                             summary)
+    lines += _markdown_table(
+        ("model", "archspec", "compared with", "archspec epoch (s)", "ratio", f"target <= {TARGET}"), summary
+    )
     if missing:
         lines += ["", "n/a:"] + [f"- {entry}" for entry in missing]
     pairs = [row for rows in report.paired.values() for row in rows]
     if pairs:
-        lines += ["", "## Paired in one process", "",
-                  f"Per framework, one fresh process alternates archspec and the hand-written code "
-                  f"({report.settings['paired_rounds']} rounds; each run: build, a warm-up epoch, one timed epoch); "
-                  "medians, scaled to a full epoch. The ratio cancels the process-to-process variation that "
-                  "the tables above include.", ""]
+        lines += [
+            "",
+            "## Paired in one process",
+            "",
+            f"Per framework, one fresh process alternates archspec and the hand-written code "
+            f"({report.settings['paired_rounds']} rounds; each run: build, a warm-up epoch, one timed epoch); "
+            "medians, scaled to a full epoch. The ratio cancels the process-to-process variation that "
+            "the tables above include.",
+            "",
+        ]
         body = []
         for row in pairs:
             if row["error"]:
                 body.append([row["model"], row["framework"], f"n/a ({row['error']})", "", "", "", ""])
                 continue
-            body.append([row["model"], row["framework"], _number(row["archspec"]), row["reference"],
-                         _number(row["reference_seconds"]), f"{row['ratio']:.3f}",
-                         "met" if row["ratio"] <= TARGET else "**not met**"])
-        lines += _markdown_table(("paired model", "framework", "archspec epoch (s)", "hand-written (fastest)",
-                                  "hand-written epoch (s)", "ratio", f"target <= {TARGET}"), body)
+            body.append(
+                [
+                    row["model"],
+                    row["framework"],
+                    _number(row["archspec"]),
+                    row["reference"],
+                    _number(row["reference_seconds"]),
+                    f"{row['ratio']:.3f}",
+                    "met" if row["ratio"] <= TARGET else "**not met**",
+                ]
+            )
+        lines += _markdown_table(
+            (
+                "paired model",
+                "framework",
+                "archspec epoch (s)",
+                "hand-written (fastest)",
+                "hand-written epoch (s)",
+                "ratio",
+                f"target <= {TARGET}",
+            ),
+            body,
+        )
     return "\n".join(lines) + "\n"
 
 
 def _markdown_table(header, rows) -> list[str]:
     align = ["---"] + ["---:" if any(_looks_numeric(r[i]) for r in rows) else "---" for i in range(1, len(header))]
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"] + ["| " + " | ".join(r) + " |" for r in rows]
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
 
 
 def _looks_numeric(cell: str) -> bool:
@@ -644,7 +809,9 @@ def _implementations(text: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
     unknown = [key for key in keys if key not in BY_KEY]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown implementation(s) {unknown}; expected all, eager or some of {list(BY_KEY)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown implementation(s) {unknown}; expected all, eager or some of {list(BY_KEY)}"
+        )
     return keys
 
 
@@ -658,19 +825,38 @@ def _models(text: str) -> tuple[str, ...]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=2, help="timed epochs per process after its warm-up epoch (default 2)")
-    parser.add_argument("--paired-rounds", type=int, default=4,
-                        help="rounds of the one-process paired measurement per model and framework (0: skip; default 4)")
-    parser.add_argument("--processes", type=int, default=2,
-                        help="fresh processes per implementation, in interleaved rounds (default 2)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timed epochs per process after its warm-up epoch (default 2)"
+    )
+    parser.add_argument(
+        "--paired-rounds",
+        type=int,
+        default=4,
+        help="rounds of the one-process paired measurement per model and framework (0: skip; default 4)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=2, help="fresh processes per implementation, in interleaved rounds (default 2)"
+    )
     parser.add_argument("--models", type=_models, default=tuple(CONFIGS), help="comma-separated: mlp,cnn,lstm")
-    parser.add_argument("--implementations", type=_implementations, default=tuple(BY_KEY),
-                        help=f"all (default), eager (no compiled variants) or some of: {','.join(BY_KEY)}")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="batches per timed epoch for every model; 0 = full epochs (default: MLP full, CNN/LSTM 150)")
+    parser.add_argument(
+        "--implementations",
+        type=_implementations,
+        default=tuple(BY_KEY),
+        help=f"all (default), eager (no compiled variants) or some of: {','.join(BY_KEY)}",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="batches per timed epoch for every model; 0 = full epochs (default: MLP full, CNN/LSTM 150)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 repeat, 20 steps: for the smoke test")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="cap torch's and TensorFlow's thread pools (default: each framework's own choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="cap torch's and TensorFlow's thread pools (default: each framework's own choice)",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed to one implementation's process")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
@@ -690,10 +876,18 @@ def main(argv=None) -> int:
     from archspec.errors import ArchSpecError
 
     try:
-        report = run_benchmark(args.models, args.implementations, repeats=args.repeats, steps=args.steps,
-                               quick=args.quick, timeout=args.timeout, threads=args.threads, processes=args.processes,
-                               paired_rounds=args.paired_rounds,
-                               log=lambda text: print(text, file=sys.stderr, flush=True))
+        report = run_benchmark(
+            args.models,
+            args.implementations,
+            repeats=args.repeats,
+            steps=args.steps,
+            quick=args.quick,
+            timeout=args.timeout,
+            threads=args.threads,
+            processes=args.processes,
+            paired_rounds=args.paired_rounds,
+            log=lambda text: print(text, file=sys.stderr, flush=True),
+        )
     except (ArchSpecError, RuntimeError) as error:  # no MNIST, no peak: one line, not a traceback
         print(f"bench_training: {error}", file=sys.stderr)
         return 1
@@ -702,9 +896,13 @@ def main(argv=None) -> int:
     if args.out:
         args.out.write_text(text)
     if args.json:
-        payload = {"machine": report.machine, "settings": report.settings, "peak_gflops": report.peak_gflops,
-                   "paired": report.paired,
-                   "models": {m: {**r, "rows": [asdict(row) for row in r["rows"]]} for m, r in report.models.items()}}
+        payload = {
+            "machine": report.machine,
+            "settings": report.settings,
+            "peak_gflops": report.peak_gflops,
+            "paired": report.paired,
+            "models": {m: {**r, "rows": [asdict(row) for row in r["rows"]]} for m, r in report.models.items()},
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 

@@ -27,9 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    baseline = statistics.median(
-        _time_python() for _ in range(args.repeats)
-    )
+    baseline = statistics.median(_time_python() for _ in range(args.repeats))
     print(f"machine: {os.cpu_count()} cores; python start-up alone: {baseline:.3f} s (median of {args.repeats})\n")
     print("| config | validate (s) | summary (s) |")
     print("|---|---:|---:|")

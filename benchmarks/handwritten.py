@@ -24,16 +24,25 @@ def torch_model(name: str):
 
     if name == "mlp":
         return nn.Sequential(
-            nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
-            nn.Linear(256, 128), nn.ReLU(),
+            nn.Linear(784, 256),
+            nn.ReLU(),
+            nn.Dropout(0.2),
+            nn.Linear(256, 128),
+            nn.ReLU(),
             nn.Linear(128, 10),
         )
     if name == "cnn":
         return nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.3),
-            nn.Linear(64 * 5 * 5, 128), nn.ReLU(),
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(64 * 5 * 5, 128),
+            nn.ReLU(),
             nn.Linear(128, 10),
         )
     if name == "lstm":
@@ -66,8 +75,12 @@ def torch_inputs(name: str, x):
 def torch_optimizer(model, optimizer_spec):
     import torch
 
-    return torch.optim.Adam(model.parameters(), lr=optimizer_spec.learning_rate,
-                            betas=(optimizer_spec.beta_1, optimizer_spec.beta_2), eps=optimizer_spec.epsilon)
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=optimizer_spec.learning_rate,
+        betas=(optimizer_spec.beta_1, optimizer_spec.beta_2),
+        eps=optimizer_spec.epsilon,
+    )
 
 
 def train_torch_tensor_loop(model, x, y, *, epochs: int, batch_size: int, optimizer) -> list[float]:
@@ -81,7 +94,7 @@ def train_torch_tensor_loop(model, x, y, *, epochs: int, batch_size: int, optimi
         start = time.perf_counter()
         order = torch.randperm(len(x))
         for begin in range(0, len(x), batch_size):
-            index = order[begin:begin + batch_size]
+            index = order[begin : begin + batch_size]
             loss = F.cross_entropy(model(x[index]), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -140,16 +153,20 @@ def keras_model(name: str):
     if name == "mlp":
         stack = [
             keras.Input((784,)),
-            layers.Dense(256, activation="relu"), layers.Dropout(0.2),
+            layers.Dense(256, activation="relu"),
+            layers.Dropout(0.2),
             layers.Dense(128, activation="relu"),
             layers.Dense(10),
         ]
     elif name == "cnn":
         stack = [
             keras.Input((28, 28, 1)),
-            layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
-            layers.Flatten(), layers.Dropout(0.3),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.3),
             layers.Dense(128, activation="relu"),
             layers.Dense(10),
         ]
@@ -164,8 +181,12 @@ def compile_keras(model, optimizer_spec, *, jit_compile="auto") -> None:
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(optimizer_spec.learning_rate, beta_1=optimizer_spec.beta_1,
-                                        beta_2=optimizer_spec.beta_2, epsilon=optimizer_spec.epsilon),
+        optimizer=keras.optimizers.Adam(
+            optimizer_spec.learning_rate,
+            beta_1=optimizer_spec.beta_1,
+            beta_2=optimizer_spec.beta_2,
+            epsilon=optimizer_spec.epsilon,
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )

@@ -38,7 +38,9 @@ def model_agreement(path: Path, dtype: str) -> tuple[float, float]:
     weights = canonical_weights(graph)
     worst_output, worst_gradient = 0.0, 0.0
     for training in (False, True):
-        reference = reference_forward(graph, {k: v.astype(dtype).astype(np.float64) for k, v in weights.items()}, x, training=training, step=3)
+        reference = reference_forward(
+            graph, {k: v.astype(dtype).astype(np.float64) for k, v in weights.items()}, x, training=training, step=3
+        )
         gradients = []
         for backend in ("torch", "tensorflow"):
             model = archspec.compile(spec, backend=backend, dtype=dtype)
@@ -62,8 +64,12 @@ def trajectory(path: Path, steps: int) -> tuple[float, float] | None:
     spec = spec.model_copy(update={"training": spec.training.model_copy(update={"batch_size": 64})})
     splits = load_dataset({"dataset": "mnist", "view": spec.data.view})
     data = {"train": (splits.train[0][:3200], splits.train[1][:3200])}
-    runs = [archspec.train(spec, backend=b, data=data, dtype="float64", max_steps=steps, epochs=100, evaluate_every_epoch=False)
-            for b in ("torch", "tensorflow")]
+    runs = [
+        archspec.train(
+            spec, backend=b, data=data, dtype="float64", max_steps=steps, epochs=100, evaluate_every_epoch=False
+        )
+        for b in ("torch", "tensorflow")
+    ]
     loss_gap = relative_difference(runs[0].step_losses, runs[1].step_losses)
     wa, wb = runs[0].model.get_weights(), runs[1].model.get_weights()
     weight_gap = max(tensor_relative_difference(wa[n], wb[n]) for n in wa)
@@ -75,15 +81,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; CPU\n")
-    print(f"| config | output vs reference, float64 | float32 | gradients torch vs tf, float64 | float32 | "
-          f"per-step loss, {args.steps} steps, float64 | final weights, float64 |")
+    print(
+        f"| config | output vs reference, float64 | float32 | gradients torch vs tf, float64 | float32 | "
+        f"per-step loss, {args.steps} steps, float64 | final weights, float64 |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in CONFIGS:
         out64, grad64 = model_agreement(path, "float64")
         out32, grad32 = model_agreement(path, "float32")
         gaps = trajectory(path, args.steps)
         loss_gap, weight_gap = (f"{gaps[0]:.1e}", f"{gaps[1]:.1e}") if gaps else ("", "")
-        print(f"| {path.stem} | {out64:.1e} | {out32:.1e} | {grad64:.1e} | {grad32:.1e} | {loss_gap} | {weight_gap} |", flush=True)
+        print(
+            f"| {path.stem} | {out64:.1e} | {out32:.1e} | {grad64:.1e} | {grad32:.1e} | {loss_gap} | {weight_gap} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

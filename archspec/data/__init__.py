@@ -25,12 +25,12 @@ from archspec.data.synthetic import (
 __all__ = [
     "DATASET_NAMES",
     "DATA_DIR_ENV",
-    "GeneratedData",
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "MNIST_NORMALIZATIONS",
     "MNIST_SHA256",
     "MNIST_VIEWS",
+    "GeneratedData",
     "Splits",
     "cache_root",
     "dataset_options",

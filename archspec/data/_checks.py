@@ -28,9 +28,7 @@ def check_positive_int(value: object, name: str) -> int:
 def check_seed(value: object, name: str = "seed") -> int:
     """Return ``value`` as an int when it is an integer >= 0 (what numpy accepts as a seed)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise UsageError(
-            f"expected {name} to be a non-negative integer. Received: {name}={value!r}"
-        )
+        raise UsageError(f"expected {name} to be a non-negative integer. Received: {name}={value!r}")
     return int(value)
 
 

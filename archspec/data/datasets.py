@@ -27,9 +27,7 @@ def dataset_options(name: str) -> tuple[str, ...]:
     return tuple(key for key in inspect.signature(loader).parameters if key != "data_dir")
 
 
-def load_dataset(
-    config: Mapping[str, object], *, data_dir: str | Path | None = None, seed: int = 0
-) -> Splits:
+def load_dataset(config: Mapping[str, object], *, data_dir: str | Path | None = None, seed: int = 0) -> Splits:
     """Load the data set a config names, e.g. ``{"dataset": "mnist", "view": "flat"}``.
 
     Data sets and their keys (all optional except ``dataset``):
@@ -46,9 +44,7 @@ def load_dataset(
     DataError when data is missing or corrupt.
     """
     if not isinstance(config, Mapping):
-        raise UsageError(
-            f"expected the data config to be a mapping. Received: {type(config).__name__}"
-        )
+        raise UsageError(f"expected the data config to be a mapping. Received: {type(config).__name__}")
     if "dataset" not in config:
         raise UsageError(
             f"expected the data config to name a dataset ({', '.join(DATASET_NAMES)}). "
@@ -60,8 +56,7 @@ def load_dataset(
     unknown = [key for key in options if key not in accepted]
     if unknown:
         raise UsageError(
-            f"expected keys of dataset {name!r} among {', '.join(accepted)}. "
-            f"Received: {', '.join(map(repr, unknown))}"
+            f"expected keys of dataset {name!r} among {', '.join(accepted)}. Received: {', '.join(map(repr, unknown))}"
         )
     if name == "mnist":
         return load_mnist(data_dir, **options)

@@ -44,8 +44,7 @@ def verify_mnist(data_dir: str | Path | None = None) -> Path:
             problems.append(f"{path}: {problem}")
     if problems:
         raise DataError(
-            f"MNIST failed verification: {'; '.join(problems)}. "
-            f"Run `archspec data fetch mnist` to replace the files"
+            f"MNIST failed verification: {'; '.join(problems)}. Run `archspec data fetch mnist` to replace the files"
         )
     return next(iter(paths.values())).parent
 
@@ -131,15 +130,13 @@ def _make_dir(directory: str | Path) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DataError(
-            f"{directory}: expected a folder that can be created. Received: {error}"
-        ) from None
+        raise DataError(f"{directory}: expected a folder that can be created. Received: {error}") from None
     return directory
 
 
 def _digest(path: Path, gzipped: bool) -> str:
     digest = hashlib.sha256()
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -153,9 +150,7 @@ def _digest_problem(path: Path, name: str, *, gzipped: bool) -> str | None:
         expected = "a complete gzip stream" if gzipped else "a readable file"
         return f"expected {expected}. Received: {error}"
     if digest != MNIST_SHA256[name]:
-        return (
-            f"expected SHA-256 {MNIST_SHA256[name]} of the uncompressed content. Received: {digest}"
-        )
+        return f"expected SHA-256 {MNIST_SHA256[name]} of the uncompressed content. Received: {digest}"
     return None
 
 
@@ -176,9 +171,7 @@ def _install_verified(name: str, target: Path, fill: Callable[[BinaryIO], None])
     ``name``; otherwise it is deleted.
     """
     try:
-        handle, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
+        handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as error:
         raise DataError(f"{target.parent}: expected a writable folder. Received: {error}") from None
     temp = Path(temp_name)

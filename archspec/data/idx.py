@@ -46,17 +46,14 @@ def read_file_bytes(path: str | Path) -> bytes:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as error:
         # EOFError is what a truncated gzip stream raises; BadGzipFile (an OSError) a foreign one.
-        raise DataError(
-            f"{path}: expected a complete gzip stream. Received: {error} (corrupt or truncated)"
-        ) from None
+        raise DataError(f"{path}: expected a complete gzip stream. Received: {error} (corrupt or truncated)") from None
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Parse the bytes of an IDX file into a read-only array in native byte order."""
     if len(data) < 4:
         raise DataError(
-            f"{source}: expected an IDX header of at least 4 bytes. "
-            f"Received: {len(data)} bytes (truncated)"
+            f"{source}: expected an IDX header of at least 4 bytes. Received: {len(data)} bytes (truncated)"
         )
     magic = int.from_bytes(data[:4], "big")
     type_code, ndim = data[2], data[3]

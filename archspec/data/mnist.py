@@ -147,8 +147,7 @@ def _read_split(images_path: Path, labels_path: Path) -> Pair:
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(
-            f"{labels_path}: expected uint8 labels of shape (N,). "
-            f"Received: {labels.dtype} of shape {labels.shape}"
+            f"{labels_path}: expected uint8 labels of shape (N,). Received: {labels.dtype} of shape {labels.shape}"
         )
     if len(images) != len(labels):
         raise DataError(

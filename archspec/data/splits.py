@@ -38,8 +38,7 @@ class Splits:
             bad = isinstance(self.num_classes, bool) or not isinstance(self.num_classes, Integral)
             if bad or self.num_classes < 2:
                 raise UsageError(
-                    f"expected num_classes to be None or an integer >= 2. "
-                    f"Received: num_classes={self.num_classes!r}"
+                    f"expected num_classes to be None or an integer >= 2. Received: num_classes={self.num_classes!r}"
                 )
         if self.train is None:
             raise DataError("expected a 'train' split (x, y). Received: train=None")
@@ -65,9 +64,7 @@ class Splits:
         return f"Splits({', '.join(parts)}, num_classes={self.num_classes})"
 
 
-def splits_from_arrays(
-    data: Pair | Mapping[str, Pair | None], *, num_classes: int | None = None
-) -> Splits:
+def splits_from_arrays(data: Pair | Mapping[str, Pair | None], *, num_classes: int | None = None) -> Splits:
     """Check user arrays and wrap them as Splits.
 
     ``data`` is either a pair ``(x, y)`` (used as the train split) or a dict with a ``"train"``
@@ -83,16 +80,13 @@ def splits_from_arrays(
                 f"Received: {', '.join(map(repr, unknown))}"
             )
         if data.get("train") is None:
-            raise DataError(
-                f"expected a 'train' split (x, y). Received keys: {', '.join(map(repr, data))}"
-            )
+            raise DataError(f"expected a 'train' split (x, y). Received keys: {', '.join(map(repr, data))}")
         pairs = {name: _as_pair(data.get(name), name) for name in SPLIT_NAMES}
     elif isinstance(data, (tuple, list)):
         pairs = {"train": _as_pair(data, "train")}
     else:
         raise DataError(
-            f"expected (x, y) or a dict of splits 'train', 'validation', 'test'. "
-            f"Received: {type(data).__name__}"
+            f"expected (x, y) or a dict of splits 'train', 'validation', 'test'. Received: {type(data).__name__}"
         )
     return Splits(**pairs, num_classes=num_classes)
 
@@ -110,8 +104,7 @@ def split_off_last(pair: Pair, count: int) -> tuple[Pair, Pair | None]:
     keep = len(x) - count
     if keep < 1:
         raise UsageError(
-            f"expected to keep at least one training sample. "
-            f"Received: {count} of {len(x)} samples set aside"
+            f"expected to keep at least one training sample. Received: {count} of {len(x)} samples set aside"
         )
     return (x[:keep], y[:keep]), (x[keep:], y[keep:])
 
@@ -135,8 +128,7 @@ def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
             raise DataError(f"{where}: expected a numpy array. Received: {type(array).__name__}")
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise DataError(
-                f"{where}: expected a numeric (bool, integer or float) array. "
-                f"Received: dtype {array.dtype}"
+                f"{where}: expected a numeric (bool, integer or float) array. Received: dtype {array.dtype}"
             )
         if array.ndim < min_ndim:
             expected = "(N, ...features)" if role == "x" else "(N,) or (N, outputs)"
@@ -145,8 +137,7 @@ def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
             _check_finite(array, where)
     if len(x) != len(y):
         raise DataError(
-            f"{split}: expected x and y with the same number of samples. "
-            f"Received: x has {len(x)}, y has {len(y)}"
+            f"{split}: expected x and y with the same number of samples. Received: x has {len(x)}, y has {len(y)}"
         )
     if len(x) == 0:
         raise DataError(f"{split}: expected at least one sample. Received: 0 samples")
@@ -166,8 +157,7 @@ def _check_finite(array: np.ndarray, where: str) -> None:
         bad = np.argwhere(~finite)
         first = tuple(int(i) for i in bad[0])
         raise DataError(
-            f"{where}: expected finite values. "
-            f"Received: {len(bad)} NaN or infinite values, the first at index {first}"
+            f"{where}: expected finite values. Received: {len(bad)} NaN or infinite values, the first at index {first}"
         )
 
 
@@ -178,8 +168,7 @@ def _check_labels(y: np.ndarray, num_classes: int, where: str) -> None:
     if not valid.all():
         first = tuple(int(i) for i in np.argwhere(~valid)[0])
         raise DataError(
-            f"{where}: expected class labels 0..{num_classes - 1}. "
-            f"Received: {y[first].item()!r} at index {first}"
+            f"{where}: expected class labels 0..{num_classes - 1}. Received: {y[first].item()!r} at index {first}"
         )
 
 

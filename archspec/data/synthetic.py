@@ -29,9 +29,7 @@ class GeneratedData:
         return f"GeneratedData(x{self.x.shape}, y{self.y.shape})"
 
 
-def make_regression(
-    n_samples: int = 1000, n_features: int = 8, noise: float = 0.1, seed: int = 0
-) -> GeneratedData:
+def make_regression(n_samples: int = 1000, n_features: int = 8, noise: float = 0.1, seed: int = 0) -> GeneratedData:
     """Linear data ``y = x @ weights + bias + noise * e`` with x, weights, bias, e ~ N(0, 1).
 
     Shapes: x ``(n_samples, n_features)``, y ``(n_samples, 1)``. Draws from
@@ -49,9 +47,7 @@ def make_regression(
     return GeneratedData(x=x, y=y, weights=weights, bias=bias)
 
 
-def make_binary(
-    n_samples: int = 1000, n_features: int = 8, noise: float = 0.1, seed: int = 0
-) -> GeneratedData:
+def make_binary(n_samples: int = 1000, n_features: int = 8, noise: float = 0.1, seed: int = 0) -> GeneratedData:
     """Labels 0/1 from a logistic model: ``P(y = 1 | x) = sigmoid((x @ weights + bias) / noise)``.
 
     x, weights, bias ~ N(0, 1) as in ``make_regression``; ``y = 1`` where
@@ -120,7 +116,6 @@ def split_generated(
         )
     bounds = (0, n_train, n_train + n_validation, n_samples)
     train, validation, test = (
-        (data.x[start:stop], data.y[start:stop]) if stop > start else None
-        for start, stop in zip(bounds, bounds[1:])
+        (data.x[start:stop], data.y[start:stop]) if stop > start else None for start, stop in zip(bounds, bounds[1:])
     )
     return Splits(train=train, validation=validation, test=test, num_classes=num_classes)

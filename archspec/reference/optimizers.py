@@ -31,10 +31,10 @@ Slots = dict[str, np.ndarray]
 def sgd(param, grad, slots, *, lr, step, momentum, nesterov, weight_decay):
     """SGD with optional momentum, Nesterov and coupled L2 (``torch.optim.SGD``).
 
-        g   = grad + weight_decay * param
-        buf = momentum * buf + g                 (buf starts at 0, so buf = g on step 1)
-        d   = g + momentum * buf  if nesterov  else  buf      (d = g when momentum == 0)
-        param = param - lr * d
+    g   = grad + weight_decay * param
+    buf = momentum * buf + g                 (buf starts at 0, so buf = g on step 1)
+    d   = g + momentum * buf  if nesterov  else  buf      (d = g when momentum == 0)
+    param = param - lr * d
     """
     g = grad + weight_decay * param
     if momentum == 0:
@@ -47,10 +47,10 @@ def sgd(param, grad, slots, *, lr, step, momentum, nesterov, weight_decay):
 def adam(param, grad, slots, *, lr, step, beta_1, beta_2, epsilon, weight_decay):
     """Adam with coupled L2 (``torch.optim.Adam``).
 
-        g = grad + weight_decay * param
-        m = beta_1 * m + (1 - beta_1) * g
-        v = beta_2 * v + (1 - beta_2) * g**2
-        param = param - lr / (1 - beta_1**step) * m / (sqrt(v) / sqrt(1 - beta_2**step) + epsilon)
+    g = grad + weight_decay * param
+    m = beta_1 * m + (1 - beta_1) * g
+    v = beta_2 * v + (1 - beta_2) * g**2
+    param = param - lr / (1 - beta_1**step) * m / (sqrt(v) / sqrt(1 - beta_2**step) + epsilon)
     """
     g = grad + weight_decay * param
     return _adam_step(param, g, slots, lr, step, beta_1, beta_2, epsilon)
@@ -59,8 +59,8 @@ def adam(param, grad, slots, *, lr, step, beta_1, beta_2, epsilon, weight_decay)
 def adamw(param, grad, slots, *, lr, step, beta_1, beta_2, epsilon, weight_decay):
     """Adam with decoupled weight decay (``torch.optim.AdamW``).
 
-        param = param * (1 - lr * weight_decay)
-        then the Adam update above with g = grad (no L2 term in the gradient)
+    param = param * (1 - lr * weight_decay)
+    then the Adam update above with g = grad (no L2 term in the gradient)
     """
     decayed = param * (1 - lr * weight_decay)
     return _adam_step(decayed, grad, slots, lr, step, beta_1, beta_2, epsilon)
@@ -77,10 +77,10 @@ def _adam_step(param, g, slots, lr, step, beta_1, beta_2, epsilon):
 def rmsprop(param, grad, slots, *, lr, step, rho, epsilon, momentum):
     """RMSprop, not centered (``torch.optim.RMSprop`` with alpha=rho).
 
-        square_avg = rho * square_avg + (1 - rho) * g**2
-        u = g / (sqrt(square_avg) + epsilon)
-        buf = momentum * buf + u     and  param = param - lr * buf   if momentum != 0
-        param = param - lr * u                                       otherwise
+    square_avg = rho * square_avg + (1 - rho) * g**2
+    u = g / (sqrt(square_avg) + epsilon)
+    buf = momentum * buf + u     and  param = param - lr * buf   if momentum != 0
+    param = param - lr * u                                       otherwise
     """
     square_avg = rho * slots["square_avg"] + (1 - rho) * grad * grad
     update = grad / (np.sqrt(square_avg) + epsilon)
@@ -93,10 +93,10 @@ def rmsprop(param, grad, slots, *, lr, step, rho, epsilon, momentum):
 def adadelta(param, grad, slots, *, lr, step, rho, epsilon):
     """Adadelta (``torch.optim.Adadelta``).
 
-        square_avg = rho * square_avg + (1 - rho) * g**2
-        delta = sqrt(acc_delta + epsilon) / sqrt(square_avg + epsilon) * g
-        acc_delta = rho * acc_delta + (1 - rho) * delta**2
-        param = param - lr * delta
+    square_avg = rho * square_avg + (1 - rho) * g**2
+    delta = sqrt(acc_delta + epsilon) / sqrt(square_avg + epsilon) * g
+    acc_delta = rho * acc_delta + (1 - rho) * delta**2
+    param = param - lr * delta
     """
     square_avg = rho * slots["square_avg"] + (1 - rho) * grad * grad
     delta = np.sqrt(slots["acc_delta"] + epsilon) / np.sqrt(square_avg + epsilon) * grad

@@ -9,9 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 Shape = tuple[int, ...]
 
-ActivationName = Literal[
-    "linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"
-]
+ActivationName = Literal["linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"]
 
 InitializerName = Literal[
     "glorot_uniform",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -42,4 +42,4 @@ class BinaryData(StrictModel):
     test_split: float = Field(0.2, ge=0.0, lt=1.0)
 
 
-Data = Annotated[Union[MnistData, RegressionData, BinaryData], Field(discriminator="dataset")]
+Data = Annotated[MnistData | RegressionData | BinaryData, Field(discriminator="dataset")]

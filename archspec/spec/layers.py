@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
@@ -70,9 +70,7 @@ class LayerBase(StrictModel):
 
 def _need_rank(layer: str, shape: Shape, rank: int, what: str) -> None:
     if len(shape) != rank:
-        raise LayerShapeError(
-            f"{layer} expects {what} (rank {rank} per sample), received shape {list(shape)}"
-        )
+        raise LayerShapeError(f"{layer} expects {what} (rank {rank} per sample), received shape {list(shape)}")
 
 
 # --- core -------------------------------------------------------------------------
@@ -153,9 +151,7 @@ class Reshape(LayerBase):
         known = math.prod(v for v in self.target_shape if v != -1)
         if -1 in self.target_shape:
             if total % known:
-                raise LayerShapeError(
-                    f"reshape cannot fit {total} values per sample into {self.target_shape}"
-                )
+                raise LayerShapeError(f"reshape cannot fit {total} values per sample into {self.target_shape}")
             return tuple(total // known if v == -1 else v for v in self.target_shape)
         if known != total:
             raise LayerShapeError(
@@ -176,13 +172,10 @@ def _conv_length(size: int, kernel: int, stride: int, dilation: int, padding: st
 
 def _image_out(layer: str, shape: Shape, kernel, strides, dilation, padding, channels) -> Shape:
     _need_rank(layer, shape, 3, "an image (height, width, channels)")
-    height, width = (
-        _conv_length(shape[i], kernel[i], strides[i], dilation[i], padding) for i in (0, 1)
-    )
+    height, width = (_conv_length(shape[i], kernel[i], strides[i], dilation[i], padding) for i in (0, 1))
     if height < 1 or width < 1:
         raise LayerShapeError(
-            f"{layer} with kernel {list(kernel)} and padding '{padding}' does not fit "
-            f"an image of {shape[0]}x{shape[1]}"
+            f"{layer} with kernel {list(kernel)} and padding '{padding}' does not fit an image of {shape[0]}x{shape[1]}"
         )
     return (height, width, channels)
 
@@ -215,14 +208,23 @@ class Conv2D(LayerBase):
 
     def output_shape(self, input_shapes):
         return _image_out(
-            "conv2d", input_shapes[0], as_pair(self.kernel_size), as_pair(self.strides),
-            as_pair(self.dilation_rate), self.padding, self.filters,
+            "conv2d",
+            input_shapes[0],
+            as_pair(self.kernel_size),
+            as_pair(self.strides),
+            as_pair(self.dilation_rate),
+            self.padding,
+            self.filters,
         )
 
     def parameters(self, input_shapes):
         kh, kw = as_pair(self.kernel_size)
         channels = input_shapes[0][-1]
-        params = [ParamSpec("kernel", (kh, kw, channels, self.filters), self.kernel_initializer, True, self.kernel_regularizer)]
+        params = [
+            ParamSpec(
+                "kernel", (kh, kw, channels, self.filters), self.kernel_initializer, True, self.kernel_regularizer
+            )
+        ]
         if self.use_bias:
             params.append(ParamSpec("bias", (self.filters,), self.bias_initializer, True, self.bias_regularizer))
         return params
@@ -240,7 +242,12 @@ class _Pool2D(LayerBase):
     def output_shape(self, input_shapes):
         shape = input_shapes[0]
         return _image_out(
-            self.type, shape, as_pair(self.pool_size), self.stride_pair, (1, 1), self.padding,
+            self.type,
+            shape,
+            as_pair(self.pool_size),
+            self.stride_pair,
+            (1, 1),
+            self.padding,
             shape[-1] if shape else 0,
         )
 
@@ -343,8 +350,11 @@ class Embedding(LayerBase):
     def parameters(self, input_shapes):
         return [
             ParamSpec(
-                "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
-                True, self.embeddings_regularizer,
+                "embeddings",
+                (self.input_dim, self.output_dim),
+                self.embeddings_initializer,
+                True,
+                self.embeddings_regularizer,
             )
         ]
 
@@ -382,7 +392,9 @@ class _Recurrent(LayerBase):
         width = self.gates * self.units
         params = [
             ParamSpec("kernel", (features, width), self.kernel_initializer, True, self.kernel_regularizer),
-            ParamSpec("recurrent_kernel", (self.units, width), self.recurrent_initializer, True, self.recurrent_regularizer),
+            ParamSpec(
+                "recurrent_kernel", (self.units, width), self.recurrent_initializer, True, self.recurrent_regularizer
+            ),
         ]
         if self.use_bias:
             params.extend(self._bias_params())
@@ -426,7 +438,7 @@ class GRU(_Recurrent):
         ]
 
 
-RecurrentLayer = Annotated[Union[SimpleRNN, LSTM, GRU], Field(discriminator="type")]
+RecurrentLayer = Annotated[SimpleRNN | LSTM | GRU, Field(discriminator="type")]
 
 
 class Bidirectional(LayerBase):
@@ -505,22 +517,38 @@ class Concatenate(LayerBase):
                 f"concatenate on axis {self.axis} expects inputs of equal rank with that axis, "
                 "received " + ", ".join(str(list(s)) for s in input_shapes)
             )
-        rest = {s[:axis] + s[axis + 1:] for s in input_shapes}
+        rest = {s[:axis] + s[axis + 1 :] for s in input_shapes}
         if len(rest) > 1:
             raise LayerShapeError(
                 f"concatenate on axis {self.axis} expects inputs that agree on the other axes, "
                 "received " + ", ".join(str(list(s)) for s in input_shapes)
             )
-        return (*input_shapes[0][:axis], sum(s[axis] for s in input_shapes), *input_shapes[0][axis + 1:])
+        return (*input_shapes[0][:axis], sum(s[axis] for s in input_shapes), *input_shapes[0][axis + 1 :])
 
 
 LAYER_TYPES: tuple[type[LayerBase], ...] = (
-    Dense, Activation, Dropout, Flatten, Reshape, Conv2D, MaxPool2D, AvgPool2D,
-    GlobalAvgPool2D, BatchNorm, LayerNorm, Embedding, SimpleRNN, LSTM, GRU,
-    Bidirectional, Add, Concatenate, Multiply,
+    Dense,
+    Activation,
+    Dropout,
+    Flatten,
+    Reshape,
+    Conv2D,
+    MaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    BatchNorm,
+    LayerNorm,
+    Embedding,
+    SimpleRNN,
+    LSTM,
+    GRU,
+    Bidirectional,
+    Add,
+    Concatenate,
+    Multiply,
 )
 
-Layer = Annotated[Union[LAYER_TYPES], Field(discriminator="type")]  # type: ignore[valid-type]
+Layer = Annotated[LAYER_TYPES, Field(discriminator="type")]  # type: ignore[valid-type]
 
 
 def layer_type_name(cls: type[LayerBase]) -> str:

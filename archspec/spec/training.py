@@ -6,7 +6,7 @@ The formulas behind every name are in ``archspec/reference/`` and
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -84,7 +84,7 @@ class Adadelta(_Optimizer):
     epsilon: float = Field(1e-6, gt=0)
 
 
-Optimizer = Annotated[Union[SGD, Adam, AdamW, RMSprop, Adadelta], Field(discriminator="type")]
+Optimizer = Annotated[SGD | Adam | AdamW | RMSprop | Adadelta, Field(discriminator="type")]
 
 
 class ConstantSchedule(StrictModel):
@@ -119,7 +119,7 @@ class CosineSchedule(StrictModel):
 
 
 Schedule = Annotated[
-    Union[ConstantSchedule, StepSchedule, ExponentialSchedule, CosineSchedule],
+    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule,
     Field(discriminator="type"),
 ]
 

@@ -4,4 +4,4 @@ from . import distributed
 from .engine import Engine
 from .model import TensorFlowModel, build
 
-__all__ = ["Engine", "distributed", "TensorFlowModel", "build"]
+__all__ = ["Engine", "TensorFlowModel", "build", "distributed"]

@@ -64,8 +64,10 @@ def batch_loss(name: str, output: tf.Tensor, target: tf.Tensor, from_logits: boo
         return tf.reduce_mean(tf.square(output - target))
     if name == "mae":
         return tf.reduce_mean(tf.abs(output - target))
-    raise UsageError(f"expected a loss among sparse_categorical_crossentropy, categorical_crossentropy, "
-                     f"binary_crossentropy, mse, mae. Received: {name!r}")
+    raise UsageError(
+        f"expected a loss among sparse_categorical_crossentropy, categorical_crossentropy, "
+        f"binary_crossentropy, mse, mae. Received: {name!r}"
+    )
 
 
 class Engine:
@@ -79,8 +81,16 @@ class Engine:
     workers, batch normalisation on the statistics of the global batch.
     """
 
-    def __init__(self, model: TensorFlowModel, *, x: Mapping[str, np.ndarray], y: np.ndarray, training: Training,
-                 compiled: bool = False, cluster=None):
+    def __init__(
+        self,
+        model: TensorFlowModel,
+        *,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        training: Training,
+        compiled: bool = False,
+        cluster=None,
+    ):
         graph = model.graph
         if not graph.heads:
             raise UsageError("training needs a model with one output (a head)")
@@ -162,8 +172,9 @@ class Engine:
         loss, grads = self._gradients(indices, fraction)
         return loss, tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
-    def train_step(self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0,
-                   fraction: float = 1.0) -> tf.Tensor:
+    def train_step(
+        self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
+    ) -> tf.Tensor:
         """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
 
         With workers: ``indices`` are this worker's share of the global batch, starting at
@@ -202,13 +213,16 @@ class Engine:
         expected = {f"{name}/{s}" for name in self.trainable for s in names}
         if set(state) != expected:
             missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise UsageError(f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}")
+            raise UsageError(
+                f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}"
+            )
         shapes = self.model.graph.parameters
         for key, value in state.items():
             name = key.rsplit("/", 1)[0]
             if np.shape(value) != tuple(shapes[name].shape):
-                raise UsageError(f"optimizer slot '{key}' expects shape {list(shapes[name].shape)}, "
-                                 f"received {list(np.shape(value))}")
+                raise UsageError(
+                    f"optimizer slot '{key}' expects shape {list(shapes[name].shape)}, received {list(np.shape(value))}"
+                )
         for (_, parts), slots in zip(self.groups, self.optimizer.slots):
             for slot_name, variable in slots.items():
                 canonical = {name: state[f"{name}/{slot_name}"] for name, _ in parts}

@@ -38,8 +38,15 @@ class BuildContext:
 class Dropout(keras.layers.Layer):
     """Dropout whose keep mask is ``archspec.random``'s (seed, layer, step, position, element)."""
 
-    def __init__(self, rate: float, seed: int, layer_index: int, step: tf.Variable | None = None,
-                 offset: tf.Variable | None = None, **kwargs):
+    def __init__(
+        self,
+        rate: float,
+        seed: int,
+        layer_index: int,
+        step: tf.Variable | None = None,
+        offset: tf.Variable | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.rate = rate
         self.seed = seed
@@ -52,8 +59,7 @@ class Dropout(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
             return inputs
-        keep = fused_dropout_keep_mask(self.seed, self.layer_index, self.step, tf.shape(inputs), self.rate,
-                                       self.offset)
+        keep = fused_dropout_keep_mask(self.seed, self.layer_index, self.step, tf.shape(inputs), self.rate, self.offset)
         return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
 
     def compute_output_shape(self, input_shape):
@@ -73,8 +79,9 @@ def _activation(node, context):
 
 
 def _dropout(node, context):
-    return Dropout(node.layer.rate, context.seed, node.index, context.step, context.offset, name=node.id,
-                   dtype=context.dtype)
+    return Dropout(
+        node.layer.rate, context.seed, node.index, context.step, context.offset, name=node.id, dtype=context.dtype
+    )
 
 
 def _flatten(node, context):
@@ -88,9 +95,15 @@ def _reshape(node, context):
 def _conv2d(node, context):
     layer = node.layer
     return keras.layers.Conv2D(
-        layer.filters, as_pair(layer.kernel_size), strides=as_pair(layer.strides), padding=layer.padding,
-        dilation_rate=as_pair(layer.dilation_rate), use_bias=layer.use_bias, data_format=CHANNELS_LAST,
-        name=node.id, dtype=context.dtype,
+        layer.filters,
+        as_pair(layer.kernel_size),
+        strides=as_pair(layer.strides),
+        padding=layer.padding,
+        dilation_rate=as_pair(layer.dilation_rate),
+        use_bias=layer.use_bias,
+        data_format=CHANNELS_LAST,
+        name=node.id,
+        dtype=context.dtype,
     )
 
 
@@ -98,8 +111,12 @@ def _pool(keras_class):
     def build(node, context):
         layer = node.layer
         return keras_class(
-            as_pair(layer.pool_size), strides=layer.stride_pair, padding=layer.padding,
-            data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype,
+            as_pair(layer.pool_size),
+            strides=layer.stride_pair,
+            padding=layer.padding,
+            data_format=CHANNELS_LAST,
+            name=node.id,
+            dtype=context.dtype,
         )
 
     return build
@@ -112,8 +129,13 @@ def _global_avgpool2d(node, context):
 def _batch_norm(node, context):
     layer = node.layer
     return BatchNormalization(
-        axis=-1, momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale,
-        name=node.id, dtype=context.dtype,
+        axis=-1,
+        momentum=layer.momentum,
+        epsilon=layer.epsilon,
+        center=layer.center,
+        scale=layer.scale,
+        name=node.id,
+        dtype=context.dtype,
     )
 
 
@@ -144,7 +166,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
 def _layer_norm(node, context):
     layer = node.layer
     return keras.layers.LayerNormalization(
-        axis=-1, epsilon=layer.epsilon, center=layer.center, scale=layer.scale, name=node.id, dtype=context.dtype,
+        axis=-1,
+        epsilon=layer.epsilon,
+        center=layer.center,
+        scale=layer.scale,
+        name=node.id,
+        dtype=context.dtype,
     )
 
 
@@ -160,9 +187,7 @@ def recurrent_layer(layer, name: str, dtype: str):
         return keras.layers.SimpleRNN(layer.units, activation=layer.activation, **options)
     if layer.type == "lstm":
         return keras.layers.LSTM(layer.units, activation="tanh", recurrent_activation="sigmoid", **options)
-    return keras.layers.GRU(
-        layer.units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **options
-    )
+    return keras.layers.GRU(layer.units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **options)
 
 
 def _recurrent(node, context):

@@ -20,7 +20,7 @@ from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext, Dropout
 
 
 def resolve_device(device: str) -> str:
-    """"auto" | "cpu" | "cuda" -> a TensorFlow device name."""
+    """ "auto" | "cpu" | "cuda" -> a TensorFlow device name."""
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"expected device 'auto', 'cpu' or 'cuda'. Received: {device!r}")
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
@@ -138,11 +138,9 @@ class TensorFlowModel(CompiledModel):
         count = len(next(iter(arrays.values())))
         chunks = []
         for start in range(0, max(count, 1), batch_size):
-            batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
+            batch = {name: array[start : start + batch_size] for name, array in arrays.items()}
             chunks.append([value.numpy() for value in self._infer(batch)])
-        results = {
-            name: np.concatenate([chunk[k] for chunk in chunks]) for k, name in enumerate(self._forward_names)
-        }
+        results = {name: np.concatenate([chunk[k] for chunk in chunks]) for k, name in enumerate(self._forward_names)}
         if len(self.graph.outputs) == 1:
             return results[self.graph.outputs[0]]
         return {name: results[name] for name in self.graph.outputs}
@@ -181,10 +179,12 @@ class TensorFlowModel(CompiledModel):
         groups = layout.group_by_variable(trainable)
         with tf.GradientTape() as tape:
             tensors, values = self._run(inputs, training, step, tape)
-            total = tf.add_n([
-                tf.reduce_sum(values[names[key]] * tf.convert_to_tensor(cotangent, values[names[key]].dtype))
-                for key, cotangent in cotangents.items()
-            ])
+            total = tf.add_n(
+                [
+                    tf.reduce_sum(values[names[key]] * tf.convert_to_tensor(cotangent, values[names[key]].dtype))
+                    for key, cotangent in cotangents.items()
+                ]
+            )
         float_inputs = [name for name, spec in self.spec.inputs.items() if spec.dtype == "float"]
         sources = [variable for variable, _ in groups] + [tensors[name] for name in float_inputs]
         grads = tape.gradient(total, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -194,7 +194,7 @@ class TensorFlowModel(CompiledModel):
         for (_, parts), grad in zip(groups, grads):
             param_grads.update(layout.to_canonical(parts, grad))
         param_grads = {name: param_grads[name] for name in trainable}
-        input_grads = dict(zip(float_inputs, grads[len(groups):]))
+        input_grads = dict(zip(float_inputs, grads[len(groups) :]))
         return param_grads, input_grads
 
     # --- weights ---------------------------------------------------------------------
@@ -209,7 +209,9 @@ class TensorFlowModel(CompiledModel):
         return self._native.count_params()
 
 
-def build(graph: ModelGraph, weights: Mapping[str, np.ndarray], dtype: str = "float32", device: str = "auto") -> TensorFlowModel:
+def build(
+    graph: ModelGraph, weights: Mapping[str, np.ndarray], dtype: str = "float32", device: str = "auto"
+) -> TensorFlowModel:
     """Build ``graph`` as a Keras model holding ``weights`` (canonical layout)."""
     model = TensorFlowModel(graph, dtype, resolve_device(device))
     model.set_weights(weights)

@@ -17,8 +17,6 @@ from archspec.reference.optimizers import options_from_spec, resolve_options, st
 from archspec.spec.training import Optimizer as OptimizerSpec
 
 
-
-
 def _scalar(value: tf.Tensor, dtype) -> tf.Tensor:
     return tf.cast(value, dtype)
 

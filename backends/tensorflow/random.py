@@ -24,8 +24,9 @@ def _fold(h: tf.Tensor, counter: tf.Tensor) -> tf.Tensor:
     return mix32(tf.bitwise.bitwise_xor(h, mix32(tf.bitwise.bitwise_and(counter, MASK32))))
 
 
-def dropout_keep_mask(seed: int, layer: int, step: tf.Tensor, shape: tf.Tensor, rate: float,
-                      offset: tf.Tensor | int = 0) -> tf.Tensor:
+def dropout_keep_mask(
+    seed: int, layer: int, step: tf.Tensor, shape: tf.Tensor, rate: float, offset: tf.Tensor | int = 0
+) -> tf.Tensor:
     """Boolean keep mask of ``shape`` = (batch, *features), as ``archspec.random.dropout_keep_mask``.
 
     ``step`` is an int64 scalar tensor (the 0-based optimizer step); ``shape`` may be dynamic.

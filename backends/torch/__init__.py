@@ -4,4 +4,4 @@ from . import distributed
 from .engine import Engine
 from .model import GraphModule, TorchModel, build
 
-__all__ = ["Engine", "distributed", "GraphModule", "TorchModel", "build"]
+__all__ = ["Engine", "GraphModule", "TorchModel", "build", "distributed"]

@@ -34,8 +34,13 @@ def join(cluster: Cluster, device: str):
         # env:// as under torchrun, whose agent may already host the store at MASTER_ADDR:MASTER_PORT.
         for name, value in cluster.environment().items():
             os.environ.setdefault(name, value)
-        dist.init_process_group(backend, init_method="env://", rank=cluster.rank, world_size=cluster.world_size,
-                                timeout=timedelta(seconds=cluster.timeout))
+        dist.init_process_group(
+            backend,
+            init_method="env://",
+            rank=cluster.rank,
+            world_size=cluster.world_size,
+            timeout=timedelta(seconds=cluster.timeout),
+        )
     yield
 
 

@@ -52,8 +52,10 @@ def batch_loss(name: str, output: torch.Tensor, target: torch.Tensor, from_logit
         return ((output - target) ** 2).mean()
     if name == "mae":
         return (output - target).abs().mean()
-    raise UsageError(f"expected a loss among sparse_categorical_crossentropy, categorical_crossentropy, "
-                     f"binary_crossentropy, mse, mae, received {name!r}")
+    raise UsageError(
+        f"expected a loss among sparse_categorical_crossentropy, categorical_crossentropy, "
+        f"binary_crossentropy, mse, mae, received {name!r}"
+    )
 
 
 class Engine:
@@ -67,8 +69,17 @@ class Engine:
     normalisation uses the statistics of the global batch.
     """
 
-    def __init__(self, model: TorchModel, *, x: Mapping[str, np.ndarray], y: np.ndarray, training: Training,
-                 compiled: bool = False, foreach: bool = True, cluster=None):
+    def __init__(
+        self,
+        model: TorchModel,
+        *,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        training: Training,
+        compiled: bool = False,
+        foreach: bool = True,
+        cluster=None,
+    ):
         graph = model.graph
         if not graph.heads:
             raise UsageError("training needs a model with one output (a head)")
@@ -122,8 +133,9 @@ class Engine:
                 loss = loss + l2 * (tensor * tensor).sum()
         return loss
 
-    def train_step(self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0,
-                   fraction: float = 1.0) -> torch.Tensor:
+    def train_step(
+        self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
+    ) -> torch.Tensor:
         """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
 
         With workers: ``indices`` are this worker's share of the global batch, starting at
@@ -160,7 +172,9 @@ class Engine:
     def optimizer_state(self) -> dict[str, np.ndarray]:
         """``"{canonical parameter name}/{slot}"`` -> array in the canonical layout (zeros before any step)."""
         return {
-            f"{slot.canonical}/{name}": layout.to_canonical(slot, read_slot(self.optimizer, tensor, name).detach().cpu().numpy())
+            f"{slot.canonical}/{name}": layout.to_canonical(
+                slot, read_slot(self.optimizer, tensor, name).detach().cpu().numpy()
+            )
             for slot, tensor in self.trainable
             for name in self.slots
         }
@@ -170,15 +184,19 @@ class Engine:
         expected = {f"{slot.canonical}/{name}" for slot, _ in self.trainable for name in self.slots}
         if set(state) != expected:
             missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise UsageError(f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}")
+            raise UsageError(
+                f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}"
+            )
         shapes = {name: param.shape for name, param in self.model.graph.parameters.items()}
         for slot, tensor in self.trainable:
             values = {}
             for name in self.slots:
                 array = np.asarray(state[f"{slot.canonical}/{name}"])
                 if array.shape != tuple(shapes[slot.canonical]):
-                    raise UsageError(f"optimizer slot '{slot.canonical}/{name}' expects shape "
-                                     f"{list(shapes[slot.canonical])}, received {list(array.shape)}")
+                    raise UsageError(
+                        f"optimizer slot '{slot.canonical}/{name}' expects shape "
+                        f"{list(shapes[slot.canonical])}, received {list(array.shape)}"
+                    )
                 values[name] = torch.from_numpy(layout.to_native(slot, array))
             write_state(self.optimizer, tensor, values, step)
 
@@ -189,7 +207,9 @@ class Engine:
         TensorFlow engine; torch.optim counts its updates itself.
         """
         for slot, tensor in self.trainable:
-            tensor.grad = torch.from_numpy(layout.to_native(slot, grads[slot.canonical])).to(tensor.device, tensor.dtype)
+            tensor.grad = torch.from_numpy(layout.to_native(slot, grads[slot.canonical])).to(
+                tensor.device, tensor.dtype
+            )
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()
 

@@ -75,7 +75,9 @@ class Dropout(nn.Module):
             "element_hashes", random.element_hashes(math.prod(sample_shape), context.device), persistent=False
         )
         # mix32(position) for batch positions 0..n-1, grown on demand.
-        self.register_buffer("position_hashes", torch.zeros((0, 1), dtype=torch.int64, device=context.device), persistent=False)
+        self.register_buffer(
+            "position_hashes", torch.zeros((0, 1), dtype=torch.int64, device=context.device), persistent=False
+        )
 
     def forward(self, x: torch.Tensor, step: torch.Tensor | int, offset: int = 0) -> torch.Tensor:
         if not self.training or self.rate == 0.0:
@@ -84,7 +86,7 @@ class Dropout(nn.Module):
         if self.position_hashes.shape[0] < offset + batch:
             positions = torch.arange(offset + batch, dtype=torch.int64, device=x.device).unsqueeze(1)
             self.position_hashes = random.mix32(positions)
-        mixed = self.position_hashes[offset:offset + batch]
+        mixed = self.position_hashes[offset : offset + batch]
         keep = random.keep_mask(self.prefix, step, mixed, self.element_hashes, self.threshold)
         # Dividing first keeps the kept values bit-equal to the reference's x / (1 - rate).
         return (x / (1.0 - self.rate)) * keep.reshape(x.shape).to(x.dtype)
@@ -132,7 +134,9 @@ class Conv2D(nn.Module):
     def __init__(self, context: BuildContext, node: Node):
         super().__init__()
         layer = node.layer
-        kernel, self.stride, self.dilation = (as_pair(v) for v in (layer.kernel_size, layer.strides, layer.dilation_rate))
+        kernel, self.stride, self.dilation = (
+            as_pair(v) for v in (layer.kernel_size, layer.strides, layer.dilation_rate)
+        )
         in_channels = node.input_shapes[0][-1]
         self.weight = _parameter(context, layer.filters, in_channels, *kernel)
         self.bias = _parameter(context, layer.filters) if layer.use_bias else None
@@ -201,7 +205,9 @@ class BatchNorm(nn.Module):
 
     synchronized = False
 
-    def __init__(self, context: BuildContext, channels: int, momentum: float, epsilon: float, scale: bool, center: bool):
+    def __init__(
+        self, context: BuildContext, channels: int, momentum: float, epsilon: float, scale: bool, center: bool
+    ):
         super().__init__()
         self.momentum, self.epsilon = momentum, epsilon
         self.weight = _parameter(context, channels) if scale else None
@@ -321,7 +327,9 @@ class Recurrent(nn.Module):
             if self.kind == "gru":
                 self.bias_hh = _parameter(context, width)
             else:
-                self.register_buffer("bias_hh", torch.zeros(width, dtype=context.dtype, device=context.device), persistent=False)
+                self.register_buffer(
+                    "bias_hh", torch.zeros(width, dtype=context.dtype, device=context.device), persistent=False
+                )
 
     # torch.compile cannot trace the fused recurrent kernels (it leaves nn.LSTM alone for
     # the same reason), so the recurrence runs eagerly inside a compiled step.
@@ -434,5 +442,7 @@ def build_layer(node: Node, context: BuildContext) -> nn.Module:
     try:
         builder = BUILDERS[node.type]
     except KeyError:
-        raise ValueError(f"the torch backend expected a layer type among {sorted(BUILDERS)}, received {node.type!r}") from None
+        raise ValueError(
+            f"the torch backend expected a layer type among {sorted(BUILDERS)}, received {node.type!r}"
+        ) from None
     return builder(node, context)

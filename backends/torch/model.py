@@ -91,7 +91,10 @@ class GraphModule(nn.Module):
         last_reader = {name: i for i, node in enumerate(graph.nodes) for name in node.inputs}
         self.plan = tuple(
             _PlannedNode(
-                keys[node.id], node.id, node.inputs, node.activation,
+                keys[node.id],
+                node.id,
+                node.inputs,
+                node.activation,
                 isinstance(self.layers[keys[node.id]], Dropout),
                 tuple(name for name in dict.fromkeys(node.inputs) if last_reader[name] == i),
             )
@@ -111,8 +114,9 @@ class GraphModule(nn.Module):
         self.step_value = step if eager else None
         self.position_offset = offset
 
-    def tensors(self, inputs: Mapping[str, torch.Tensor], names: Sequence[str],
-                step: torch.Tensor | int | None = None) -> dict[str, torch.Tensor]:
+    def tensors(
+        self, inputs: Mapping[str, torch.Tensor], names: Sequence[str], step: torch.Tensor | int | None = None
+    ) -> dict[str, torch.Tensor]:
         """The tensors named ``names`` (node ids, ``"{id}:pre"`` or input names) for ``inputs``;
         dropout uses ``step`` if given, else the one ``set_step`` set."""
         values = dict(inputs)
@@ -138,7 +142,9 @@ class GraphModule(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.input_names):
-            raise UsageError(f"expected {len(self.input_names)} input tensor(s) {list(self.input_names)}, received {len(inputs)}")
+            raise UsageError(
+                f"expected {len(self.input_names)} input tensor(s) {list(self.input_names)}, received {len(inputs)}"
+            )
         # The step buffer, not a Python int: torch.compile(module) is not specialised per step.
         values = self.tensors(dict(zip(self.input_names, inputs)), self.output_names, step=self.step)
         if self.training and self.has_dropout:
@@ -175,7 +181,9 @@ class TorchModel(CompiledModel):
     # --- weights ------------------------------------------------------------------
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return {slot.canonical: layout.to_canonical(slot, tensor.detach().cpu().numpy()) for slot, tensor in self._slots}
+        return {
+            slot.canonical: layout.to_canonical(slot, tensor.detach().cpu().numpy()) for slot, tensor in self._slots
+        }
 
     def _assign_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         with torch.no_grad():
@@ -217,11 +225,13 @@ class TorchModel(CompiledModel):
         chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.graph.outputs}
         with torch.inference_mode():
             for start in range(0, count, batch_size):
-                batch = self.input_tensors({k: v[start:start + batch_size] for k, v in arrays.items()})
+                batch = self.input_tensors({k: v[start : start + batch_size] for k, v in arrays.items()})
                 for name, value in self._module.tensors(batch, self.graph.outputs).items():
                     chunks[name].append(value.cpu().numpy())
-        results = {name: np.concatenate(parts) if parts else np.zeros((0, *self.graph.output_shape(name)), self.dtype)
-                   for name, parts in chunks.items()}
+        results = {
+            name: np.concatenate(parts) if parts else np.zeros((0, *self.graph.output_shape(name)), self.dtype)
+            for name, parts in chunks.items()
+        }
         return results[self.graph.outputs[0]] if len(results) == 1 else results
 
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
@@ -265,7 +275,9 @@ class TorchModel(CompiledModel):
             with torch.enable_grad():
                 values = self._module.tensors(tensors, list(cotangents))
                 total = sum(
-                    (values[key] * torch.as_tensor(np.asarray(cotangent), dtype=self.torch_dtype, device=self.device)).sum()
+                    (
+                        values[key] * torch.as_tensor(np.asarray(cotangent), dtype=self.torch_dtype, device=self.device)
+                    ).sum()
                     for key, cotangent in cotangents.items()
                 )
                 sources = [tensor for _, tensor in trainable] + [tensors[name] for name in float_inputs]
@@ -274,7 +286,7 @@ class TorchModel(CompiledModel):
             self._module.eval()
         grads = [torch.zeros_like(source) if g is None else g for g, source in zip(grads, sources)]
         params = {slot.canonical: layout.to_canonical(slot, g.cpu().numpy()) for (slot, _), g in zip(trainable, grads)}
-        inputs_grads = {name: g.cpu().numpy() for name, g in zip(float_inputs, grads[len(trainable):])}
+        inputs_grads = {name: g.cpu().numpy() for name, g in zip(float_inputs, grads[len(trainable) :])}
         return params, inputs_grads
 
 
@@ -283,7 +295,9 @@ def _tensor_at(module: nn.Module, path: str) -> torch.Tensor:
     return getattr(module.get_submodule(owner) if owner else module, name)
 
 
-def build(graph: ModelGraph, weights: Mapping[str, np.ndarray], dtype: str = "float32", device: str = "auto") -> TorchModel:
+def build(
+    graph: ModelGraph, weights: Mapping[str, np.ndarray], dtype: str = "float32", device: str = "auto"
+) -> TorchModel:
     """Build ``graph`` as a torch model holding ``weights`` (canonical layout)."""
     model = TorchModel(graph, dtype, device)
     model.set_weights(weights)

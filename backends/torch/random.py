@@ -33,7 +33,9 @@ def element_hashes(count: int, device: torch.device | str | None = None) -> torc
     return mix32(torch.arange(count, dtype=torch.int64, device=device))
 
 
-def keep_mask(prefix: int, step: torch.Tensor | int, mixed_positions: torch.Tensor, mixed_elements: torch.Tensor, threshold: int) -> torch.Tensor:
+def keep_mask(
+    prefix: int, step: torch.Tensor | int, mixed_positions: torch.Tensor, mixed_elements: torch.Tensor, threshold: int
+) -> torch.Tensor:
     """Boolean (batch, elements) mask: ``hash32(seed, layer, step, position, element) >= threshold``.
 
     ``prefix`` comes from :func:`layer_prefix`, ``mixed_positions`` (batch, 1) and

@@ -52,8 +52,12 @@ def test_keras_on_another_backend_is_refused_clearly():
 
 
 def test_unknown_backend_name_suggests():
-    result = subprocess.run([sys.executable, "-m", "archspec", "train", str(CONFIGS / "mnist_mlp.yaml"), "--backend", "pytorch"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "archspec", "train", str(CONFIGS / "mnist_mlp.yaml"), "--backend", "pytorch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 

@@ -18,7 +18,9 @@ def test_every_layer_type_has_a_builder(backend):
 @pytest.mark.parametrize("module", ["layers", "layout", "model", "random", "activations", "optimizers", "engine"])
 def test_backends_share_module_names(root_dir, module):
     for backend in BACKENDS:
-        assert (root_dir / "backends" / backend / f"{module}.py").is_file(), f"backends/{backend}/{module}.py is missing"
+        assert (root_dir / "backends" / backend / f"{module}.py").is_file(), (
+            f"backends/{backend}/{module}.py is missing"
+        )
 
 
 def test_readme_support_matrix_is_current(root_dir):

@@ -8,11 +8,11 @@ import tensorflow as tf
 import archspec
 from archspec.backends.tensorflow import Engine
 from archspec.backends.tensorflow.engine import batch_loss
-from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.errors import UsageError
 from archspec.reference import optimizers as reference_optimizers
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty
+from archspec.reference.optimizers import options_from_spec as reference_options
 
 NET = """
 name: tf-engine
@@ -56,10 +56,12 @@ def net(loss="sparse_categorical_crossentropy", optimizer="{type: adam}"):
     source = NET.format(loss=loss, units=units, activation=activation, optimizer=optimizer)
     model = archspec.compile(source, backend="tensorflow")
     rng = np.random.default_rng(0)
-    model.set_weights({
-        name: rng.uniform(0.5, 1.5, p.shape) if name.endswith("variance") else rng.normal(0, 0.4, p.shape)
-        for name, p in model.graph.parameters.items()
-    })
+    model.set_weights(
+        {
+            name: rng.uniform(0.5, 1.5, p.shape) if name.endswith("variance") else rng.normal(0, 0.4, p.shape)
+            for name, p in model.graph.parameters.items()
+        }
+    )
     return model
 
 
@@ -92,8 +94,11 @@ def test_batch_loss_equals_reference(name, from_logits):
     output = rng.uniform(0.05, 0.9, (6, columns))
     if name.endswith("categorical_crossentropy"):
         output = rng.uniform(0.05, 0.9, (6, 4))
-    target = {"sparse_categorical_crossentropy": rng.integers(0, 4, 6), "categorical_crossentropy": np.eye(4)[rng.integers(0, 4, 6)],
-              "binary_crossentropy": rng.integers(0, 2, (6, 1)).astype(float)}.get(name, rng.normal(size=output.shape))
+    target = {
+        "sparse_categorical_crossentropy": rng.integers(0, 4, 6),
+        "categorical_crossentropy": np.eye(4)[rng.integers(0, 4, 6)],
+        "binary_crossentropy": rng.integers(0, 2, (6, 1)).astype(float),
+    }.get(name, rng.normal(size=output.shape))
     if from_logits:
         output = rng.normal(0, 3, output.shape)
     value = batch_loss(name, tf.constant(output), tf.constant(target), from_logits).numpy()
@@ -195,7 +200,7 @@ def test_step_never_retraces_and_losses_come_back_at_once():
     x, y = data("sparse_categorical_crossentropy", count=11)
     engine = engine_for(model, x, y)
     order = np.random.default_rng(0).permutation(11)
-    losses = [engine.train_step(order[i:i + 4], step, 0.01 * (step + 1)) for step, i in enumerate(range(0, 11, 4))]
+    losses = [engine.train_step(order[i : i + 4], step, 0.01 * (step + 1)) for step, i in enumerate(range(0, 11, 4))]
     assert engine._step.experimental_get_tracing_count() == 1
     values = engine.losses_to_numpy(losses)
     assert values.dtype == np.float64 and values.shape == (3,) and np.all(np.isfinite(values))

@@ -45,18 +45,21 @@ def test_activation_equals_the_reference(name):
     np.testing.assert_allclose(value, reference_activation(name, POINTS), rtol=1e-15, atol=1e-300)
 
 
-@pytest.mark.parametrize("name, keras_function, rtol", [
-    ("relu", keras.activations.relu, 1e-15),
-    ("silu", keras.activations.silu, 1e-15),
-    ("sigmoid", keras.activations.sigmoid, 1e-15),
-    ("tanh", keras.activations.tanh, 1e-15),
-    ("softmax", keras.activations.softmax, 1e-15),
-    # Why these three are archspec's own: in float64 Keras' versions are off by float32
-    # round-off (gelu's constants, leaky_relu's slope) or use exp(x) - 1 instead of expm1.
-    ("leaky_relu", lambda x: keras.activations.leaky_relu(x, negative_slope=0.2), 1e-7),
-    ("elu", keras.activations.elu, 1e-12),
-    ("gelu", lambda x: keras.activations.gelu(x, approximate=False), 1e-6),
-])
+@pytest.mark.parametrize(
+    "name, keras_function, rtol",
+    [
+        ("relu", keras.activations.relu, 1e-15),
+        ("silu", keras.activations.silu, 1e-15),
+        ("sigmoid", keras.activations.sigmoid, 1e-15),
+        ("tanh", keras.activations.tanh, 1e-15),
+        ("softmax", keras.activations.softmax, 1e-15),
+        # Why these three are archspec's own: in float64 Keras' versions are off by float32
+        # round-off (gelu's constants, leaky_relu's slope) or use exp(x) - 1 instead of expm1.
+        ("leaky_relu", lambda x: keras.activations.leaky_relu(x, negative_slope=0.2), 1e-7),
+        ("elu", keras.activations.elu, 1e-12),
+        ("gelu", lambda x: keras.activations.gelu(x, approximate=False), 1e-6),
+    ],
+)
 def test_activation_equals_keras_up_to_keras_round_off(name, keras_function, rtol):
     x = tf.constant(POINTS[:, 1:])  # from -2.5: Keras' float32 gelu underflows differently at -30
     np.testing.assert_allclose(ACTIVATIONS[name](x).numpy(), keras_function(x).numpy(), rtol=rtol, atol=1e-300)
@@ -79,12 +82,15 @@ def test_activation_gradient_at_zero_is_torch_s(name, slope):
 # --- dropout ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed, layer, step, shape, rate", [
-    (0, 1, 0, (4, 5), 0.3),
-    (11, 7, 123456, (3, 2, 4, 3), 0.5),
-    (2**31 - 1, 3, 2**33 + 5, (2, 7), 0.9),
-    (5, 0, 1, (6, 1), 0.0),
-])
+@pytest.mark.parametrize(
+    "seed, layer, step, shape, rate",
+    [
+        (0, 1, 0, (4, 5), 0.3),
+        (11, 7, 123456, (3, 2, 4, 3), 0.5),
+        (2**31 - 1, 3, 2**33 + 5, (2, 7), 0.9),
+        (5, 0, 1, (6, 1), 0.0),
+    ],
+)
 def test_dropout_mask_equals_numpy(seed, layer, step, shape, rate):
     mask = dropout_keep_mask(seed, layer, tf.constant(step, tf.int64), tf.constant(shape), rate)
     np.testing.assert_array_equal(mask.numpy(), numpy_keep_mask(seed, layer, step, shape, rate))
@@ -113,8 +119,10 @@ GRID = np.arange(16.0).reshape(1, 4, 4, 1)  # GRID[0, i, j, 0] = 4 i + j
 def test_avgpool_same_averages_real_positions_only():
     model = one_layer("{type: avgpool2d, pool_size: 3, strides: 2, padding: same}", (4, 4, 1))
     # 4 -> 2 outputs: total pad 1, all after; the second window per axis has 2 real rows/cols.
-    expected = [[(0 + 1 + 2 + 4 + 5 + 6 + 8 + 9 + 10) / 9, (2 + 3 + 6 + 7 + 10 + 11) / 6],
-                [(8 + 9 + 10 + 12 + 13 + 14) / 6, (10 + 11 + 14 + 15) / 4]]
+    expected = [
+        [(0 + 1 + 2 + 4 + 5 + 6 + 8 + 9 + 10) / 9, (2 + 3 + 6 + 7 + 10 + 11) / 6],
+        [(8 + 9 + 10 + 12 + 13 + 14) / 6, (10 + 11 + 14 + 15) / 4],
+    ]
     np.testing.assert_allclose(model.predict(GRID)[0, :, :, 0], expected, rtol=1e-15)
 
 

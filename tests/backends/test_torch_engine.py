@@ -10,11 +10,11 @@ import archspec
 from archspec.api import load_with_graph
 from archspec.backends.torch import Engine
 from archspec.backends.torch.engine import batch_loss
-from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.errors import UsageError
 from archspec.reference import optimizers as reference
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty
+from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.trainer import prepare_targets
 
 SPEC = """
@@ -79,11 +79,19 @@ def test_optimizer_steps_and_state_equal_the_reference(optimizer, foreach):
     assert set(slots) == {f"{k}/{s}" for k in params for s in reference.state_slots(name, options)}
 
 
-@pytest.mark.parametrize("loss, from_logits", [
-    ("sparse_categorical_crossentropy", True), ("sparse_categorical_crossentropy", False),
-    ("categorical_crossentropy", True), ("categorical_crossentropy", False),
-    ("binary_crossentropy", True), ("binary_crossentropy", False), ("mse", False), ("mae", False),
-])
+@pytest.mark.parametrize(
+    "loss, from_logits",
+    [
+        ("sparse_categorical_crossentropy", True),
+        ("sparse_categorical_crossentropy", False),
+        ("categorical_crossentropy", True),
+        ("categorical_crossentropy", False),
+        ("binary_crossentropy", True),
+        ("binary_crossentropy", False),
+        ("mse", False),
+        ("mae", False),
+    ],
+)
 def test_batch_losses_equal_the_reference(loss, from_logits):
     rng = np.random.default_rng(2)
     columns = 1 if loss in ("binary_crossentropy", "mse", "mae") else 4
@@ -128,8 +136,12 @@ def test_train_steps_equal_reference_forward_gradients_and_updates():
         expected_loss += regularization_penalty(weights, regularizers)
         assert float(losses[-1]) == pytest.approx(expected_loss, rel=1e-12)
         helper.set_weights(weights)
-        grads, _ = helper.gradients(x[indices], {graph.heads[0].logits: softmax_cross_entropy_gradient(result.logits, y[indices])},
-                                    training=True, step=step)
+        grads, _ = helper.gradients(
+            x[indices],
+            {graph.heads[0].logits: softmax_cross_entropy_gradient(result.logits, y[indices])},
+            training=True,
+            step=step,
+        )
         for key, factors in regularizers.items():
             grads[key] = grads[key] + factors["l1"] * np.sign(weights[key]) + 2 * factors["l2"] * weights[key]
         params, state = reference.apply(name, options, {k: weights[k] for k in trainable}, grads, state, step + 1, lr)
@@ -162,8 +174,7 @@ def test_training_with_the_trainer_lowers_the_loss():
     x = rng.normal(size=(200, 8)).astype(np.float32)
     y = (x @ rng.normal(size=8) > 0).astype(np.int64)
     config = Path(__file__).resolve().parents[2] / "configs" / "logistic_regression.yaml"
-    result = archspec.train(config, backend="torch", data=(x, y), epochs=10,
-                            evaluate_every_epoch=False)
+    result = archspec.train(config, backend="torch", data=(x, y), epochs=10, evaluate_every_epoch=False)
     assert result.steps == 10 * 7
     assert result.step_losses[-5:].mean() < 0.6 * result.step_losses[:5].mean()
     assert result.final["train"]["accuracy"] > 0.85

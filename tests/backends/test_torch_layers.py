@@ -45,17 +45,20 @@ def test_dense_is_x_at_kernel_plus_bias_on_the_last_axis():
     assert model.native.layers["d"].weight.shape == (3, 4)  # torch's (out, in)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("relu", lambda x: np.maximum(x, 0)),
-    ("leaky_relu", lambda x: np.where(x >= 0, x, 0.2 * x)),
-    ("elu", lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))),
-    ("gelu", lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
-    ("silu", lambda x: x / (1 + np.exp(-x))),
-    ("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
-    ("tanh", np.tanh),
-    ("softmax", lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
-    ("linear", lambda x: x),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("relu", lambda x: np.maximum(x, 0)),
+        ("leaky_relu", lambda x: np.where(x >= 0, x, 0.2 * x)),
+        ("elu", lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))),
+        ("gelu", lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
+        ("silu", lambda x: x / (1 + np.exp(-x))),
+        ("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
+        ("tanh", np.tanh),
+        ("softmax", lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+        ("linear", lambda x: x),
+    ],
+)
 def test_activations(name, expected):
     model = compile_one(f"{{type: activation, activation: {name}}}", [6])
     x = RNG.normal(size=(4, 6)) * 3
@@ -69,15 +72,19 @@ def conv_model(options, shape=(8, 7, 3)):
     return model, weights, stock_weight, RNG.normal(size=(2, *shape))
 
 
-@pytest.mark.parametrize("options, stride, dilation", [
-    ("kernel_size: 3", 1, 1),
-    ("kernel_size: [3, 2], strides: [2, 3]", (2, 3), 1),
-    ("kernel_size: 2, dilation_rate: 2", 1, 2),
-])
+@pytest.mark.parametrize(
+    "options, stride, dilation",
+    [
+        ("kernel_size: 3", 1, 1),
+        ("kernel_size: [3, 2], strides: [2, 3]", (2, 3), 1),
+        ("kernel_size: 2, dilation_rate: 2", 1, 2),
+    ],
+)
 def test_valid_conv2d_equals_nn_conv2d_on_channels_first(options, stride, dilation):
     model, weights, weight, x = conv_model(options)
-    expected = nn.functional.conv2d(as_tensor(x).permute(0, 3, 1, 2), weight, as_tensor(weights["c.bias"]),
-                                    stride=stride, dilation=dilation).permute(0, 2, 3, 1)
+    expected = nn.functional.conv2d(
+        as_tensor(x).permute(0, 3, 1, 2), weight, as_tensor(weights["c.bias"]), stride=stride, dilation=dilation
+    ).permute(0, 2, 3, 1)
     np.testing.assert_allclose(model.predict(x), expected.numpy(), rtol=1e-13, atol=1e-14)
 
 
@@ -103,14 +110,18 @@ def test_strided_same_conv2d_pads_like_tensorflow():
 
 
 def test_flatten_after_conv_is_row_major_over_height_width_channels():
-    model = archspec.compile("""
+    model = archspec.compile(
+        """
 name: conv-flatten
 inputs: {x: {shape: [4, 5, 2]}}
 layers:
   - {id: c, type: conv2d, filters: 3, kernel_size: 2}
   - {id: f, type: flatten}
 outputs: [c, f]
-""", backend="torch", dtype="float64")
+""",
+        backend="torch",
+        dtype="float64",
+    )
     out = model.predict(RNG.normal(size=(2, 4, 5, 2)))
     np.testing.assert_array_equal(out["f"], out["c"].reshape(2, -1))
 
@@ -138,10 +149,17 @@ def test_global_avgpool_is_the_mean_over_height_and_width():
 
 
 def test_batch_norm_uses_keras_momentum_and_the_biased_variance():
-    model = compile_one("{id: bn, type: batch_norm, momentum: 0.9, epsilon: 0.01}", [3],
-                        training="training: {loss: mse}")
-    model.set_weights({"bn.gamma": np.array([1.0, 2.0, 3.0]), "bn.beta": np.array([0.5, 0.0, -1.0]),
-                       "bn.moving_mean": np.array([1.0, 1.0, 1.0]), "bn.moving_variance": np.array([2.0, 2.0, 2.0])})
+    model = compile_one(
+        "{id: bn, type: batch_norm, momentum: 0.9, epsilon: 0.01}", [3], training="training: {loss: mse}"
+    )
+    model.set_weights(
+        {
+            "bn.gamma": np.array([1.0, 2.0, 3.0]),
+            "bn.beta": np.array([0.5, 0.0, -1.0]),
+            "bn.moving_mean": np.array([1.0, 1.0, 1.0]),
+            "bn.moving_variance": np.array([2.0, 2.0, 2.0]),
+        }
+    )
     x = RNG.normal(size=(6, 3))
     out = model.forward(x, training=True)["bn"]
     mean, var = x.mean(0), x.var(0)  # numpy's var is the biased one
@@ -190,7 +208,11 @@ def stock_recurrent(cls, model, prefix, **options):
     with torch.no_grad():
         for direction, suffix in directions:
             name = f"{prefix}.{direction}" if options.get("bidirectional") else prefix
-            swap = (lambda a: np.concatenate([np.split(a, 3, -1)[i] for i in (1, 0, 2)], -1)) if cls is nn.GRU else (lambda a: a)
+            swap = (
+                (lambda a: np.concatenate([np.split(a, 3, -1)[i] for i in (1, 0, 2)], -1))
+                if cls is nn.GRU
+                else (lambda a: a)
+            )
             getattr(stock, f"weight_ih_l0{suffix}").copy_(as_tensor(swap(weights[f"{name}.kernel"]).T))
             getattr(stock, f"weight_hh_l0{suffix}").copy_(as_tensor(swap(weights[f"{name}.recurrent_kernel"]).T))
             getattr(stock, f"bias_ih_l0{suffix}").copy_(as_tensor(swap(weights[f"{name}.bias"])))
@@ -199,12 +221,19 @@ def stock_recurrent(cls, model, prefix, **options):
     return stock
 
 
-@pytest.mark.parametrize("layer, cls, options", [
-    ("{id: r, type: simple_rnn, units: 3, return_sequences: true}", nn.RNN, {}),
-    ("{id: r, type: simple_rnn, units: 3, activation: relu, return_sequences: true}", nn.RNN, {"nonlinearity": "relu"}),
-    ("{id: r, type: lstm, units: 3, return_sequences: true}", nn.LSTM, {}),
-    ("{id: r, type: gru, units: 3, return_sequences: true}", nn.GRU, {}),
-])
+@pytest.mark.parametrize(
+    "layer, cls, options",
+    [
+        ("{id: r, type: simple_rnn, units: 3, return_sequences: true}", nn.RNN, {}),
+        (
+            "{id: r, type: simple_rnn, units: 3, activation: relu, return_sequences: true}",
+            nn.RNN,
+            {"nonlinearity": "relu"},
+        ),
+        ("{id: r, type: lstm, units: 3, return_sequences: true}", nn.LSTM, {}),
+        ("{id: r, type: gru, units: 3, return_sequences: true}", nn.GRU, {}),
+    ],
+)
 def test_recurrent_layers_equal_stock_modules(layer, cls, options):
     model = compile_one(layer, [6, 4])
     weights = {k: RNG.normal(size=v.shape) * 0.5 for k, v in model.get_weights().items()}
@@ -223,15 +252,21 @@ def test_gru_gate_order_is_update_reset_candidate():
     np.testing.assert_allclose(model.predict(RNG.normal(size=(2, 3, 2))), 0.0, atol=1e-15)
 
 
-@pytest.mark.parametrize("merge, combine", [
-    ("concat", lambda f, b: np.concatenate([f, b], -1)),
-    ("sum", lambda f, b: f + b),
-    ("mul", lambda f, b: f * b),
-    ("ave", lambda f, b: (f + b) / 2),
-])
+@pytest.mark.parametrize(
+    "merge, combine",
+    [
+        ("concat", lambda f, b: np.concatenate([f, b], -1)),
+        ("sum", lambda f, b: f + b),
+        ("mul", lambda f, b: f * b),
+        ("ave", lambda f, b: (f + b) / 2),
+    ],
+)
 def test_bidirectional_lstm_equals_stock_bidirectional(merge, combine):
-    model = compile_one(f"{{id: bi, type: bidirectional, merge_mode: {merge}, "
-                        "layer: {type: lstm, units: 3, return_sequences: true}}", [5, 4])
+    model = compile_one(
+        f"{{id: bi, type: bidirectional, merge_mode: {merge}, "
+        "layer: {type: lstm, units: 3, return_sequences: true}}",
+        [5, 4],
+    )
     x = RNG.normal(size=(2, 5, 4))
     stock, _ = stock_recurrent(nn.LSTM, model, "bi", bidirectional=True)(as_tensor(x))
     stock = stock.detach().numpy()
@@ -248,7 +283,8 @@ def test_bidirectional_without_sequences_returns_the_backward_state_after_step_z
 
 
 def test_merges():
-    model = archspec.compile("""
+    model = archspec.compile(
+        """
 name: merges
 inputs: {a: {shape: [2, 3]}, b: {shape: [2, 3]}}
 layers:
@@ -257,7 +293,10 @@ layers:
   - {id: c0, type: concatenate, axis: 0, inputs: [a, b]}
   - {id: c1, type: concatenate, axis: 1, inputs: [a, b]}
 outputs: [s, p, c0, c1]
-""", backend="torch", dtype="float64")
+""",
+        backend="torch",
+        dtype="float64",
+    )
     a, b = RNG.normal(size=(4, 2, 3)), RNG.normal(size=(4, 2, 3))
     out = model.predict({"a": a, "b": b})
     np.testing.assert_allclose(out["s"], a + b + a, rtol=1e-15)
@@ -266,15 +305,26 @@ outputs: [s, p, c0, c1]
     np.testing.assert_array_equal(out["c1"], np.concatenate([a, b], 2))
 
 
-@pytest.mark.parametrize("seed, layer, step, shape, rate", [
-    (0, 0, 0, (4, 7), 0.5), (7, 3, 123, (3, 2, 5), 0.2), (2**31 - 1, 12, 2**40 + 5, (2, 9), 0.9), (1, 1, 1, (5, 3), 0.0),
-])
+@pytest.mark.parametrize(
+    "seed, layer, step, shape, rate",
+    [
+        (0, 0, 0, (4, 7), 0.5),
+        (7, 3, 123, (3, 2, 5), 0.2),
+        (2**31 - 1, 12, 2**40 + 5, (2, 9), 0.9),
+        (1, 1, 1, (5, 3), 0.0),
+    ],
+)
 @pytest.mark.parametrize("host_step", [False, True], ids=["tensor-step", "python-int-step"])
 def test_dropout_mask_equals_the_neutral_numpy_mask(seed, layer, step, shape, rate, host_step):
     mixed = torch_random.element_hashes(math.prod(shape[1:]))
     positions = torch_random.mix32(torch.arange(shape[0], dtype=torch.int64).unsqueeze(1))
-    mask = torch_random.keep_mask(torch_random.layer_prefix(seed, layer), step if host_step else torch.tensor(step),
-                                  positions, mixed, keep_threshold(rate))
+    mask = torch_random.keep_mask(
+        torch_random.layer_prefix(seed, layer),
+        step if host_step else torch.tensor(step),
+        positions,
+        mixed,
+        keep_threshold(rate),
+    )
     np.testing.assert_array_equal(mask.reshape(shape).numpy(), dropout_keep_mask(seed, layer, step, shape, rate))
 
 

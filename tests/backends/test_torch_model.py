@@ -212,16 +212,22 @@ def test_gradients_match_finite_differences_of_the_reference(zoo, training):
     up[name], down[name] = x[name].copy(), x[name].copy()
     up[name][index] += h
     down[name][index] -= h
-    numeric = (scalar(graph, weights, up, cotangents, training) - scalar(graph, weights, down, cotangents, training)) / (2 * h)
+    numeric = (
+        scalar(graph, weights, up, cotangents, training) - scalar(graph, weights, down, cotangents, training)
+    ) / (2 * h)
     assert input_grads[name][index] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
 
 
 def test_dense_gradients_are_exact():
-    model = archspec.compile("""
+    model = archspec.compile(
+        """
 name: affine
 inputs: {x: {shape: [3]}}
 layers: [{id: d, type: dense, units: 2, activation: tanh}]
-""", backend="torch", dtype="float64")
+""",
+        backend="torch",
+        dtype="float64",
+    )
     x = np.random.default_rng(0).normal(size=(5, 3))
     cotangent = np.random.default_rng(1).normal(size=(5, 2))
     params, inputs = model.gradients(x, {"d:pre": cotangent})
@@ -232,14 +238,18 @@ layers: [{id: d, type: dense, units: 2, activation: tanh}]
 
 
 def test_layer_ids_that_are_module_attributes_still_build():
-    model = archspec.compile("""
+    model = archspec.compile(
+        """
 name: awkward-ids
 inputs: {x: {shape: [3]}}
 layers:
   - {id: train, type: dense, units: 2}
   - {id: forward, type: dense, units: 2}
   - {id: train_, type: add, inputs: [train, forward]}
-""", backend="torch", dtype="float64")
+""",
+        backend="torch",
+        dtype="float64",
+    )
     weights = model.get_weights()
     x = np.ones((1, 3))
     first = x @ weights["train.kernel"] + weights["train.bias"]
@@ -248,12 +258,18 @@ layers:
 
 
 def test_simple_rnn_activation_is_applied_once():
-    model = archspec.compile("""
+    model = archspec.compile(
+        """
 name: rnn
 inputs: {x: {shape: [1, 1]}}
 layers: [{id: r, type: simple_rnn, units: 1}]
-""", backend="torch", dtype="float64")
-    model.set_weights({"r.kernel": np.array([[2.0]]), "r.recurrent_kernel": np.array([[0.0]]), "r.bias": np.array([0.0])})
+""",
+        backend="torch",
+        dtype="float64",
+    )
+    model.set_weights(
+        {"r.kernel": np.array([[2.0]]), "r.recurrent_kernel": np.array([[0.0]]), "r.bias": np.array([0.0])}
+    )
     np.testing.assert_allclose(model.predict(np.array([[[1.0]]])), [[np.tanh(2.0)]], rtol=1e-15)
 
 
@@ -272,4 +288,5 @@ def test_errors_say_what_was_expected():
         with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
             archspec.compile(TOKEN_ZOO, backend="torch", device="cuda")
     assert archspec.compile(TOKEN_ZOO, backend="torch", device="auto").device.type == (
-        "cuda" if torch.cuda.is_available() else "cpu")
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )

@@ -2,9 +2,9 @@
 
 import numpy as np
 import torch
+from paths import CONFIGS
 
 import archspec
-from paths import CONFIGS
 
 
 def test_native_module_works_with_torch_tooling(tmp_path):
@@ -37,8 +37,9 @@ def test_native_module_works_with_torch_tooling(tmp_path):
 def test_each_training_call_of_the_native_module_draws_fresh_dropout_masks():
     """A user's own loop calls the module; each training call uses the dropout step and
     advances it, so call s has the masks archspec's step s has (compiled or not)."""
-    model, reference, other = (archspec.compile(CONFIGS / "mnist_mlp.yaml", backend="torch", dtype="float64")
-                               for _ in range(3))
+    model, reference, other = (
+        archspec.compile(CONFIGS / "mnist_mlp.yaml", backend="torch", dtype="float64") for _ in range(3)
+    )
     native = model.native
     native.train()
     x = torch.from_numpy(np.random.default_rng(0).random((4, 784)))

@@ -6,12 +6,18 @@ import math
 import sys
 
 import pytest
-
 from paths import ROOT, mnist_dir
 
 SCRIPT = ROOT / "benchmarks" / "bench_training.py"
-NUMERIC = ("epoch (s)", "train samples/s", "inference samples/s", "train GFLOP/s", "% of peak",
-           "warm-up epoch (s)", "start-up (s)")
+NUMERIC = (
+    "epoch (s)",
+    "train samples/s",
+    "inference samples/s",
+    "train GFLOP/s",
+    "% of peak",
+    "warm-up epoch (s)",
+    "start-up (s)",
+)
 
 
 def _load_script():
@@ -101,7 +107,8 @@ def test_ratios_are_computed_from_the_tables_own_numbers(bench, quick_run):
     fastest_torch = min(measured["torch_tensor_loop"].epoch_seconds, measured["torch_dataloader"].epoch_seconds)
     assert measured["archspec_torch"].ratio == measured["archspec_torch"].epoch_seconds / fastest_torch
     assert measured["archspec_tensorflow"].ratio == (
-        measured["archspec_tensorflow"].epoch_seconds / measured["keras_fit"].epoch_seconds)
+        measured["archspec_tensorflow"].epoch_seconds / measured["keras_fit"].epoch_seconds
+    )
 
     summary = next(t for t in _tables(text) if t[0][0] == "model")
     assert {(r[1], r[4]) for r in summary[1:]} == {(row["implementation"], row["ratio"]) for row in compared}
@@ -127,12 +134,26 @@ def test_training_flops_follow_the_layer_shapes(bench):
 
 
 def test_a_failed_implementation_is_na_and_has_no_ratio(bench):
-    failed = bench.Row("mlp", "archspec_torch_compiled", "archspec torch, compiled=True",
-                       error="BackendError: compiled=True is not supported")
-    reference = bench._row("mlp", bench.BY_KEY["torch_tensor_loop"],
-                           {"epoch_seconds": [2.0, 1.0, 3.0], "inference_seconds": [0.5],
-                            "samples_per_epoch": 1000, "test_samples": 10_000, "startup_seconds": 1.5},
-                           full_samples=2000, flops=10, peak_gflops=1.0)
+    failed = bench.Row(
+        "mlp",
+        "archspec_torch_compiled",
+        "archspec torch, compiled=True",
+        error="BackendError: compiled=True is not supported",
+    )
+    reference = bench._row(
+        "mlp",
+        bench.BY_KEY["torch_tensor_loop"],
+        {
+            "epoch_seconds": [2.0, 1.0, 3.0],
+            "inference_seconds": [0.5],
+            "samples_per_epoch": 1000,
+            "test_samples": 10_000,
+            "startup_seconds": 1.5,
+        },
+        full_samples=2000,
+        flops=10,
+        peak_gflops=1.0,
+    )
     bench._fill_ratios([reference, failed])
     assert failed.ratio is None
     assert reference.epoch_seconds == 4.0  # median 2.0 s of the timed epochs, scaled by 2000 / 1000 samples

@@ -10,7 +10,9 @@ from archspec.cli import main
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "archspec", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "archspec", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_validate_every_config(configs_dir, capsys):
@@ -24,17 +26,16 @@ def test_validate_every_config(configs_dir, capsys):
 def test_validate_reports_every_problem_located(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "name: bad\n"
-        "inputs: {x: {shape: [4]}}\n"
-        "layers:\n"
-        "  - {type: dense, unitz: 3}\n"
-        "  - {type: dens, units: 2}\n"
+        "name: bad\ninputs: {x: {shape: [4]}}\nlayers:\n  - {type: dense, unitz: 3}\n  - {type: dens, units: 2}\n"
     )
     assert main(["validate", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) >= 2
     assert err[0].startswith(f"{bad}:4:")
-    assert any(line.startswith(f"{bad}:4:") and "unknown field 'unitz' in dense layer; did you mean 'units'?" in line for line in err)
+    assert any(
+        line.startswith(f"{bad}:4:") and "unknown field 'unitz' in dense layer; did you mean 'units'?" in line
+        for line in err
+    )
     assert any(line.startswith(f"{bad}:4:") and "missing required field 'units'" in line for line in err)
     assert any(line.startswith(f"{bad}:5:") and "did you mean 'dense'" in line for line in err)
 
@@ -56,11 +57,7 @@ def test_graph_problems_are_located(tmp_path, capsys):
 def test_shape_problem_is_located(tmp_path, capsys):
     bad = tmp_path / "shape.yaml"
     bad.write_text(
-        "name: s\n"
-        "inputs: {x: {shape: [784]}}\n"
-        "layers:\n"
-        "  - {type: dense, units: 8}\n"
-        "  - {type: lstm, units: 4}\n"
+        "name: s\ninputs: {x: {shape: [784]}}\nlayers:\n  - {type: dense, units: 8}\n  - {type: lstm, units: 4}\n"
     )
     assert main(["validate", str(bad)]) == 1
     err = capsys.readouterr().err

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from paths import CONFIGS, ROOT, mnist_dir
 
 
@@ -16,9 +15,25 @@ def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     environment = {**os.environ, "ARCHSPEC_DATA_DIR": str(mnist_dir().parent)}
     completed = subprocess.run(
-        [sys.executable, "-m", "archspec", "compare", str(CONFIGS / "mnist_mlp.yaml"), "--max-steps", "40",
-         "--dtype", "float64", "--quiet", "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env=environment, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "archspec",
+            "compare",
+            str(CONFIGS / "mnist_mlp.yaml"),
+            "--max-steps",
+            "40",
+            "--dtype",
+            "float64",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
     return out, completed.stdout, json.loads((out / "results.json").read_text())

@@ -23,9 +23,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
-def write_mnist_files(
-    folder: Path, n_train: int = 12, n_test: int = 5, *, gz: bool = True, seed: int = 0
-) -> Path:
+def write_mnist_files(folder: Path, n_train: int = 12, n_test: int = 5, *, gz: bool = True, seed: int = 0) -> Path:
     """Write four small, well-formed fake MNIST files into ``folder`` and return it."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

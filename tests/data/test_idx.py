@@ -39,7 +39,10 @@ def test_big_endian_int32_becomes_native():
         (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "Received: 0x00000701 (not an IDX file)"),
         (bytes([0, 0, 0x08, 0]), "not an IDX file"),
         (bytes([0, 0, 0x08, 3, 0, 0, 0, 2]), "expected a 16-byte IDX header for 3 dimensions"),
-        (bytes([0, 0, 0x08, 1, 0, 0, 0, 4, 1, 2, 3]), "expected 4 data bytes for shape (4,) of uint8. Received: 3 bytes (truncated)"),
+        (
+            bytes([0, 0, 0x08, 1, 0, 0, 0, 4, 1, 2, 3]),
+            "expected 4 data bytes for shape (4,) of uint8. Received: 3 bytes (truncated)",
+        ),
         (bytes([0, 0, 0x08, 1, 0, 0, 0, 2, 1, 2, 3]), "Received: 3 bytes (trailing bytes)"),
     ],
 )

@@ -16,7 +16,10 @@ from archspec.errors import UsageError
 def test_mnist_config(clean_env, fake_mnist):
     folder = fake_mnist(clean_env / "fake", n_train=10)
     config = {
-        "dataset": "mnist", "view": "sequence", "normalization": "none", "validation_split": 0.2,
+        "dataset": "mnist",
+        "view": "sequence",
+        "normalization": "none",
+        "validation_split": 0.2,
     }
     splits = load_dataset(config, data_dir=folder)
     expected = load_mnist(folder, view="sequence", normalization="none", validation_split=0.2)
@@ -26,8 +29,12 @@ def test_mnist_config(clean_env, fake_mnist):
 
 def test_synthetic_seed_from_argument_unless_config_has_one():
     config = {
-        "dataset": "regression", "n_samples": 20, "n_features": 3, "noise": 0.0,
-        "validation_split": 0.1, "test_split": 0.0,
+        "dataset": "regression",
+        "n_samples": 20,
+        "n_features": 3,
+        "noise": 0.0,
+        "validation_split": 0.1,
+        "test_split": 0.0,
     }
     seeded = load_dataset(config, seed=7)
     np.testing.assert_array_equal(seeded.train[0], make_regression(20, 3, 0.0, seed=7).x[:18])
@@ -45,17 +52,34 @@ def test_options_per_dataset():
     assert DATASET_NAMES == ("binary", "mnist", "regression")
     assert dataset_options("mnist") == ("view", "normalization", "validation_split")
     assert dataset_options("regression") == (
-        "n_samples", "n_features", "noise", "validation_split", "test_split", "seed",
+        "n_samples",
+        "n_features",
+        "noise",
+        "validation_split",
+        "test_split",
+        "seed",
     )
 
 
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"dataset": "cifar10"}, "expected dataset to be one of 'binary', 'mnist', 'regression'. Received: dataset='cifar10'"),
-        ({"view": "flat"}, "expected the data config to name a dataset (binary, mnist, regression). Received keys: 'view'"),
-        ({"dataset": "mnist", "shuffle": True}, "expected keys of dataset 'mnist' among view, normalization, validation_split. Received: 'shuffle'"),
-        ({"dataset": "regression", "n_samples": "many"}, "expected n_samples to be a positive integer. Received: n_samples='many'"),
+        (
+            {"dataset": "cifar10"},
+            "expected dataset to be one of 'binary', 'mnist', 'regression'. Received: dataset='cifar10'",
+        ),
+        (
+            {"view": "flat"},
+            "expected the data config to name a dataset (binary, mnist, regression). Received keys: 'view'",
+        ),
+        (
+            {"dataset": "mnist", "shuffle": True},
+            "expected keys of dataset 'mnist' among view, normalization, validation_split. Received: 'shuffle'",
+        ),
+        (
+            {"dataset": "regression", "n_samples": "many"},
+            "expected n_samples to be a positive integer. Received: n_samples='many'",
+        ),
         (["mnist"], "expected the data config to be a mapping. Received: list"),
     ],
 )
@@ -72,7 +96,5 @@ def test_data_package_imports_no_framework():
         "print(','.join(loaded))"
     )
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""

@@ -78,9 +78,7 @@ def test_hash_mismatch_leaves_nothing_behind(serve, clean_env):
     with pytest.raises(DataError) as error:
         fetch_mnist(dest, mirrors=[url])
     message = str(error.value)
-    assert message.startswith(
-        "could not fetch train-images-idx3-ubyte.gz: expected a copy with SHA-256 ba8910"
-    )
+    assert message.startswith("could not fetch train-images-idx3-ubyte.gz: expected a copy with SHA-256 ba8910")
     assert f"{url}train-images-idx3-ubyte.gz: expected SHA-256 ba8910" in message
     assert list(dest.iterdir()) == []
 
@@ -123,9 +121,7 @@ def test_verify_lists_every_bad_file(clean_env, fake_mnist):
 def test_install_from_folder(mnist_dir, clean_env):
     dest = install_mnist_from(mnist_dir, clean_env / "project" / "data" / "mnist")
     assert verify_mnist(dest) == dest
-    assert (dest / "train-images-idx3-ubyte.gz").read_bytes() == (
-        mnist_dir / "train-images-idx3-ubyte.gz"
-    ).read_bytes()
+    assert (dest / "train-images-idx3-ubyte.gz").read_bytes() == (mnist_dir / "train-images-idx3-ubyte.gz").read_bytes()
     assert (dest / "train-images-idx3-ubyte.gz").stat().st_mode & 0o777 == 0o644
 
 

@@ -50,8 +50,12 @@ def test_missing_data_says_where_it_looked_and_what_to_run(clean_env, monkeypatc
     with pytest.raises(DataError) as error:
         load_mnist()
     message = str(error.value)
-    looked = [clean_env / "env", clean_env / "env" / "mnist", clean_env / "cache" / "archspec",
-              clean_env / "cache" / "archspec" / "mnist"]
+    looked = [
+        clean_env / "env",
+        clean_env / "env" / "mnist",
+        clean_env / "cache" / "archspec",
+        clean_env / "cache" / "archspec" / "mnist",
+    ]
     for folder in looked:
         assert str(folder) in message
     assert "archspec data fetch mnist" in message

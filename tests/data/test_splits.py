@@ -36,20 +36,44 @@ def test_splits_are_frozen():
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ((np.zeros((3, 2)), np.zeros(4)), "train: expected x and y with the same number of samples. Received: x has 3, y has 4"),
-        ((np.zeros((3, 2), dtype=object), np.zeros(3)), "train.x: expected a numeric (bool, integer or float) array. Received: dtype object"),
-        ((np.zeros((3, 2)), np.array(["a", "b", "c"])), "train.y: expected a numeric (bool, integer or float) array. Received: dtype <U1"),
+        (
+            (np.zeros((3, 2)), np.zeros(4)),
+            "train: expected x and y with the same number of samples. Received: x has 3, y has 4",
+        ),
+        (
+            (np.zeros((3, 2), dtype=object), np.zeros(3)),
+            "train.x: expected a numeric (bool, integer or float) array. Received: dtype object",
+        ),
+        (
+            (np.zeros((3, 2)), np.array(["a", "b", "c"])),
+            "train.y: expected a numeric (bool, integer or float) array. Received: dtype <U1",
+        ),
         ((np.zeros((3, 2), dtype=complex), np.zeros(3)), "Received: dtype complex128"),
         ((np.zeros(3), np.zeros(3)), "train.x: expected shape (N, ...features). Received: shape (3,)"),
         ((np.zeros((3, 2)), np.float64(1.0)), "train.y: expected shape (N,) or (N, outputs). Received: shape ()"),
         ((np.zeros((0, 2)), np.zeros(0)), "train: expected at least one sample. Received: 0 samples"),
-        ((np.array([[0.0, 1.0], [np.nan, 2.0], [np.inf, 0.0]]), np.zeros(3)), "train.x: expected finite values. Received: 2 NaN or infinite values, the first at index (1, 0)"),
-        ({"validation": (np.zeros((1, 1)), np.zeros(1))}, "expected a 'train' split (x, y). Received keys: 'validation'"),
-        ({"train": (np.zeros((1, 1)), np.zeros(1)), "valid": None}, "expected split names among 'train', 'validation', 'test'. Received: 'valid'"),
+        (
+            (np.array([[0.0, 1.0], [np.nan, 2.0], [np.inf, 0.0]]), np.zeros(3)),
+            "train.x: expected finite values. Received: 2 NaN or infinite values, the first at index (1, 0)",
+        ),
+        (
+            {"validation": (np.zeros((1, 1)), np.zeros(1))},
+            "expected a 'train' split (x, y). Received keys: 'validation'",
+        ),
+        (
+            {"train": (np.zeros((1, 1)), np.zeros(1)), "valid": None},
+            "expected split names among 'train', 'validation', 'test'. Received: 'valid'",
+        ),
         ({"train": np.zeros((2, 2))}, "train: expected a pair (x, y). Received: ndarray"),
         (np.zeros((2, 2)), "expected (x, y) or a dict of splits 'train', 'validation', 'test'. Received: ndarray"),
-        ({"train": (np.zeros((2, 3)), np.zeros(2)), "test": (np.zeros((2, 4)), np.zeros(2))}, "test.x: expected per-sample shape (3,) as in train. Received: (4,)"),
-        ({"train": (np.zeros((2, 3)), np.zeros((2, 1))), "validation": (np.zeros((2, 3)), np.zeros(2))}, "validation.y: expected per-sample shape (1,) as in train. Received: ()"),
+        (
+            {"train": (np.zeros((2, 3)), np.zeros(2)), "test": (np.zeros((2, 4)), np.zeros(2))},
+            "test.x: expected per-sample shape (3,) as in train. Received: (4,)",
+        ),
+        (
+            {"train": (np.zeros((2, 3)), np.zeros((2, 1))), "validation": (np.zeros((2, 3)), np.zeros(2))},
+            "validation.y: expected per-sample shape (1,) as in train. Received: ()",
+        ),
     ],
 )
 def test_refusals(data, expected):

@@ -10,11 +10,11 @@ import functools
 
 import numpy as np
 import pytest
+from paths import CONFIGS, mnist_dir
 
 import archspec
 from archspec.compare import tensor_relative_difference
 from archspec.data import load_dataset
-from paths import CONFIGS, mnist_dir
 
 SAMPLES = 1010  # 19 batches of 51 and one of 41: 20 steps an epoch
 STEPS = 60  # three epochs, so the sample order is reshuffled twice
@@ -40,7 +40,7 @@ CASES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mnist(view: str):
     splits = load_dataset({"dataset": "mnist", "view": view}, data_dir=mnist_dir())
     (x, y), (x_test, y_test) = splits.train, splits.test

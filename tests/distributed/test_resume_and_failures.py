@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reliability.support import DIVERGING, SPEC, STEPS, checkpoint_step, write_spec
 
 import archspec
 from archspec.checkpoint import read_checkpoint
 from archspec.compare import tensor_relative_difference
 from archspec.distributed import free_ports
 from archspec.errors import TrainingError, UsageError
-from reliability.support import DIVERGING, SPEC, STEPS, checkpoint_step, write_spec
 
 BACKENDS = ["torch", "tensorflow"]
 CUT = 25  # the first run stops (and checkpoints) here, mid-epoch
@@ -43,8 +43,9 @@ def test_a_checkpoint_resumes_with_another_worker_count(tmp_path, backend, befor
     spec = write_spec(tmp_path)
     uninterrupted = archspec.train(spec, backend=backend, dtype="float64")
     run = tmp_path / "run"
-    first = archspec.train(spec, backend=backend, dtype="float64", max_steps=CUT, checkpoint_every=10, out=run,
-                           workers=before)
+    first = archspec.train(
+        spec, backend=backend, dtype="float64", max_steps=CUT, checkpoint_every=10, out=run, workers=before
+    )
     assert first.steps == CUT and checkpoint_step(run) == CUT
     assert read_checkpoint(run).state.backend == backend
     resumed = archspec.train(spec, backend=backend, resume=run, max_steps=STEPS, workers=after)
@@ -69,8 +70,9 @@ def _rank_of(pid: int) -> int | None:
     import json
 
     try:
-        variables = dict(item.split("=", 1) for item in (Path("/proc") / str(pid) / "environ").read_text().split("\0")
-                         if "=" in item)
+        variables = dict(
+            item.split("=", 1) for item in (Path("/proc") / str(pid) / "environ").read_text().split("\0") if "=" in item
+        )
     except OSError:
         return None
     if "TF_CONFIG" in variables:
@@ -87,9 +89,28 @@ def test_killing_a_worker_ends_the_run_with_a_clear_error_and_the_checkpoint_res
     spec = write_spec(tmp_path, SPEC.replace("epochs: 4", "epochs: 400"))
     run = tmp_path / "run"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--workers", "2", "--quiet",
-         "--checkpoint-every", "4", "--out", str(run), "--worker-timeout", "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+        [
+            sys.executable,
+            "-m",
+            "archspec",
+            "train",
+            str(spec),
+            "--backend",
+            backend,
+            "--workers",
+            "2",
+            "--quiet",
+            "--checkpoint-every",
+            "4",
+            "--out",
+            str(run),
+            "--worker-timeout",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
     )
     deadline = time.monotonic() + 90
     while (checkpoint_step(run) or 0) < 8:
@@ -112,9 +133,24 @@ def test_killing_a_worker_ends_the_run_with_a_clear_error_and_the_checkpoint_res
     assert step is not None and step >= 8 and step % 4 == 0, "the last checkpoint did not survive"
     target = step + 6
     resumed = subprocess.run(
-        [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--quiet", "--resume", str(run),
-         "--max-steps", str(target)],
-        capture_output=True, text=True, env=_environment(), timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "archspec",
+            "train",
+            str(spec),
+            "--backend",
+            backend,
+            "--quiet",
+            "--resume",
+            str(run),
+            "--max-steps",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert checkpoint_step(run) == target
@@ -128,9 +164,32 @@ def test_workers_started_by_hand_train_together(tmp_path, backend):
     run = tmp_path / "run"
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "archspec", "train", str(spec), "--backend", backend, "--quiet", "--dtype", "float64",
-             "--max-steps", "20", "--out", str(run), "--rank", str(rank), "--cluster", cluster, "--workers", "2"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+            [
+                sys.executable,
+                "-m",
+                "archspec",
+                "train",
+                str(spec),
+                "--backend",
+                backend,
+                "--quiet",
+                "--dtype",
+                "float64",
+                "--max-steps",
+                "20",
+                "--out",
+                str(run),
+                "--rank",
+                str(rank),
+                "--cluster",
+                cluster,
+                "--workers",
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(),
         )
         for rank in (0, 1)
     ]
@@ -181,9 +240,31 @@ def test_torchrun_starts_the_workers(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     archspec_cli = Path(sys.executable).parent / "archspec"
     done = subprocess.run(
-        [str(torchrun), "--standalone", "--nnodes", "1", "--nproc-per-node", "2", "--no-python", str(archspec_cli),
-         "train", str(spec), "--backend", "torch", "--quiet", "--dtype", "float64", "--max-steps", "20", "--out", str(run)],
-        capture_output=True, text=True, env={**_environment(), "OMP_NUM_THREADS": "1"}, timeout=120,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nnodes",
+            "1",
+            "--nproc-per-node",
+            "2",
+            "--no-python",
+            str(archspec_cli),
+            "train",
+            str(spec),
+            "--backend",
+            "torch",
+            "--quiet",
+            "--dtype",
+            "float64",
+            "--max-steps",
+            "20",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        env={**_environment(), "OMP_NUM_THREADS": "1"},
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "worker 1 of 2: done (20 steps)" in done.stdout
@@ -211,11 +292,22 @@ def test_torch_workers_leave_no_gloo_threads_behind(tmp_path):
     spec = write_spec(tmp_path)
     port = free_ports(1)[0]
     workers = [
-        subprocess.Popen([sys.executable, "-c", _THREADS_AFTER_TRAINING, str(spec)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         env={**_environment(), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-                              "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                              "OMP_NUM_THREADS": "1"})
+        subprocess.Popen(
+            [sys.executable, "-c", _THREADS_AFTER_TRAINING, str(spec)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **_environment(),
+                "RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "LOCAL_RANK": str(rank),
+                "LOCAL_WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "OMP_NUM_THREADS": "1",
+            },
+        )
         for rank in (0, 1)
     ]
     for rank, worker in enumerate(workers):

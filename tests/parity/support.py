@@ -20,7 +20,8 @@ def one_layer(name: str, input_shape, layer: dict, dtype: str = "float", trainin
 
 def merge(kind: str, **options) -> dict:
     return {
-        "name": kind, "inputs": {"x": {"shape": [4, 6]}},
+        "name": kind,
+        "inputs": {"x": {"shape": [4, 6]}},
         "layers": [
             {"id": "a", "type": "dense", "units": 6, "activation": "tanh"},
             {"id": "b", "type": "dense", "units": 6, "inputs": ["x"]},
@@ -33,37 +34,94 @@ def merge(kind: str, **options) -> dict:
 # Layer-type cases: every type appears at least once; option variants cover the traps
 # (asymmetric same padding, strides, dilation, gate orders, merge modes, training-mode layers).
 LAYER_CASES: dict[str, dict] = {
-    "dense": one_layer("dense", [7], {"type": "dense", "units": 5, "activation": "tanh", "bias_initializer": "glorot_uniform"}),
+    "dense": one_layer(
+        "dense", [7], {"type": "dense", "units": 5, "activation": "tanh", "bias_initializer": "glorot_uniform"}
+    ),
     "dense_on_sequence": one_layer("dense_seq", SEQUENCE, {"type": "dense", "units": 4}),
     "activation": one_layer("act", [7], {"type": "activation", "activation": "gelu"}),
     "dropout": one_layer("drop", [50], {"type": "dropout", "rate": 0.4}),
-    "flatten": {"name": "flat", "inputs": {"x": {"shape": IMAGE}}, "layers": [
-        {"type": "conv2d", "filters": 2, "kernel_size": 2}, {"type": "flatten"}, {"type": "dense", "units": 3}]},
+    "flatten": {
+        "name": "flat",
+        "inputs": {"x": {"shape": IMAGE}},
+        "layers": [
+            {"type": "conv2d", "filters": 2, "kernel_size": 2},
+            {"type": "flatten"},
+            {"type": "dense", "units": 3},
+        ],
+    },
     "reshape": one_layer("reshape", [24], {"type": "reshape", "target_shape": [4, -1, 2]}),
-    "conv2d_valid": one_layer("conv", IMAGE, {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu", "bias_initializer": "he_normal"}),
-    "conv2d_same_even_stride": one_layer("conv_s", IMAGE, {"type": "conv2d", "filters": 4, "kernel_size": [2, 4], "strides": [2, 3], "padding": "same"}),
-    "conv2d_dilated_same": one_layer("conv_d", IMAGE, {"type": "conv2d", "filters": 3, "kernel_size": 3, "dilation_rate": 2, "padding": "same"}),
+    "conv2d_valid": one_layer(
+        "conv",
+        IMAGE,
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu", "bias_initializer": "he_normal"},
+    ),
+    "conv2d_same_even_stride": one_layer(
+        "conv_s", IMAGE, {"type": "conv2d", "filters": 4, "kernel_size": [2, 4], "strides": [2, 3], "padding": "same"}
+    ),
+    "conv2d_dilated_same": one_layer(
+        "conv_d", IMAGE, {"type": "conv2d", "filters": 3, "kernel_size": 3, "dilation_rate": 2, "padding": "same"}
+    ),
     "maxpool2d_same": one_layer("maxp", IMAGE, {"type": "maxpool2d", "pool_size": 2, "strides": 2, "padding": "same"}),
     "maxpool2d_valid": one_layer("maxv", IMAGE, {"type": "maxpool2d", "pool_size": [3, 2], "strides": [2, 1]}),
     "avgpool2d_same": one_layer("avgp", IMAGE, {"type": "avgpool2d", "pool_size": 3, "strides": 2, "padding": "same"}),
     "avgpool2d_valid": one_layer("avgv", IMAGE, {"type": "avgpool2d", "pool_size": 2}),
     "global_avgpool2d": one_layer("gap", IMAGE, {"type": "global_avgpool2d"}),
-    "batch_norm": one_layer("bn", IMAGE, {"type": "batch_norm", "momentum": 0.9, "gamma_initializer": "glorot_uniform", "beta_initializer": "glorot_uniform"}),
+    "batch_norm": one_layer(
+        "bn",
+        IMAGE,
+        {
+            "type": "batch_norm",
+            "momentum": 0.9,
+            "gamma_initializer": "glorot_uniform",
+            "beta_initializer": "glorot_uniform",
+        },
+    ),
     "batch_norm_dense": one_layer("bn_d", [6], {"type": "batch_norm", "center": False}),
-    "layer_norm": one_layer("ln", SEQUENCE, {"type": "layer_norm", "gamma_initializer": "glorot_uniform", "beta_initializer": "glorot_uniform"}),
-    "embedding": {"name": "emb", "inputs": {"x": {"shape": [6], "dtype": "int64"}}, "layers": [
-        {"type": "embedding", "input_dim": 11, "output_dim": 4}, {"type": "flatten"}, {"type": "dense", "units": 2}],
-        "training": {"loss": "mse"}},
+    "layer_norm": one_layer(
+        "ln",
+        SEQUENCE,
+        {"type": "layer_norm", "gamma_initializer": "glorot_uniform", "beta_initializer": "glorot_uniform"},
+    ),
+    "embedding": {
+        "name": "emb",
+        "inputs": {"x": {"shape": [6], "dtype": "int64"}},
+        "layers": [
+            {"type": "embedding", "input_dim": 11, "output_dim": 4},
+            {"type": "flatten"},
+            {"type": "dense", "units": 2},
+        ],
+        "training": {"loss": "mse"},
+    },
     "simple_rnn": one_layer("rnn", SEQUENCE, {"type": "simple_rnn", "units": 4, "bias_initializer": "glorot_uniform"}),
-    "simple_rnn_relu_seq": one_layer("rnn_r", SEQUENCE, {"type": "simple_rnn", "units": 3, "activation": "relu", "return_sequences": True}),
+    "simple_rnn_relu_seq": one_layer(
+        "rnn_r", SEQUENCE, {"type": "simple_rnn", "units": 3, "activation": "relu", "return_sequences": True}
+    ),
     "lstm": one_layer("lstm", SEQUENCE, {"type": "lstm", "units": 4, "bias_initializer": "glorot_uniform"}),
     "lstm_seq": one_layer("lstm_s", SEQUENCE, {"type": "lstm", "units": 3, "return_sequences": True}),
     "gru": one_layer("gru", SEQUENCE, {"type": "gru", "units": 4, "bias_initializer": "glorot_uniform"}),
-    "gru_seq_no_bias": one_layer("gru_s", SEQUENCE, {"type": "gru", "units": 3, "return_sequences": True, "use_bias": False}),
-    "bidirectional_concat": one_layer("bi", SEQUENCE, {"type": "bidirectional", "layer": {"type": "lstm", "units": 3, "bias_initializer": "glorot_uniform"}}),
-    "bidirectional_seq_ave": one_layer("bi_s", SEQUENCE, {"type": "bidirectional", "merge_mode": "ave", "layer": {"type": "gru", "units": 3, "return_sequences": True, "bias_initializer": "glorot_uniform"}}),
-    "bidirectional_sum_rnn": one_layer("bi_r", SEQUENCE, {"type": "bidirectional", "merge_mode": "sum", "layer": {"type": "simple_rnn", "units": 3}}),
-    "bidirectional_mul": one_layer("bi_m", SEQUENCE, {"type": "bidirectional", "merge_mode": "mul", "layer": {"type": "gru", "units": 2}}),
+    "gru_seq_no_bias": one_layer(
+        "gru_s", SEQUENCE, {"type": "gru", "units": 3, "return_sequences": True, "use_bias": False}
+    ),
+    "bidirectional_concat": one_layer(
+        "bi",
+        SEQUENCE,
+        {"type": "bidirectional", "layer": {"type": "lstm", "units": 3, "bias_initializer": "glorot_uniform"}},
+    ),
+    "bidirectional_seq_ave": one_layer(
+        "bi_s",
+        SEQUENCE,
+        {
+            "type": "bidirectional",
+            "merge_mode": "ave",
+            "layer": {"type": "gru", "units": 3, "return_sequences": True, "bias_initializer": "glorot_uniform"},
+        },
+    ),
+    "bidirectional_sum_rnn": one_layer(
+        "bi_r", SEQUENCE, {"type": "bidirectional", "merge_mode": "sum", "layer": {"type": "simple_rnn", "units": 3}}
+    ),
+    "bidirectional_mul": one_layer(
+        "bi_m", SEQUENCE, {"type": "bidirectional", "merge_mode": "mul", "layer": {"type": "gru", "units": 2}}
+    ),
     "add": merge("add"),
     "multiply": merge("multiply"),
     "concatenate": merge("concatenate"),
@@ -71,7 +129,9 @@ LAYER_CASES: dict[str, dict] = {
 }
 
 ACTIVATION_CASES: dict[str, dict] = {
-    name: one_layer(f"act_{name}", [9], {"type": "dense", "units": 6, "activation": name, "bias_initializer": "glorot_uniform"})
+    name: one_layer(
+        f"act_{name}", [9], {"type": "dense", "units": 6, "activation": name, "bias_initializer": "glorot_uniform"}
+    )
     for name in ActivationName.__args__
 }
 

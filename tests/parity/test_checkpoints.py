@@ -2,18 +2,20 @@
 
 import numpy as np
 import pytest
+from paths import mnist_dir
 from safetensors import safe_open
 
 import archspec
 from archspec.errors import CheckpointError
-from paths import mnist_dir
 
 
 def perturbed(model, seed=0):
     """Canonical weights moved away from their initial values, so every entry matters."""
     rng = np.random.default_rng(seed)
-    return {k: (v + 0.05 * rng.standard_normal(v.shape)).astype(v.dtype) if not k.endswith("moving_variance") else v + 0.5
-            for k, v in model.get_weights().items()}
+    return {
+        k: (v + 0.05 * rng.standard_normal(v.shape)).astype(v.dtype) if not k.endswith("moving_variance") else v + 0.5
+        for k, v in model.get_weights().items()
+    }
 
 
 @pytest.mark.parametrize("config", ["mnist_cnn", "mnist_gru", "mnist_bidirectional", "mnist_residual"])

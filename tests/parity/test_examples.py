@@ -1,16 +1,19 @@
 """The source document's two examples train to the accuracy one expects, on both backends."""
 
 import pytest
+from paths import CONFIGS, mnist_dir
 
 import archspec
-from paths import CONFIGS, mnist_dir
 
 
 @pytest.mark.parametrize("config", ["keras_example", "torch_example"])
 def test_example_trains_above_90_percent_and_backends_agree(config):
     spec = archspec.load(CONFIGS / f"{config}.yaml")
     assert spec.training.epochs == 5
-    runs = {b: archspec.train(spec, backend=b, data_dir=mnist_dir(), evaluate_every_epoch=False) for b in ("torch", "tensorflow")}
+    runs = {
+        b: archspec.train(spec, backend=b, data_dir=mnist_dir(), evaluate_every_epoch=False)
+        for b in ("torch", "tensorflow")
+    }
     accuracies = {b: r.final["test"]["accuracy"] for b, r in runs.items()}
     for backend, accuracy in accuracies.items():
         assert accuracy > 0.90, f"{config} on {backend}: test accuracy {accuracy:.4f} after 5 epochs"

@@ -24,20 +24,29 @@ BACKENDS = ("torch", "tensorflow")
 def build_all(source, dtype):
     spec, graph = load_with_graph(source)
     weights = canonical_weights(graph, dtype="float64")
-    models = {name: archspec.compile(spec, backend=name, dtype=dtype, weights={k: v.astype(dtype) for k, v in weights.items()}) for name in BACKENDS}
+    models = {
+        name: archspec.compile(
+            spec, backend=name, dtype=dtype, weights={k: v.astype(dtype) for k, v in weights.items()}
+        )
+        for name in BACKENDS
+    }
     return graph, weights, models
 
 
 def compare_forward(graph, weights, models, dtype, batch, training):
     inputs = random_inputs(graph, batch, seed=11)
     cast = {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in inputs.items()}
-    reference = reference_forward(graph, {k: v.astype(dtype).astype(np.float64) for k, v in weights.items()}, cast, training=training, step=5)
+    reference = reference_forward(
+        graph, {k: v.astype(dtype).astype(np.float64) for k, v in weights.items()}, cast, training=training, step=5
+    )
     tolerance = TOLERANCE[dtype]
     for name, model in models.items():
         outputs = model.forward(cast, training=training, step=5)
         for output_id in graph.outputs:
             error = scaled_error(outputs[output_id], reference.outputs[output_id])
-            assert error <= tolerance, f"{graph.spec.name} [{name}, {dtype}, training={training}] output '{output_id}': error {error:.3g} > {tolerance}"
+            assert error <= tolerance, (
+                f"{graph.spec.name} [{name}, {dtype}, training={training}] output '{output_id}': error {error:.3g} > {tolerance}"
+            )
         if graph.heads and graph.spec.training is not None:
             error = scaled_error(outputs[graph.heads[0].logits], reference.logits)
             assert error <= tolerance, f"{graph.spec.name} [{name}] logits: error {error:.3g}"
@@ -46,13 +55,18 @@ def compare_forward(graph, weights, models, dtype, batch, training):
             for key, value in reference.updated_weights.items():
                 if key.endswith(("moving_mean", "moving_variance")):
                     error = scaled_error(updated[key], value)
-                    assert error <= tolerance, f"{graph.spec.name} [{name}] {key} after a training step: error {error:.3g}"
+                    assert error <= tolerance, (
+                        f"{graph.spec.name} [{name}] {key} after a training step: error {error:.3g}"
+                    )
     return cast
 
 
 def compare_gradients(graph, models, dtype, inputs, training):
     rng = np.random.default_rng(5)
-    cotangents = {out: rng.standard_normal((len(next(iter(inputs.values()))), *graph.node_by_id[out].output_shape)).astype(dtype) for out in graph.outputs}
+    cotangents = {
+        out: rng.standard_normal((len(next(iter(inputs.values()))), *graph.node_by_id[out].output_shape)).astype(dtype)
+        for out in graph.outputs
+    }
     results = {name: model.gradients(inputs, cotangents, training=training, step=5) for name, model in models.items()}
     (param_a, input_a), (param_b, input_b) = results["torch"], results["tensorflow"]
     trainable = [n for n, p in graph.parameters.items() if p.trainable]
@@ -60,7 +74,9 @@ def compare_gradients(graph, models, dtype, inputs, training):
     tolerance = TOLERANCE[dtype]
     for key in trainable:
         error = scaled_error(param_a[key], param_b[key])
-        assert error <= tolerance, f"{graph.spec.name} [{dtype}, training={training}] d/d{key}: torch vs tensorflow error {error:.3g}"
+        assert error <= tolerance, (
+            f"{graph.spec.name} [{dtype}, training={training}] d/d{key}: torch vs tensorflow error {error:.3g}"
+        )
     assert sorted(input_a) == sorted(input_b)
     for key in input_a:
         error = scaled_error(input_a[key], input_b[key])

@@ -10,17 +10,17 @@ import functools
 
 import numpy as np
 import pytest
+from paths import CONFIGS, mnist_dir
 
 import archspec
 from archspec.compare import tensor_relative_difference
 from archspec.data import load_dataset
-from paths import CONFIGS, mnist_dir
 
 STEPS = 200
 SUBSET = 3200  # 50 batches of 64: 200 steps cover four epochs (so reshuffling is exercised)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mnist(view: str):
     splits = load_dataset({"dataset": "mnist", "view": view}, data_dir=mnist_dir())
     (x, y), (x_test, y_test) = splits.train, splits.test
@@ -126,5 +126,7 @@ def test_one_epoch_float32_agrees(config):
     acc_a, acc_b = torch_run.final["test"]["accuracy"], keras_run.final["test"]["accuracy"]
     assert abs(acc_a - acc_b) <= 0.005, f"{config}: test accuracy torch {acc_a:.4f} vs tensorflow {acc_b:.4f}"
     loss_a, loss_b = torch_run.history[-1]["loss"], keras_run.history[-1]["loss"]
-    assert abs(loss_a - loss_b) / max(loss_a, loss_b) <= 0.02, f"{config}: final training loss torch {loss_a:.5f} vs tensorflow {loss_b:.5f}"
+    assert abs(loss_a - loss_b) / max(loss_a, loss_b) <= 0.02, (
+        f"{config}: final training loss torch {loss_a:.5f} vs tensorflow {loss_b:.5f}"
+    )
     assert acc_a > 0.8 and acc_b > 0.8, f"{config}: did not learn ({acc_a:.3f}, {acc_b:.3f})"

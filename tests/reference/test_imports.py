@@ -4,8 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ["archspec.reference.optimizers", "archspec.reference.schedules", "archspec.reference.losses",
-           "archspec.metrics", "archspec.random"]
+MODULES = [
+    "archspec.reference.optimizers",
+    "archspec.reference.schedules",
+    "archspec.reference.losses",
+    "archspec.metrics",
+    "archspec.random",
+]
 
 
 def test_reference_modules_import_no_framework():

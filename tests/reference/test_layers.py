@@ -14,7 +14,10 @@ from archspec.random import dropout_keep_mask
 from archspec.reference.activations import ACTIVATIONS, activation
 from archspec.reference.forward import reference_forward
 from archspec.reference.layers import (
-    REFERENCE_LAYERS, LayerContext, padding_amounts, reference_layer,
+    REFERENCE_LAYERS,
+    LayerContext,
+    padding_amounts,
+    reference_layer,
 )
 from archspec.spec import Spec
 from archspec.spec.layers import LAYER_TYPES, layer_type_name
@@ -55,21 +58,24 @@ def test_unknown_layer_type_lists_the_known_ones():
         reference_layer("conv3d")
 
 
-@pytest.mark.parametrize("name, x, expected", [
-    ("linear", -1.5, -1.5),
-    ("relu", -1.5, 0.0),
-    ("relu", 2.0, 2.0),
-    ("leaky_relu", -2.0, -0.4),
-    ("leaky_relu", 3.0, 3.0),
-    ("elu", -1.0, math.exp(-1.0) - 1.0),
-    ("elu", 2.0, 2.0),
-    ("gelu", 1.0, 0.8413447460685429),  # 1 * Phi(1); the tanh approximation gives 0.84119...
-    ("gelu", -1.0, -0.15865525393145707),
-    ("silu", 1.0, 1.0 / (1.0 + math.exp(-1.0))),
-    ("sigmoid", 0.0, 0.5),
-    ("sigmoid", -800.0, 0.0),
-    ("tanh", 0.5, math.tanh(0.5)),
-])
+@pytest.mark.parametrize(
+    "name, x, expected",
+    [
+        ("linear", -1.5, -1.5),
+        ("relu", -1.5, 0.0),
+        ("relu", 2.0, 2.0),
+        ("leaky_relu", -2.0, -0.4),
+        ("leaky_relu", 3.0, 3.0),
+        ("elu", -1.0, math.exp(-1.0) - 1.0),
+        ("elu", 2.0, 2.0),
+        ("gelu", 1.0, 0.8413447460685429),  # 1 * Phi(1); the tanh approximation gives 0.84119...
+        ("gelu", -1.0, -0.15865525393145707),
+        ("silu", 1.0, 1.0 / (1.0 + math.exp(-1.0))),
+        ("sigmoid", 0.0, 0.5),
+        ("sigmoid", -800.0, 0.0),
+        ("tanh", 0.5, math.tanh(0.5)),
+    ],
+)
 def test_activation_values(name, x, expected):
     assert activation(name, np.array([x]))[0] == pytest.approx(expected, rel=1e-15, abs=1e-300)
 
@@ -152,8 +158,9 @@ def conv(x, kernel, bias=None, **options):
     kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.ndim == 2:
         kernel = kernel[:, :, None, None]
-    layer = make("conv2d", filters=kernel.shape[3], kernel_size=list(kernel.shape[:2]),
-                 use_bias=bias is not None, **options)
+    layer = make(
+        "conv2d", filters=kernel.shape[3], kernel_size=list(kernel.shape[:2]), use_bias=bias is not None, **options
+    )
     params = {"kernel": kernel} if bias is None else {"kernel": kernel, "bias": np.asarray(bias, dtype=np.float64)}
     return run(layer, params, x)
 
@@ -200,14 +207,17 @@ def test_dilated_conv_reads_every_other_pixel():
     assert out[0, 0, 0, 0] == x[::2, ::2].sum()
 
 
-@pytest.mark.parametrize("size, kernel, stride, dilation, padding, before, after", [
-    (5, 3, 1, 1, "valid", 0, 0),
-    (5, 3, 2, 1, "same", 1, 1),
-    (6, 3, 2, 1, "same", 0, 1),
-    (7, 2, 1, 2, "same", 1, 1),
-    (7, 4, 3, 1, "same", 1, 2),
-    (4, 1, 3, 1, "same", 0, 0),
-])
+@pytest.mark.parametrize(
+    "size, kernel, stride, dilation, padding, before, after",
+    [
+        (5, 3, 1, 1, "valid", 0, 0),
+        (5, 3, 2, 1, "same", 1, 1),
+        (6, 3, 2, 1, "same", 0, 1),
+        (7, 2, 1, 2, "same", 1, 1),
+        (7, 4, 3, 1, "same", 1, 2),
+        (4, 1, 3, 1, "same", 0, 0),
+    ],
+)
 def test_conv_matches_the_definition_written_as_loops(size, kernel, stride, dilation, padding, before, after):
     assert padding_amounts(size, kernel, stride, dilation, padding) == (before, after)
     rng = np.random.default_rng(size * 100 + kernel * 10 + stride)
@@ -253,8 +263,9 @@ def test_avgpool_same_counts_only_real_positions():
     np.testing.assert_array_equal(out, [[-3.0, -4.5], [-7.5, -9.0]])
     strided = run(make("avgpool2d", pool_size=3, strides=2, padding="same"), {}, image(GRID)).output[0, :, :, 0]
     # 4x4, pool 3, stride 2: one row/column of padding, after: windows [0:3] and [2:4]
-    np.testing.assert_array_equal(strided, [[GRID[:3, :3].mean(), GRID[:3, 2:].mean()],
-                                            [GRID[2:, :3].mean(), GRID[2:, 2:].mean()]])
+    np.testing.assert_array_equal(
+        strided, [[GRID[:3, :3].mean(), GRID[:3, 2:].mean()], [GRID[2:, :3].mean(), GRID[2:, 2:].mean()]]
+    )
 
 
 def test_pools_keep_channels_apart():
@@ -272,8 +283,12 @@ def test_pools_keep_channels_apart():
 def test_batch_norm_training_uses_biased_batch_stats_and_updates_moving_stats():
     layer = make("batch_norm", momentum=0.9, epsilon=0.01)
     x = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [6.0, 14.0]])
-    params = {"gamma": np.array([2.0, 1.0]), "beta": np.array([0.5, 0.0]),
-              "moving_mean": np.array([0.5, 0.0]), "moving_variance": np.array([2.0, 1.0])}
+    params = {
+        "gamma": np.array([2.0, 1.0]),
+        "beta": np.array([0.5, 0.0]),
+        "moving_mean": np.array([0.5, 0.0]),
+        "moving_variance": np.array([2.0, 1.0]),
+    }
     out = run(layer, params, x, training=True)
     # channel 0: mean 3, biased variance (4 + 1 + 0 + 9) / 4 = 3.5; channel 1: mean 11, variance 3
     np.testing.assert_allclose(out.output[:, 0], 2.0 * (x[:, 0] - 3.0) / math.sqrt(3.51) + 0.5, rtol=1e-15)
@@ -293,7 +308,9 @@ def test_batch_norm_reduces_over_every_axis_but_channels():
     channel = x[..., 1].ravel()
     np.testing.assert_allclose(out.state["moving_mean"][1], channel.mean(), rtol=1e-14)
     np.testing.assert_allclose(out.state["moving_variance"][1], channel.var(), rtol=1e-14)  # np.var is biased
-    np.testing.assert_allclose(out.output[..., 1], (x[..., 1] - channel.mean()) / np.sqrt(channel.var() + 1e-3), rtol=1e-13)
+    np.testing.assert_allclose(
+        out.output[..., 1], (x[..., 1] - channel.mean()) / np.sqrt(channel.var() + 1e-3), rtol=1e-13
+    )
 
 
 def test_layer_norm_per_sample_last_axis():
@@ -348,13 +365,17 @@ def test_lstm_two_steps_by_hand():
 
 
 def test_gru_two_steps_by_hand():
-    w = [0.5, -0.3, 0.8]   # z, r, h
+    w = [0.5, -0.3, 0.8]  # z, r, h
     u = [0.1, 0.4, -0.6]
     b = [0.05, -0.2, 0.1]
     rb = [0.3, 0.15, -0.25]
     layer = make("gru", units=1, return_sequences=True)
-    params = {"kernel": np.array([w]), "recurrent_kernel": np.array([u]),
-              "bias": np.array(b), "recurrent_bias": np.array(rb)}
+    params = {
+        "kernel": np.array([w]),
+        "recurrent_kernel": np.array([u]),
+        "bias": np.array(b),
+        "recurrent_bias": np.array(rb),
+    }
     xs = [0.7, -1.2]
     out = run(layer, params, np.array([[[xs[0]], [xs[1]]]])).output
     h = 0.0
@@ -371,7 +392,11 @@ def test_gru_two_steps_by_hand():
 def test_recurrent_gate_blocks_are_per_unit_columns():
     # two units: unit 1's blocks are columns 1, 3, 5, 7 of an LSTM kernel; zeroing them leaves unit 0 alone
     rng = np.random.default_rng(2)
-    params = {"kernel": rng.normal(size=(3, 8)), "recurrent_kernel": rng.normal(size=(2, 8)), "bias": rng.normal(size=8)}
+    params = {
+        "kernel": rng.normal(size=(3, 8)),
+        "recurrent_kernel": rng.normal(size=(2, 8)),
+        "bias": rng.normal(size=8),
+    }
     x = rng.normal(size=(2, 4, 3))
     out = run(make("lstm", units=2), params, x).output
     h = np.zeros((2, 2))
@@ -393,8 +418,12 @@ def test_recurrent_without_bias():
 
 # A cumulative-sum RNN (relu, positive inputs) forwards; backwards h = relu(2 x + 0.5 h).
 BIDIRECTIONAL_PARAMS = {
-    "forward.kernel": np.array([[1.0]]), "forward.recurrent_kernel": np.array([[1.0]]), "forward.bias": np.zeros(1),
-    "backward.kernel": np.array([[2.0]]), "backward.recurrent_kernel": np.array([[0.5]]), "backward.bias": np.zeros(1),
+    "forward.kernel": np.array([[1.0]]),
+    "forward.recurrent_kernel": np.array([[1.0]]),
+    "forward.bias": np.zeros(1),
+    "backward.kernel": np.array([[2.0]]),
+    "backward.recurrent_kernel": np.array([[0.5]]),
+    "backward.bias": np.zeros(1),
 }
 SEQUENCE = np.array([[[1.0], [2.0], [3.0]]])
 # forward reads 1, 2, 3: states 1, 3, 6; backward reads 3, 2, 1: states 6, 7, 5.5
@@ -414,9 +443,14 @@ def test_bidirectional_last_state_is_after_reading_step_0():
     np.testing.assert_array_equal(bidirectional(False), [[6.0, 5.5]])
 
 
-@pytest.mark.parametrize("merge_mode, expected", [
-    ("sum", [[11.5]]), ("mul", [[33.0]]), ("ave", [[5.75]]),
-])
+@pytest.mark.parametrize(
+    "merge_mode, expected",
+    [
+        ("sum", [[11.5]]),
+        ("mul", [[33.0]]),
+        ("ave", [[5.75]]),
+    ],
+)
 def test_bidirectional_merges(merge_mode, expected):
     np.testing.assert_array_equal(bidirectional(False, merge_mode), expected)
 
@@ -477,8 +511,9 @@ def test_training_forward_updates_batch_norm_and_uses_dropout_counters():
     result = reference_forward(graph, weights, x, training=True, step=5)
     dense = result.tensors["block_dense"]
     np.testing.assert_allclose(result.updated_weights["block_norm.moving_mean"], 0.01 * dense.mean(axis=0), rtol=1e-14)
-    np.testing.assert_allclose(result.updated_weights["block_norm.moving_variance"],
-                               0.99 + 0.01 * dense.var(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(
+        result.updated_weights["block_norm.moving_variance"], 0.99 + 0.01 * dense.var(axis=0), rtol=1e-14
+    )
     drop = graph.node_by_id["block_drop"]
     keep = dropout_keep_mask(graph.spec.training.seed, drop.index, 5, (8, 128), 0.1)
     np.testing.assert_array_equal(result.tensors["block_drop"], np.where(keep, result.tensors["block_norm"] / 0.9, 0.0))
@@ -489,19 +524,21 @@ def test_training_forward_updates_batch_norm_and_uses_dropout_counters():
 
 
 def test_graph_with_two_inputs_and_two_outputs():
-    spec = Spec.model_validate({
-        "name": "two-heads",
-        "inputs": {"a": {"shape": [3]}, "ids": {"shape": [2], "dtype": "int64"}},
-        "layers": [
-            {"id": "embed", "type": "embedding", "input_dim": 4, "output_dim": 3, "inputs": ["ids"]},
-            {"id": "pooled", "type": "flatten", "inputs": ["embed"]},
-            {"id": "project", "type": "dense", "units": 6, "inputs": ["a"]},
-            {"id": "joined", "type": "concatenate", "inputs": ["pooled", "project"]},
-            {"id": "sum", "type": "add", "inputs": ["pooled", "project"]},
-            {"id": "prob", "type": "dense", "units": 2, "activation": "softmax", "inputs": ["joined"]},
-        ],
-        "outputs": ["prob", "sum"],
-    })
+    spec = Spec.model_validate(
+        {
+            "name": "two-heads",
+            "inputs": {"a": {"shape": [3]}, "ids": {"shape": [2], "dtype": "int64"}},
+            "layers": [
+                {"id": "embed", "type": "embedding", "input_dim": 4, "output_dim": 3, "inputs": ["ids"]},
+                {"id": "pooled", "type": "flatten", "inputs": ["embed"]},
+                {"id": "project", "type": "dense", "units": 6, "inputs": ["a"]},
+                {"id": "joined", "type": "concatenate", "inputs": ["pooled", "project"]},
+                {"id": "sum", "type": "add", "inputs": ["pooled", "project"]},
+                {"id": "prob", "type": "dense", "units": 2, "activation": "softmax", "inputs": ["joined"]},
+            ],
+            "outputs": ["prob", "sum"],
+        }
+    )
     graph = resolve(spec)
     weights = canonical_weights(graph, seed=3)
     a = np.array([[1.0, 2.0, 3.0]])

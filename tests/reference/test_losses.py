@@ -36,7 +36,8 @@ def test_categorical_crossentropy_matches_torch_with_soft_targets():
     assert loss_value("categorical_crossentropy", LOGITS, soft, from_logits=True) == pytest.approx(expected, rel=1e-14)
     onehot = np.eye(5)[LABELS]
     assert loss_value("categorical_crossentropy", LOGITS, onehot, from_logits=True) == pytest.approx(
-        loss_value("sparse_categorical_crossentropy", LOGITS, LABELS, from_logits=True), rel=1e-15)
+        loss_value("sparse_categorical_crossentropy", LOGITS, LABELS, from_logits=True), rel=1e-15
+    )
 
 
 def test_crossentropy_is_stable_for_huge_logits():
@@ -50,7 +51,8 @@ def test_probabilities_are_clipped_like_keras():
     value = loss_value("sparse_categorical_crossentropy", probabilities, np.array([1, 0]), from_logits=False)
     assert value == pytest.approx((-math.log(EPSILON) + math.log(2)) / 2, rel=1e-12)
     assert loss_value("binary_crossentropy", np.array([1.0]), np.array([0.0]), from_logits=False) == pytest.approx(
-        -math.log(EPSILON), rel=1e-9)
+        -math.log(EPSILON), rel=1e-9
+    )
 
 
 def test_probability_paths_match_keras_where_clipping_bites():
@@ -59,20 +61,28 @@ def test_probability_paths_match_keras_where_clipping_bites():
     probabilities[1] = [1.0, 0.0, 0.0, 0.0]
     labels = rng.integers(0, 4, size=6)
     onehot = np.eye(4)[labels]
-    keras_value = np.mean(keras_losses.categorical_crossentropy(
-        keras_ops.convert_to_tensor(onehot, "float64"), keras_ops.convert_to_tensor(probabilities, "float64")))
+    keras_value = np.mean(
+        keras_losses.categorical_crossentropy(
+            keras_ops.convert_to_tensor(onehot, "float64"), keras_ops.convert_to_tensor(probabilities, "float64")
+        )
+    )
     ours = loss_value("categorical_crossentropy", probabilities, onehot, from_logits=False)
     assert ours == pytest.approx(float(keras_value), rel=1e-12)
     # Sparse is categorical with one-hot labels (as Keras' numpy backend computes it).
     assert loss_value("sparse_categorical_crossentropy", probabilities, labels, from_logits=False) == pytest.approx(
-        ours, rel=1e-15)
+        ours, rel=1e-15
+    )
     binary = rng.uniform(size=(6, 1))
     binary[0], binary[1] = 1.0, 0.0
     targets = rng.integers(0, 2, size=(6, 1)).astype(np.float64)
-    keras_value = np.mean(keras_losses.binary_crossentropy(
-        keras_ops.convert_to_tensor(targets, "float64"), keras_ops.convert_to_tensor(binary, "float64")))
+    keras_value = np.mean(
+        keras_losses.binary_crossentropy(
+            keras_ops.convert_to_tensor(targets, "float64"), keras_ops.convert_to_tensor(binary, "float64")
+        )
+    )
     assert loss_value("binary_crossentropy", binary, targets, from_logits=False) == pytest.approx(
-        float(keras_value), rel=1e-12)
+        float(keras_value), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("shape", [(8,), (8, 1)])
@@ -86,7 +96,8 @@ def test_binary_crossentropy_matches_torch(shape):
     expected = F.binary_cross_entropy(torch.sigmoid(torch.tensor(mild.reshape(-1))), torch.tensor(targets)).item()
     probabilities = 1 / (1 + np.exp(-mild))
     assert loss_value("binary_crossentropy", probabilities, targets.reshape(-1, 1), from_logits=False) == pytest.approx(
-        expected, rel=1e-12)
+        expected, rel=1e-12
+    )
 
 
 def test_mse_and_mae_are_means_of_all_elements():

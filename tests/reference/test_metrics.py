@@ -9,8 +9,9 @@ from archspec.metrics import compute_metrics, roc_auc
 ALL = ["accuracy", "precision", "recall", "f1"]
 
 # argmax predictions [0, 1, 2, 2, 0, 1] against labels [0, 1, 1, 2, 2, 1]
-MULTICLASS_PROBABILITIES = np.array([
-    [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.1, 0.1, 0.8], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]])
+MULTICLASS_PROBABILITIES = np.array(
+    [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.1, 0.1, 0.8], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]]
+)
 MULTICLASS_LABELS = np.array([0, 1, 1, 2, 2, 1])
 
 
@@ -40,8 +41,9 @@ def test_binary_metrics_by_hand():
     probabilities = np.array([[0.9], [0.6], [0.5], [0.4], [0.2], [0.7]])  # 0.5 counts as negative
     targets = np.array([1, 0, 1, 0, 0, 1])
     values = compute_metrics(ALL + ["auc"], probabilities, targets, "binary")
-    assert values == pytest.approx({"accuracy": 4 / 6, "precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "auc": 8 / 9},
-                                   rel=1e-15)
+    assert values == pytest.approx(
+        {"accuracy": 4 / 6, "precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "auc": 8 / 9}, rel=1e-15
+    )
     no_positive_prediction = compute_metrics(["precision", "f1"], np.full(3, 0.1), np.array([1, 0, 1]), "binary")
     assert no_positive_prediction == {"precision": 0.0, "f1": 0.0}
 

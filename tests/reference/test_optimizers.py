@@ -8,19 +8,26 @@ from archspec.errors import UsageError
 from archspec.reference import optimizers
 
 # canonical slot -> torch state key
-TORCH_SLOTS = {"momentum": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq",
-               "square_avg": "square_avg", "acc_delta": "acc_delta"}
+TORCH_SLOTS = {
+    "momentum": "momentum_buffer",
+    "m": "exp_avg",
+    "v": "exp_avg_sq",
+    "square_avg": "square_avg",
+    "acc_delta": "acc_delta",
+}
 
 
 def torch_optimizer(name, options, tensors):
     o = optimizers.resolve_options(name, {"lr": 0.1, **options})
     if name == "sgd":
-        return torch.optim.SGD(tensors, lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
-                               weight_decay=o["weight_decay"])
+        return torch.optim.SGD(
+            tensors, lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"], weight_decay=o["weight_decay"]
+        )
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(tensors, lr=o["lr"], betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"],
-                   weight_decay=o["weight_decay"])
+        return cls(
+            tensors, lr=o["lr"], betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"], weight_decay=o["weight_decay"]
+        )
     if name == "rmsprop":
         return torch.optim.RMSprop(tensors, lr=o["lr"], alpha=o["rho"], eps=o["epsilon"], momentum=o["momentum"])
     return torch.optim.Adadelta(tensors, lr=o["lr"], rho=o["rho"], eps=o["epsilon"])
@@ -104,7 +111,12 @@ def test_apply_leaves_its_inputs_untouched():
 
 def test_defaults_and_required_learning_rate():
     assert optimizers.resolve_options("adam", {}) == {
-        "lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "weight_decay": 0.0}
+        "lr": 1e-3,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+        "weight_decay": 0.0,
+    }
     assert optimizers.resolve_options("adamw", {})["weight_decay"] == 0.01
     assert optimizers.resolve_options("rmsprop", {})["lr"] == 1e-2
     assert optimizers.resolve_options("adadelta", {})["lr"] == 1.0
@@ -112,13 +124,16 @@ def test_defaults_and_required_learning_rate():
         optimizers.resolve_options("sgd", {})
 
 
-@pytest.mark.parametrize("name, options, message", [
-    ("lion", {}, "expected an optimizer among"),
-    ("adam", {"betas": (0.9, 0.99)}, "Received unknown: \\['betas'\\]"),
-    ("sgd", {"nesterov": True}, "nesterov=True needs momentum > 0"),
-    ("adam", {"beta_1": 1.0}, "expected beta_1 < 1"),
-    ("sgd", {"momentum": -0.1}, "expected momentum >= 0"),
-])
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("lion", {}, "expected an optimizer among"),
+        ("adam", {"betas": (0.9, 0.99)}, "Received unknown: \\['betas'\\]"),
+        ("sgd", {"nesterov": True}, "nesterov=True needs momentum > 0"),
+        ("adam", {"beta_1": 1.0}, "expected beta_1 < 1"),
+        ("sgd", {"momentum": -0.1}, "expected momentum >= 0"),
+    ],
+)
 def test_bad_options_are_refused(name, options, message):
     with pytest.raises(UsageError, match=message):
         optimizers.state_slots(name, options)

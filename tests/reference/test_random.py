@@ -10,7 +10,7 @@ from archspec.random import MASK32, MULTIPLIER, SHIFT, dropout_keep_mask, hash32
 
 rng = np.random.default_rng(0)
 # counters well outside 32 bits and negative too: the hash takes their low 32 bits
-COUNTERS = [rng.integers(-2**40, 2**40, size=1000) for _ in range(5)]
+COUNTERS = [rng.integers(-(2**40), 2**40, size=1000) for _ in range(5)]
 
 
 def torch_hash32(seed, layer, step, position, element):

@@ -40,29 +40,43 @@ def test_cosine_by_hand():
     assert learning_rate(warm, 1.0, 110) == pytest.approx(0.0, abs=1e-16)
 
 
-@pytest.mark.parametrize("schedule, keras_schedule", [
-    ({"type": "exponential", "decay_rate": 0.9, "decay_steps": 7},
-     keras.optimizers.schedules.ExponentialDecay(0.3, decay_steps=7, decay_rate=0.9)),
-    ({"type": "exponential", "decay_rate": 0.9, "decay_steps": 7, "staircase": True},
-     keras.optimizers.schedules.ExponentialDecay(0.3, decay_steps=7, decay_rate=0.9, staircase=True)),
-    ({"type": "cosine", "decay_steps": 40, "alpha": 0.05},
-     keras.optimizers.schedules.CosineDecay(0.3, decay_steps=40, alpha=0.05)),
-    ({"type": "cosine", "decay_steps": 40, "alpha": 0.05, "warmup_steps": 8},
-     keras.optimizers.schedules.CosineDecay(0.0, decay_steps=40, alpha=0.05, warmup_target=0.3, warmup_steps=8)),
-])
+@pytest.mark.parametrize(
+    "schedule, keras_schedule",
+    [
+        (
+            {"type": "exponential", "decay_rate": 0.9, "decay_steps": 7},
+            keras.optimizers.schedules.ExponentialDecay(0.3, decay_steps=7, decay_rate=0.9),
+        ),
+        (
+            {"type": "exponential", "decay_rate": 0.9, "decay_steps": 7, "staircase": True},
+            keras.optimizers.schedules.ExponentialDecay(0.3, decay_steps=7, decay_rate=0.9, staircase=True),
+        ),
+        (
+            {"type": "cosine", "decay_steps": 40, "alpha": 0.05},
+            keras.optimizers.schedules.CosineDecay(0.3, decay_steps=40, alpha=0.05),
+        ),
+        (
+            {"type": "cosine", "decay_steps": 40, "alpha": 0.05, "warmup_steps": 8},
+            keras.optimizers.schedules.CosineDecay(0.0, decay_steps=40, alpha=0.05, warmup_target=0.3, warmup_steps=8),
+        ),
+    ],
+)
 def test_matches_keras(schedule, keras_schedule):
     for step in range(60):
         expected = float(keras_schedule(step))
         assert learning_rate(schedule, 0.3, step) == pytest.approx(expected, rel=1e-6, abs=1e-9), step
 
 
-@pytest.mark.parametrize("schedule, message", [
-    ({"type": "linear"}, "expected a schedule type among"),
-    ({"type": "step", "gamma": 0.5}, "missing: \\['step_size'\\]"),
-    ({"type": "cosine", "decay_steps": 10, "min_lr": 0.0}, "unknown: \\['min_lr'\\]"),
-    ({"type": "cosine", "decay_steps": 0}, "expected decay_steps > 0"),
-    ({"type": "cosine", "decay_steps": 5, "warmup_steps": -1}, "expected warmup_steps >= 0"),
-])
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ({"type": "linear"}, "expected a schedule type among"),
+        ({"type": "step", "gamma": 0.5}, "missing: \\['step_size'\\]"),
+        ({"type": "cosine", "decay_steps": 10, "min_lr": 0.0}, "unknown: \\['min_lr'\\]"),
+        ({"type": "cosine", "decay_steps": 0}, "expected decay_steps > 0"),
+        ({"type": "cosine", "decay_steps": 5, "warmup_steps": -1}, "expected warmup_steps >= 0"),
+    ],
+)
 def test_bad_schedules_are_refused(schedule, message):
     with pytest.raises(UsageError, match=message):
         learning_rate(schedule, 0.1, 0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reliability.support import checkpoint_step, kill_when, start_cli, uninterrupted_weights, write_spec  # noqa: E402
+from reliability.support import checkpoint_step, kill_when, start_cli, uninterrupted_weights, write_spec
 
 
 def main() -> int:
@@ -30,13 +30,31 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     expected = uninterrupted_weights(args.backend, args.dtype)
-    stats = {"backend": args.backend, "dtype": args.dtype, "runs": args.runs, "kills": 0,
-             "kills_inside_a_checkpoint_write": 0, "identical": 0, "checkpoint_step_after_each_kill": []}
+    stats = {
+        "backend": args.backend,
+        "dtype": args.dtype,
+        "runs": args.runs,
+        "kills": 0,
+        "kills_inside_a_checkpoint_write": 0,
+        "identical": 0,
+        "checkpoint_step_after_each_kill": [],
+    }
     for _ in range(args.runs):
         folder = Path(tempfile.mkdtemp(prefix="archspec-stress-"))
         spec, run = str(write_spec(folder)), folder / "run"
-        command = ["train", spec, "--backend", args.backend, "--quiet", "--dtype", args.dtype,
-                   "--checkpoint-every", "1", "--out", str(run)]
+        command = [
+            "train",
+            spec,
+            "--backend",
+            args.backend,
+            "--quiet",
+            "--dtype",
+            args.dtype,
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(run),
+        ]
         state = run / "checkpoint" / "state.json"
         while True:
             before = state.stat().st_mtime_ns if state.exists() else None

@@ -62,7 +62,7 @@ def write_spec(folder: Path, text: str = SPEC) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def uninterrupted_weights(backend: str, dtype: str, max_steps: int | None = None) -> bytes:
     """weights.safetensors of an uninterrupted run of SPEC, after ``max_steps`` steps or all
     (computed once per session)."""
@@ -74,7 +74,9 @@ def uninterrupted_weights(backend: str, dtype: str, max_steps: int | None = None
         return (Path(folder) / "run" / "weights.safetensors").read_bytes()
 
 
-def assert_bit_identical(run_folder: Path, backend: str, dtype: str, label: str = "", max_steps: int | None = None) -> None:
+def assert_bit_identical(
+    run_folder: Path, backend: str, dtype: str, label: str = "", max_steps: int | None = None
+) -> None:
     """The run's final weights.safetensors equals the uninterrupted run's, byte for byte."""
     from safetensors.numpy import load
 
@@ -142,7 +144,6 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-
 class Crash(Exception):
     """Stands in for a crash in-process: raised from a callback, nothing catches it."""
 
@@ -166,6 +167,12 @@ def interrupted_run(folder: Path, backend: str = "torch", dtype: str = "float64"
     spec = write_spec(folder)
     run = Path(folder) / "run"
     with pytest.raises(Crash):
-        archspec.train(spec, backend=backend, dtype=dtype, out=run, checkpoint_every=CHECKPOINT_EVERY,
-                       callbacks=[CrashAtStep(crash_after)])
+        archspec.train(
+            spec,
+            backend=backend,
+            dtype=dtype,
+            out=run,
+            checkpoint_every=CHECKPOINT_EVERY,
+            callbacks=[CrashAtStep(crash_after)],
+        )
     return run

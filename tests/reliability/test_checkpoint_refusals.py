@@ -70,16 +70,25 @@ DAMAGE = {
     "empty state": (lambda run: _state(run).write_bytes(b""), "not readable JSON"),
     "truncated state": (lambda run: _truncate(_state(run), 200), "not readable JSON"),
     "binary state": (lambda run: _state(run).write_bytes(b"\xff\xfe\x00\x01"), "not readable JSON"),
-    "edited step": (lambda run: _state(run).write_text(_state(run).read_text().replace('"step": 12', '"step": 11')),
-                    "does not match its SHA-256"),
+    "edited step": (
+        lambda run: _state(run).write_text(_state(run).read_text().replace('"step": 12', '"step": 11')),
+        "does not match its SHA-256",
+    ),
     "state is a list": (lambda run: _state(run).write_text("[1, 2]"), "expected an object"),
     "forged step": (lambda run: _rewrite_state(run, lambda s: s["progress"].update(step=13)), "does not add up"),
     "forged losses": (lambda run: _rewrite_state(run, lambda s: s["progress"]["step_losses"].pop()), "does not add up"),
-    "forged path": (lambda run: _rewrite_state(run, lambda s: s["files"]["weights"].update(name="../../x.safetensors")),
-                    "invalid checkpoint state at 'files.weights.name'"),
-    "forged format": (lambda run: _rewrite_state(run, lambda s: s.update(version=2)), "invalid checkpoint state at 'version'"),
-    "forged dtype": (lambda run: _rewrite_state(run, lambda s: (s.update(dtype="float32"), s["training"].update(dtype="float32"))),
-                     "is float64, expected float32"),
+    "forged path": (
+        lambda run: _rewrite_state(run, lambda s: s["files"]["weights"].update(name="../../x.safetensors")),
+        "invalid checkpoint state at 'files.weights.name'",
+    ),
+    "forged format": (
+        lambda run: _rewrite_state(run, lambda s: s.update(version=2)),
+        "invalid checkpoint state at 'version'",
+    ),
+    "forged dtype": (
+        lambda run: _rewrite_state(run, lambda s: (s.update(dtype="float32"), s["training"].update(dtype="float32"))),
+        "is float64, expected float32",
+    ),
     "no checkpoint": (lambda run: shutil.rmtree(run / "checkpoint"), "no checkpoint to resume from"),
 }
 
@@ -102,8 +111,12 @@ def test_a_checkpoint_of_another_spec_is_refused(run, change):
     assert old in text
     spec.write_text(text.replace(old, new))
     before = folder_digest(run)
-    expected = {"architecture": "spec hash mismatch", "optimizer": "trained with optimizer",
-                "seed": "trained with seed = 3, this run has 4", "data": "trained on other data"}[change]
+    expected = {
+        "architecture": "spec hash mismatch",
+        "optimizer": "trained with optimizer",
+        "seed": "trained with seed = 3, this run has 4",
+        "data": "trained on other data",
+    }[change]
     with pytest.raises(CheckpointError, match=expected):
         archspec.train(spec, backend="tensorflow", resume=run)
     assert folder_digest(run) == before
@@ -128,8 +141,12 @@ def test_the_cli_refuses_in_one_line_with_exit_code_1(run, capsys):
 def test_the_cli_in_a_fresh_process_shows_no_traceback(run):
     _truncate(_state(run), 10)
     before = folder_digest(run)
-    result = subprocess.run([sys.executable, "-m", "archspec", "train", str(run.parent / "spec.yaml"),
-                             "--resume", str(run)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "archspec", "train", str(run.parent / "spec.yaml"), "--resume", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "state.json: not readable JSON" in result.stderr

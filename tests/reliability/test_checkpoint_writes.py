@@ -23,7 +23,12 @@ import archspec.checkpoint as checkpoint_module
 from archspec.checkpoint import read_checkpoint
 from archspec.errors import CheckpointError
 from reliability.support import (
-    CHECKPOINT_EVERY, STEPS, assert_bit_identical, checkpoint_step, interrupted_run, write_spec,
+    CHECKPOINT_EVERY,
+    STEPS,
+    assert_bit_identical,
+    checkpoint_step,
+    interrupted_run,
+    write_spec,
 )
 
 
@@ -38,6 +43,7 @@ class _Tracer:
             self.operations.append(name)
             shutil.copytree(self.run, self.snapshots / f"{len(self.operations):02d}-{name}")
             return function(*args, **kwargs)
+
         return traced
 
 
@@ -78,7 +84,9 @@ def test_a_crash_at_any_instant_of_a_checkpoint_write_leaves_a_complete_checkpoi
         assert steps[snapshot.name] in (2 * CHECKPOINT_EVERY, 3 * CHECKPOINT_EVERY), (snapshot.name, steps)
         archspec.train(spec, backend="torch", resume=snapshot, max_steps=20)
         assert checkpoint_step(snapshot) == 20
-        assert_bit_identical(snapshot, "torch", "float64", f"resumed from the state before {snapshot.name}", max_steps=20)
+        assert_bit_identical(
+            snapshot, "torch", "float64", f"resumed from the state before {snapshot.name}", max_steps=20
+        )
     # The old checkpoint until state.json is replaced, the new one from then on.
     flips = [name for name, step in steps.items() if step == 3 * CHECKPOINT_EVERY]
     assert flips and all(name > max(n for n, s in steps.items() if s == 2 * CHECKPOINT_EVERY) for name in flips)
@@ -97,8 +105,11 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing(tmp_path, monkeypatch):
         return original_replace(source, target)
 
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(CheckpointError, match="cannot write the checkpoint .No space left on device.; "
-                                              "the last complete checkpoint, if any, is unchanged"):
+    with pytest.raises(
+        CheckpointError,
+        match="cannot write the checkpoint .No space left on device.; "
+        "the last complete checkpoint, if any, is unchanged",
+    ):
         archspec.train(spec, backend="torch", dtype="float32", out=run, checkpoint_every=CHECKPOINT_EVERY)
     monkeypatch.undo()
     assert checkpoint_step(run) == 2 * CHECKPOINT_EVERY
@@ -121,8 +132,9 @@ def test_the_checkpoint_holds_weights_optimizer_state_and_progress(tmp_path):
     checkpoint = read_checkpoint(run)
     # Batch-norm moving statistics are weights; Adam keeps m and v for every trainable parameter.
     assert "batch_norm_1.moving_variance" in checkpoint.weights
-    assert sorted(checkpoint.optimizer) == sorted(f"{name}/{slot}" for name in checkpoint.weights
-                                                  if "moving" not in name for slot in ("m", "v"))
+    assert sorted(checkpoint.optimizer) == sorted(
+        f"{name}/{slot}" for name in checkpoint.weights if "moving" not in name for slot in ("m", "v")
+    )
     # The weights file is an ordinary weights file.
     model = archspec.compile(tmp_path / "spec.yaml", backend="tensorflow", dtype="float64")
     archspec.load_weights(model, run / "checkpoint" / "weights.000003.safetensors")

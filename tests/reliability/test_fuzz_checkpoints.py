@@ -41,12 +41,12 @@ def _apply(run: Path, name: str, change) -> None:
     if kind == "flip" and data:
         data[a % len(data)] ^= b
     elif kind == "truncate":
-        del data[a % max(1, len(data)):]
+        del data[a % max(1, len(data)) :]
     elif kind == "append":
         data += a
     elif kind == "overwrite" and data:
         start = a % len(data)
-        data[start:start + len(b)] = b
+        data[start : start + len(b)] = b
     elif kind == "reformat" and name == "state.json":
         try:
             data = bytearray(json.dumps(json.loads(data), indent=a or None).encode())

@@ -18,16 +18,16 @@ from archspec.errors import DataError, UsageError
 HEAD = "name: fuzz\ntraining: {{loss: {loss}, optimizer: {{type: sgd, learning_rate: 0.1}}, batch_size: 4, seed: 0}}\n"
 SPECS = {
     "sparse": HEAD.format(loss="sparse_categorical_crossentropy") + "inputs: {x: {shape: [3]}}\n"
-              "layers: [{type: dense, units: 3, activation: softmax}]\n",
+    "layers: [{type: dense, units: 3, activation: softmax}]\n",
     "categorical": HEAD.format(loss="categorical_crossentropy") + "inputs: {x: {shape: [3]}}\n"
-                   "layers: [{type: dense, units: 3, activation: softmax}]\n",
+    "layers: [{type: dense, units: 3, activation: softmax}]\n",
     "binary": HEAD.format(loss="binary_crossentropy") + "inputs: {x: {shape: [3]}}\n"
-              "layers: [{type: dense, units: 1, activation: sigmoid}]\n",
+    "layers: [{type: dense, units: 1, activation: sigmoid}]\n",
     "mse": HEAD.format(loss="mse") + "inputs: {x: {shape: [2, 2]}}\n"
-           "layers: [{type: flatten}, {type: dense, units: 2}]\n",
+    "layers: [{type: flatten}, {type: dense, units: 2}]\n",
     "embedding": HEAD.format(loss="sparse_categorical_crossentropy") + "inputs: {x: {shape: [3], dtype: int64}}\n"
-                 "layers: [{type: embedding, input_dim: 5, output_dim: 2}, {type: flatten}, "
-                 "{type: dense, units: 3, activation: softmax}]\n",
+    "layers: [{type: embedding, input_dim: 5, output_dim: 2}, {type: flatten}, "
+    "{type: dense, units: 3, activation: softmax}]\n",
 }
 SAMPLE_SHAPES = {"sparse": (3,), "categorical": (3,), "binary": (3,), "mse": (2, 2), "embedding": (3,)}
 DTYPES = ["float64", "float32", "float16", "int64", "int32", "uint8", "bool", "complex64", "<U2"]
@@ -73,8 +73,9 @@ def valid_pair(draw, kind):
         y = (labels % 2).astype(draw(st.sampled_from(["float64", "float32", "int64", "bool"])))
         return x, y.reshape(count, 1) if draw(st.booleans()) else y
     if kind == "mse":
-        return x, draw(hnp.arrays(draw(st.sampled_from(["float64", "float32", "int64"])), (count, 2),
-                                  elements=st.integers(-5, 5)))
+        return x, draw(
+            hnp.arrays(draw(st.sampled_from(["float64", "float32", "int64"])), (count, 2), elements=st.integers(-5, 5))
+        )
     return x, labels
 
 
@@ -88,8 +89,11 @@ def data_arguments(draw, kind):
         array = (x if which == "x" else y).astype(draw(st.sampled_from(DTYPES[:3] + ["complex64", "int64"])))
         if array.size:
             index = tuple(draw(st.integers(0, side - 1)) for side in array.shape)
-            array[index] = draw(st.sampled_from([np.nan, np.inf, -1, 3, 7, 0.5, 2])) if array.dtype.kind in "fc" else \
-                draw(st.sampled_from([-1, 3, 7, 2]))
+            array[index] = (
+                draw(st.sampled_from([np.nan, np.inf, -1, 3, 7, 0.5, 2]))
+                if array.dtype.kind in "fc"
+                else draw(st.sampled_from([-1, 3, 7, 2]))
+            )
         x, y = (array, y) if which == "x" else (x, array)
     elif how == "random":
         x = draw(arrays(SAMPLE_SHAPES[kind]))

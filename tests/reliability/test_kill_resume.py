@@ -13,7 +13,14 @@ import signal
 import pytest
 
 from reliability.support import (
-    CHECKPOINT_EVERY, STEPS, assert_bit_identical, checkpoint_step, cli, kill_when, start_cli, write_spec,
+    CHECKPOINT_EVERY,
+    STEPS,
+    assert_bit_identical,
+    checkpoint_step,
+    cli,
+    kill_when,
+    start_cli,
+    write_spec,
 )
 
 # (backend, dtype, kill point inside the resumed run's second checkpoint write, checkpoint step it leaves).
@@ -21,8 +28,8 @@ from reliability.support import (
 # step 15 (the end of epoch 1) and step 16, each write being: weights (fsync file, rename, fsync
 # folder), optimizer (same), state.json (same), then deleting the previous checkpoint's two array files.
 CASES = [
-    ("torch", "float32", "replace:6", 15),      # before state.json of step 16 replaces the old one
-    ("torch", "float64", "fsync:8", 15),        # between the weights file's rename and its folder fsync
+    ("torch", "float32", "replace:6", 15),  # before state.json of step 16 replaces the old one
+    ("torch", "float64", "fsync:8", 15),  # between the weights file's rename and its folder fsync
     ("tensorflow", "float32", "unlink:3", 16),  # after state.json of step 16, before old files are deleted
     ("tensorflow", "float64", "replace:5", 15),  # before the optimizer file of step 16 is renamed
 ]
@@ -34,8 +41,18 @@ def test_killed_three_times_then_resumed_is_bit_identical(tmp_path, backend, dty
     run = tmp_path / "run"
     options = ("--backend", backend, "--quiet")
 
-    first = cli("train", spec, *options, "--dtype", dtype, "--checkpoint-every", str(CHECKPOINT_EVERY),
-                "--out", str(run), kill="checkpoint:3")
+    first = cli(
+        "train",
+        spec,
+        *options,
+        "--dtype",
+        dtype,
+        "--checkpoint-every",
+        str(CHECKPOINT_EVERY),
+        "--out",
+        str(run),
+        kill="checkpoint:3",
+    )
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
     assert checkpoint_step(run) == 3 * CHECKPOINT_EVERY
 

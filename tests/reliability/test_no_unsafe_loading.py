@@ -9,14 +9,28 @@ import io
 import tokenize
 
 import pytest
-
 from paths import ROOT
 
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
-UNSAFE_YAML = {"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load", "full_load_all",
-               "Loader", "UnsafeLoader", "FullLoader", "CLoader", "CUnsafeLoader", "CFullLoader"}
-REQUIRED_KEYWORDS = {("torch", "load"): ("weights_only", True), ("numpy", "load"): ("allow_pickle", False),
-                     ("keras", "load_model"): ("safe_mode", True)}
+UNSAFE_YAML = {
+    "load",
+    "load_all",
+    "unsafe_load",
+    "unsafe_load_all",
+    "full_load",
+    "full_load_all",
+    "Loader",
+    "UnsafeLoader",
+    "FullLoader",
+    "CLoader",
+    "CUnsafeLoader",
+    "CFullLoader",
+}
+REQUIRED_KEYWORDS = {
+    ("torch", "load"): ("weights_only", True),
+    ("numpy", "load"): ("allow_pickle", False),
+    ("keras", "load_model"): ("safe_mode", True),
+}
 ALIASES = {"np": "numpy", "tf": "tensorflow"}
 
 
@@ -48,7 +62,9 @@ def unsafe_uses(source: str, filename: str = "<source>") -> list[str]:
         if isinstance(node, ast.ImportFrom) and node.module:
             root = node.module.split(".")[0]
             for alias in node.names:
-                if (root == "yaml" and alias.name in UNSAFE_YAML) or (root in ("torch", "numpy") and alias.name == "load"):
+                if (root == "yaml" and alias.name in UNSAFE_YAML) or (
+                    root in ("torch", "numpy") and alias.name == "load"
+                ):
                     found.append(f"{filename}:{node.lineno}: imports {node.module}.{alias.name}")
         if isinstance(node, ast.Attribute) and _dotted(node) in {f"yaml.{name}" for name in UNSAFE_YAML}:
             found.append(f"{filename}:{node.lineno}: uses {_dotted(node)}")
@@ -59,7 +75,11 @@ def unsafe_uses(source: str, filename: str = "<source>") -> list[str]:
             if name.endswith(".jit.load"):
                 found.append(f"{filename}:{node.lineno}: calls {name}()")
             for (module, function), (keyword, value) in REQUIRED_KEYWORDS.items():
-                if name.split(".")[0] == module and name.endswith(f".{function}") and _keyword(node, keyword) is not value:
+                if (
+                    name.split(".")[0] == module
+                    and name.endswith(f".{function}")
+                    and _keyword(node, keyword) is not value
+                ):
                     found.append(f"{filename}:{node.lineno}: calls {name}() without {keyword}={value}")
     return found
 
@@ -75,32 +95,38 @@ def test_no_module_can_unpickle_or_run_code_from_a_file():
     assert problems == []
 
 
-@pytest.mark.parametrize("code", [
-    "import pickle",
-    "from pickle import loads",
-    "import cloudpickle as c",
-    "x = pickle.loads(data)",
-    "import torch\ntorch.load(path)",
-    "import torch\ntorch.load(path, weights_only=False)",
-    "import numpy as np\nnp.load(path)",
-    "import numpy\nnumpy.load(path, allow_pickle=True)",
-    "import yaml\nyaml.load(text)",
-    "import yaml\nyaml.load(text, Loader=yaml.FullLoader)",
-    "import yaml\nyaml.unsafe_load(text)",
-    "from yaml import unsafe_load",
-    "import keras\nkeras.models.load_model(path)",
-    "eval(text)",
-    "import torch\ntorch.jit.load(path)",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pickle",
+        "from pickle import loads",
+        "import cloudpickle as c",
+        "x = pickle.loads(data)",
+        "import torch\ntorch.load(path)",
+        "import torch\ntorch.load(path, weights_only=False)",
+        "import numpy as np\nnp.load(path)",
+        "import numpy\nnumpy.load(path, allow_pickle=True)",
+        "import yaml\nyaml.load(text)",
+        "import yaml\nyaml.load(text, Loader=yaml.FullLoader)",
+        "import yaml\nyaml.unsafe_load(text)",
+        "from yaml import unsafe_load",
+        "import keras\nkeras.models.load_model(path)",
+        "eval(text)",
+        "import torch\ntorch.jit.load(path)",
+    ],
+)
 def test_the_scan_flags_unsafe_code(code):
     assert unsafe_uses(code)
 
 
-@pytest.mark.parametrize("code", [
-    '"""Safetensors: no pickle."""\n# not pickle either',
-    "import torch\ntorch.load(path, weights_only=True)",
-    "import numpy as np\nnp.load(path, allow_pickle=False)",
-    "import yaml\nyaml.safe_load(text)\nyaml.compose(text, Loader=yaml.SafeLoader)",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        '"""Safetensors: no pickle."""\n# not pickle either',
+        "import torch\ntorch.load(path, weights_only=True)",
+        "import numpy as np\nnp.load(path, allow_pickle=False)",
+        "import yaml\nyaml.safe_load(text)\nyaml.compose(text, Loader=yaml.SafeLoader)",
+    ],
+)
 def test_the_scan_passes_safe_code(code):
     assert unsafe_uses(code) == []

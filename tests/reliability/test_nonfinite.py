@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import archspec
-from archspec.cli import main
 from archspec.checkpoint import read_checkpoint
+from archspec.cli import main
 from archspec.errors import TrainingError
 from archspec.trainer import batches, epoch_order
 from reliability.support import DIVERGING, checkpoint_step
@@ -36,7 +36,10 @@ def test_a_diverging_run_names_step_epoch_and_layer_and_keeps_the_last_good_chec
     first_bad = next(i for i, loss in enumerate(recorder.losses) if not math.isfinite(loss))
     assert first_bad == 2
     assert message.startswith("the training loss became nan at step 2 (epoch 1, batch 3 of 10): ")
-    assert "the first non-finite tensor of that step's forward pass is the pre-activation of layer 'dense_3' (dense)" in message
+    assert (
+        "the first non-finite tensor of that step's forward pass is the pre-activation of layer 'dense_3' (dense)"
+        in message
+    )
     assert message.endswith(f"the last good checkpoint (step 2) is kept in {tmp_path / 'run' / 'checkpoint'}")
 
     checkpoint = read_checkpoint(tmp_path / "run")
@@ -77,17 +80,24 @@ training: {loss: sparse_categorical_crossentropy, batch_size: 8, epochs: 1}
 """
     x = np.full((16, 4), 1e38, dtype=np.float32)  # finite in float32; four of them summed are not
     y = np.arange(16) % 3
-    with pytest.raises(TrainingError, match=r"at step 0 \(epoch 1, batch 1 of 2\): the first non-finite tensor of that "
-                                            r"step's forward pass is the pre-activation of layer 'dense_1' \(dense\); "
-                                            r"no checkpoint was written"):
+    with pytest.raises(
+        TrainingError,
+        match=r"at step 0 \(epoch 1, batch 1 of 2\): the first non-finite tensor of that "
+        r"step's forward pass is the pre-activation of layer 'dense_1' \(dense\); "
+        r"no checkpoint was written",
+    ):
         archspec.train(spec, backend="torch", data=(x, y))
 
 
 def test_a_loss_that_overflows_by_itself_is_named_so(tmp_path):
     spec = DIVERGING.replace("binary_crossentropy", "mse").replace("sigmoid", "linear")
-    spec = spec.replace("1.0e+6, momentum: 0.9", "0.5").replace("units: 16, activation: relu}\n  - {type: dense, units: 16", "units: 16")
+    spec = spec.replace("1.0e+6, momentum: 0.9", "0.5").replace(
+        "units: 16, activation: relu}\n  - {type: dense, units: 16", "units: 16"
+    )
     spec = spec.replace("dataset: binary", "dataset: regression")
-    with pytest.raises(TrainingError, match="every layer output of that step is finite, so the loss computation itself overflowed"):
+    with pytest.raises(
+        TrainingError, match="every layer output of that step is finite, so the loss computation itself overflowed"
+    ):
         archspec.train(spec, backend="torch", epochs=5)
 
 

@@ -29,12 +29,16 @@ def test_the_estimate_of_the_mnist_mlp(configs_dir):
     per_sample = 784 + 2 * 256 + 256 + 2 * 128 + 2 * 10
     assert estimate.activation_bytes == 2 * per_sample * 128 * 4
     assert estimate.data_bytes == 54_000 * (784 * 4 + 8)  # float32 images, int64 labels
-    assert estimate.total_bytes == 4 * params * 4 + max(estimate.activation_bytes, estimate.evaluation_bytes) + estimate.data_bytes
+    assert (
+        estimate.total_bytes
+        == 4 * params * 4 + max(estimate.activation_bytes, estimate.evaluation_bytes) + estimate.data_bytes
+    )
 
 
 @pytest.fixture
 def nothing_allocated(monkeypatch):
     """Fails the test if the trainer loads data or a framework."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("allocated before the memory check")
 
@@ -43,7 +47,9 @@ def nothing_allocated(monkeypatch):
 
 
 def test_a_spec_larger_than_the_memory_is_refused_before_anything_is_allocated(nothing_allocated):
-    with pytest.raises(ResourceError, match=r"this run needs about 14.6 TiB|this run needs about \d[\d.]* GiB") as caught:
+    with pytest.raises(
+        ResourceError, match=r"this run needs about 14.6 TiB|this run needs about \d[\d.]* GiB"
+    ) as caught:
         archspec.train(GIANT, data=(np.zeros((1, 1)), np.zeros(1)))
     message = str(caught.value)
     assert "parameters" in message and "optimizer state" in message and "available memory (MemAvailable)" in message
@@ -78,7 +84,9 @@ def test_the_summary_shows_the_estimate(configs_dir, capsys):
     assert "training memory: about 5.4 MiB in float32 (parameters 918.5 KiB" in out
 
 
-@pytest.mark.parametrize("text, size", [("512", 512), ("1KiB", 1024), ("2 MB", 2_000_000), ("1.5GiB", 1536 * 1024**2), (4096, 4096)])
+@pytest.mark.parametrize(
+    "text, size", [("512", 512), ("1KiB", 1024), ("2 MB", 2_000_000), ("1.5GiB", 1536 * 1024**2), (4096, 4096)]
+)
 def test_sizes(text, size):
     assert parse_size(text) == size
 

@@ -126,8 +126,7 @@ def test_unknown_field_is_placed_on_key_with_suggestion():
 
 def test_unknown_field_without_close_match_lists_allowed_fields():
     assert only(VALID.replace("name: mlp", "name: mlp\ncolour: red")) == (
-        "net.yaml:2:1: unknown field 'colour' in spec; "
-        "allowed fields: 'name', 'inputs', 'layers', 'training'"
+        "net.yaml:2:1: unknown field 'colour' in spec; allowed fields: 'name', 'inputs', 'layers', 'training'"
     )
 
 
@@ -144,9 +143,7 @@ def test_missing_field_is_placed_on_the_mapping():
 
 
 def test_missing_field_of_untagged_model_is_named_by_path():
-    assert only(VALID.replace("x: {shape: [4]}", "x: {}")) == (
-        "net.yaml:3:6: inputs.x: missing required field 'shape'"
-    )
+    assert only(VALID.replace("x: {shape: [4]}", "x: {}")) == ("net.yaml:3:6: inputs.x: missing required field 'shape'")
 
 
 def test_missing_top_level_field():
@@ -199,9 +196,7 @@ def test_dict_entries_and_list_items_are_named():
 
 
 def test_wrong_container_kind():
-    assert only(VALID.replace("x: {shape: [4]}", "x: 5")) == (
-        "net.yaml:3:6: inputs.x: expected a mapping, received 5"
-    )
+    assert only(VALID.replace("x: {shape: [4]}", "x: 5")) == ("net.yaml:3:6: inputs.x: expected a mapping, received 5")
 
 
 def test_several_problems_are_reported_sorted_by_position():
@@ -220,6 +215,7 @@ def test_several_problems_are_reported_sorted_by_position():
 
 
 # Hypothesis: whatever the input, parse + validate + diagnose ends in data or a SpecError.
+
 
 def parse_validate_diagnose(source: str | bytes) -> None:
     try:

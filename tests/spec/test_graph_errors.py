@@ -19,108 +19,137 @@ def problems(text: str) -> list[str]:
 CASES = {
     "unknown reference": (
         HEADER + "layers:\n  - {id: a, type: dense, units: 3}\n  - {type: dense, units: 3, inputs: [b]}\n",
-        "<spec>:5:", "unknown input or layer id 'b'",
+        "<spec>:5:",
+        "unknown input or layer id 'b'",
     ),
     "duplicate id": (
         HEADER + "layers:\n  - {id: a, type: dense, units: 3}\n  - {id: a, type: dense, units: 3}\n",
-        "<spec>:5:", "duplicate layer id 'a' (first used by layers[0])",
+        "<spec>:5:",
+        "duplicate layer id 'a' (first used by layers[0])",
     ),
     "id shadows input": (
         HEADER + "layers:\n  - {id: x, type: dense, units: 3}\n",
-        "<spec>:4:", "layer id 'x' is already the name of an input",
+        "<spec>:4:",
+        "layer id 'x' is already the name of an input",
     ),
     "cycle": (
-        HEADER + "layers:\n  - {id: a, type: dense, units: 4, inputs: [b]}\n  - {id: b, type: dense, units: 4, inputs: [a]}\n"
+        HEADER
+        + "layers:\n  - {id: a, type: dense, units: 4, inputs: [b]}\n  - {id: b, type: dense, units: 4, inputs: [a]}\n"
         "  - {id: c, type: dense, units: 4, inputs: [x]}\noutputs: [c]\n",
-        "<spec>:4:", "form a cycle",
+        "<spec>:4:",
+        "form a cycle",
     ),
     "dangling layer": (
         HEADER + "layers:\n  - {id: a, type: dense, units: 3}\n  - {id: b, type: dense, units: 3, inputs: [x]}\n",
-        "<spec>:4:", "layer 'a' is not used by any layer or output",
+        "<spec>:4:",
+        "layer 'a' is not used by any layer or output",
     ),
     "merge shapes disagree": (
         HEADER + "layers:\n  - {id: a, type: dense, units: 3}\n  - {id: b, type: dense, units: 4, inputs: [x]}\n"
         "  - {type: add, inputs: [a, b]}\n",
-        "<spec>:6:", "add expects inputs of one shape, received [3], [4]",
+        "<spec>:6:",
+        "add expects inputs of one shape, received [3], [4]",
     ),
     "merge with one input": (
         HEADER + "layers:\n  - {id: a, type: dense, units: 3}\n  - {type: add, inputs: [a]}\n",
-        "<spec>:5:", "add takes at least 2 input(s), received 1",
+        "<spec>:5:",
+        "add takes at least 2 input(s), received 1",
     ),
     "conv needs an image": (
         HEADER + "layers:\n  - {type: conv2d, filters: 3, kernel_size: 3}\n",
-        "<spec>:4:", "conv2d expects an image (height, width, channels)",
+        "<spec>:4:",
+        "conv2d expects an image (height, width, channels)",
     ),
     "recurrent needs a sequence": (
         HEADER + "layers:\n  - {type: gru, units: 3}\n",
-        "<spec>:4:", "gru expects a sequence (steps, features)",
+        "<spec>:4:",
+        "gru expects a sequence (steps, features)",
     ),
     "kernel larger than image": (
         "name: t\ninputs: {x: {shape: [4, 4, 1]}}\nlayers:\n  - {type: conv2d, filters: 3, kernel_size: 5}\n",
-        "<spec>:4:", "does not fit an image of 4x4",
+        "<spec>:4:",
+        "does not fit an image of 4x4",
     ),
     "reshape size": (
         HEADER + "layers:\n  - {type: reshape, target_shape: [27, 28]}\n",
-        "<spec>:4:", "reshape expects 756 values per sample",
+        "<spec>:4:",
+        "reshape expects 756 values per sample",
     ),
     "softmax with binary loss": (
         HEADER + "layers:\n  - {type: dense, units: 1, activation: softmax}\ntraining: {loss: binary_crossentropy}\n",
-        "<spec>:4:", "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output",
+        "<spec>:4:",
+        "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output",
     ),
     "sigmoid with categorical loss": (
-        HEADER + "layers:\n  - {type: dense, units: 10, activation: sigmoid}\ntraining: {loss: sparse_categorical_crossentropy}\n",
-        "<spec>:4:", "expects a softmax (or linear) output, received sigmoid",
+        HEADER
+        + "layers:\n  - {type: dense, units: 10, activation: sigmoid}\ntraining: {loss: sparse_categorical_crossentropy}\n",
+        "<spec>:4:",
+        "expects a softmax (or linear) output, received sigmoid",
     ),
     "relu into cross-entropy": (
-        HEADER + "layers:\n  - {type: dense, units: 10, activation: relu}\ntraining: {loss: categorical_crossentropy}\n",
-        "<spec>:4:", "expects the output layer's activation to be softmax, sigmoid or linear (logits), received relu",
+        HEADER
+        + "layers:\n  - {type: dense, units: 10, activation: relu}\ntraining: {loss: categorical_crossentropy}\n",
+        "<spec>:4:",
+        "expects the output layer's activation to be softmax, sigmoid or linear (logits), received relu",
     ),
     "mnist view vs input": (
         HEADER + "layers:\n  - {type: dense, units: 10, activation: softmax}\n"
         "training: {loss: sparse_categorical_crossentropy}\ndata: {dataset: mnist, view: image}\n",
-        "<spec>:2:", "mnist view 'image' gives samples of shape [28, 28, 1]",
+        "<spec>:2:",
+        "mnist view 'image' gives samples of shape [28, 28, 1]",
     ),
     "mnist needs 10 outputs": (
         HEADER + "layers:\n  - {type: dense, units: 9, activation: softmax}\n"
         "training: {loss: sparse_categorical_crossentropy}\ndata: {dataset: mnist}\n",
-        "<spec>:4:", "expected an output of shape [10], received [9]",
+        "<spec>:4:",
+        "expected an output of shape [10], received [9]",
     ),
     "regression metric on a classifier": (
         HEADER + "layers:\n  - {type: dense, units: 10, activation: softmax}\n"
         "training: {loss: sparse_categorical_crossentropy, metrics: [accuracy, mae]}\n",
-        "<spec>:5:", "metric 'mae' is for regression",
+        "<spec>:5:",
+        "metric 'mae' is for regression",
     ),
     "embedding on float input": (
         HEADER + "layers:\n  - {type: embedding, input_dim: 10, output_dim: 4}\n",
-        "<spec>:4:", "embedding expects an integer model input",
+        "<spec>:4:",
+        "embedding expects an integer model input",
     ),
     "integer input into dense": (
         "name: t\ninputs: {ids: {shape: [5], dtype: int64}}\nlayers:\n  - {type: dense, units: 2}\n",
-        "<spec>:4:", "integer input 'ids' can only feed an embedding layer",
+        "<spec>:4:",
+        "integer input 'ids' can only feed an embedding layer",
     ),
     "nesterov without momentum": (
-        HEADER + "layers:\n  - {type: dense, units: 1}\ntraining:\n  loss: mse\n  optimizer: {type: sgd, nesterov: true}\n",
-        "<spec>:7:", "expected momentum > 0 with nesterov: true",
+        HEADER
+        + "layers:\n  - {type: dense, units: 1}\ntraining:\n  loss: mse\n  optimizer: {type: sgd, nesterov: true}\n",
+        "<spec>:7:",
+        "expected momentum > 0 with nesterov: true",
     ),
     "strides with dilation": (
         "name: t\ninputs: {x: {shape: [8, 8, 1]}}\nlayers:\n  - {type: conv2d, filters: 1, kernel_size: 3, strides: 2, dilation_rate: 2}\n",
-        "<spec>:4:", "expected strides of 1 when dilation_rate > 1",
+        "<spec>:4:",
+        "expected strides of 1 when dilation_rate > 1",
     ),
     "unknown output": (
         HEADER + "layers:\n  - {id: dense, type: dense, units: 1}\noutputs: [dnse]\n",
-        "<spec>:5:", "unknown layer id 'dnse'; did you mean 'dense'?",
+        "<spec>:5:",
+        "unknown layer id 'dnse'; did you mean 'dense'?",
     ),
     "wrapped layer with id": (
         "name: t\ninputs: {x: {shape: [5, 3]}}\nlayers:\n  - {type: bidirectional, layer: {type: lstm, units: 2, id: inner}}\n",
-        "<spec>:4:", "the wrapped layer takes no 'id' or 'inputs'",
+        "<spec>:4:",
+        "the wrapped layer takes no 'id' or 'inputs'",
     ),
     "dropout rate": (
         HEADER + "layers:\n  - {type: dropout, rate: 1.5}\n",
-        "<spec>:4:", "rate",
+        "<spec>:4:",
+        "rate",
     ),
     "duplicate key": (
         HEADER + "layers:\n  - {type: dense, units: 3, units: 4}\n",
-        "<spec>:4:", "duplicate key 'units'",
+        "<spec>:4:",
+        "duplicate key 'units'",
     ),
 }
 
@@ -133,7 +162,9 @@ def test_mistake_is_located(name):
 
 
 def test_all_problems_reported_at_once():
-    found = problems(HEADER + "layers:\n  - {type: dense, units: -1}\n  - {type: dropout, rate: 2}\n  - {type: lstm, unitz: 3}\n")
+    found = problems(
+        HEADER + "layers:\n  - {type: dense, units: -1}\n  - {type: dropout, rate: 2}\n  - {type: lstm, unitz: 3}\n"
+    )
     assert len(found) >= 3
     assert [p.split(":")[1] for p in found] == sorted((p.split(":")[1] for p in found), key=int)
 

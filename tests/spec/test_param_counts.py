@@ -23,8 +23,18 @@ CASES = [
     ((28, 28, 1), {"type": "flatten"}, (784,), 0),
     ((784,), {"type": "reshape", "target_shape": [28, -1, 1]}, (28, 28, 1), 0),
     ((28, 28, 1), {"type": "conv2d", "filters": 32, "kernel_size": 3}, (26, 26, 32), 3 * 3 * 1 * 32 + 32),
-    ((28, 28, 3), {"type": "conv2d", "filters": 8, "kernel_size": [2, 4], "strides": 2, "padding": "same"}, (14, 14, 8), 2 * 4 * 3 * 8 + 8),
-    ((28, 28, 3), {"type": "conv2d", "filters": 4, "kernel_size": 3, "dilation_rate": 2}, (24, 24, 4), 3 * 3 * 3 * 4 + 4),
+    (
+        (28, 28, 3),
+        {"type": "conv2d", "filters": 8, "kernel_size": [2, 4], "strides": 2, "padding": "same"},
+        (14, 14, 8),
+        2 * 4 * 3 * 8 + 8,
+    ),
+    (
+        (28, 28, 3),
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "dilation_rate": 2},
+        (24, 24, 4),
+        3 * 3 * 3 * 4 + 4,
+    ),
     ((27, 27, 3), {"type": "conv2d", "filters": 4, "kernel_size": 3, "strides": 2}, (13, 13, 4), 3 * 3 * 3 * 4 + 4),
     ((28, 28, 4), {"type": "maxpool2d", "pool_size": 2}, (14, 14, 4), 0),
     ((27, 27, 4), {"type": "maxpool2d", "pool_size": 2, "padding": "same"}, (14, 14, 4), 0),
@@ -37,12 +47,24 @@ CASES = [
     ((28, 28), {"type": "lstm", "units": 128}, (128,), 4 * (28 * 128 + 128 * 128 + 128)),
     ((28, 28), {"type": "lstm", "units": 16, "return_sequences": True}, (28, 16), 4 * (28 * 16 + 16 * 16 + 16)),
     ((28, 28), {"type": "gru", "units": 128}, (128,), 3 * (28 * 128 + 128 * 128 + 2 * 128)),
-    ((28, 28), {"type": "bidirectional", "layer": {"type": "lstm", "units": 64}}, (128,), 2 * 4 * (28 * 64 + 64 * 64 + 64)),
-    ((28, 28), {"type": "bidirectional", "merge_mode": "sum", "layer": {"type": "gru", "units": 8, "return_sequences": True}}, (28, 8), 2 * 3 * (28 * 8 + 8 * 8 + 16)),
+    (
+        (28, 28),
+        {"type": "bidirectional", "layer": {"type": "lstm", "units": 64}},
+        (128,),
+        2 * 4 * (28 * 64 + 64 * 64 + 64),
+    ),
+    (
+        (28, 28),
+        {"type": "bidirectional", "merge_mode": "sum", "layer": {"type": "gru", "units": 8, "return_sequences": True}},
+        (28, 8),
+        2 * 3 * (28 * 8 + 8 * 8 + 16),
+    ),
 ]
 
 
-@pytest.mark.parametrize("input_shape, layer, shape, count", CASES, ids=[f"{c[1]['type']}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "input_shape, layer, shape, count", CASES, ids=[f"{c[1]['type']}-{i}" for i, c in enumerate(CASES)]
+)
 def test_shape_and_count(input_shape, layer, shape, count):
     graph = graph_of(input_shape, [layer])
     (node,) = graph.nodes
@@ -58,14 +80,17 @@ def test_embedding_takes_integer_ids():
 
 @pytest.mark.parametrize("merge, shape", [("add", (32,)), ("multiply", (32,)), ("concatenate", (64,))])
 def test_merges(merge, shape):
-    spec = archspec.Spec.model_validate({
-        "name": "t", "inputs": {"x": {"shape": [16]}},
-        "layers": [
-            {"id": "a", "type": "dense", "units": 32},
-            {"id": "b", "type": "dense", "units": 32, "inputs": ["x"]},
-            {"id": "m", "type": merge, "inputs": ["a", "b"]},
-        ],
-    })
+    spec = archspec.Spec.model_validate(
+        {
+            "name": "t",
+            "inputs": {"x": {"shape": [16]}},
+            "layers": [
+                {"id": "a", "type": "dense", "units": 32},
+                {"id": "b", "type": "dense", "units": 32, "inputs": ["x"]},
+                {"id": "m", "type": merge, "inputs": ["a", "b"]},
+            ],
+        }
+    )
     graph = resolve(spec)
     assert graph.node_by_id["m"].output_shape == shape
     assert graph.param_count == 2 * (16 * 32 + 32)
@@ -75,8 +100,10 @@ def test_batch_norm_statistics_are_not_trainable():
     graph = graph_of((128,), [{"type": "batch_norm"}])
     assert graph.trainable_param_count == 256
     assert {n: p.trainable for n, p in graph.parameters.items()} == {
-        "batch_norm_1.gamma": True, "batch_norm_1.beta": True,
-        "batch_norm_1.moving_mean": False, "batch_norm_1.moving_variance": False,
+        "batch_norm_1.gamma": True,
+        "batch_norm_1.beta": True,
+        "batch_norm_1.moving_mean": False,
+        "batch_norm_1.moving_variance": False,
     }
 
 
