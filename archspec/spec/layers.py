@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
@@ -548,7 +548,7 @@ LAYER_TYPES: tuple[type[LayerBase], ...] = (
     Multiply,
 )
 
-Layer = Annotated[LAYER_TYPES, Field(discriminator="type")]  # type: ignore[valid-type]
+Layer = Annotated[Union[LAYER_TYPES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007 (a union built from a tuple)
 
 
 def layer_type_name(cls: type[LayerBase]) -> str:
