@@ -9,12 +9,12 @@ DATA_DIR ?= $(CURDIR)/.data
 BIN := $(VENV)/bin
 export ARCHSPEC_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install test demo bench bench-distributed bench-validate parity-report accuracy clean
+.PHONY: install test lint demo bench bench-distributed bench-validate parity-report accuracy clean
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r $(FRAMEWORKS) -e ".[test]"
+	$(BIN)/python -m pip install --quiet -r $(FRAMEWORKS) -e ".[test,lint]"
 	if [ -d "$(MNIST_SOURCE)" ]; then \
 		$(BIN)/archspec data install mnist "$(MNIST_SOURCE)" --dir "$(DATA_DIR)/mnist"; \
 	else \
@@ -23,6 +23,13 @@ install:
 
 test:
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Lint (ruff), format check, types (mypy) and the import contracts (import-linter).
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo:
 	$(BIN)/archspec compare configs/mnist_mlp.yaml --out runs/demo
