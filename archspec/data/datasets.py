@@ -44,11 +44,11 @@ def load_dataset(config: Mapping[str, object], *, data_dir: str | Path | None = 
     DataError when data is missing or corrupt.
     """
     if not isinstance(config, Mapping):
-        raise UsageError(f"expected the data config to be a mapping. Received: {type(config).__name__}")
+        raise UsageError(f"expected the data config to be a mapping, received {type(config).__name__}")
     if "dataset" not in config:
         raise UsageError(
-            f"expected the data config to name a dataset ({', '.join(DATASET_NAMES)}). "
-            f"Received keys: {', '.join(map(repr, config)) or 'none'}"
+            f"expected the data config to name a dataset ({', '.join(DATASET_NAMES)}), "
+            f"received keys: {', '.join(map(repr, config)) or 'none'}"
         )
     name = check_choice(config["dataset"], DATASET_NAMES, "dataset")
     options = {key: value for key, value in config.items() if key != "dataset"}
@@ -56,9 +56,9 @@ def load_dataset(config: Mapping[str, object], *, data_dir: str | Path | None = 
     unknown = [key for key in options if key not in accepted]
     if unknown:
         raise UsageError(
-            f"expected keys of dataset {name!r} among {', '.join(accepted)}. Received: {', '.join(map(repr, unknown))}"
+            f"expected keys of dataset {name!r} among {', '.join(accepted)}, received {', '.join(map(repr, unknown))}"
         )
     if name == "mnist":
-        return load_mnist(data_dir, **options)
+        return _LOADERS[name](data_dir, **options)  # the loader checks each option's value
     options.setdefault("seed", seed)
     return _LOADERS[name](**options)

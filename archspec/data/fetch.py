@@ -70,7 +70,7 @@ def fetch_mnist(
     if isinstance(mirrors, str):
         mirrors = (mirrors,)
     if not mirrors:
-        raise UsageError("expected at least one mirror URL. Received: mirrors=()")
+        raise UsageError("expected at least one mirror URL, received mirrors=()")
     report = report or _ignore
     dest = _make_dir(default_dataset_dir("mnist") if dest_dir is None else dest_dir)
     for name in MNIST_FILES:
@@ -89,7 +89,7 @@ def fetch_mnist(
         else:
             raise DataError(
                 f"could not fetch {name}.gz: expected a copy with SHA-256 {MNIST_SHA256[name]} "
-                f"(uncompressed) from a mirror. Received: {'; '.join(failures)}"
+                f"(uncompressed) from a mirror, received {'; '.join(failures)}"
             )
         report(f"wrote {target}")
         _remove_shadowing_copy(dest, name, target, report)
@@ -130,7 +130,7 @@ def _make_dir(directory: str | Path) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DataError(f"{directory}: expected a folder that can be created. Received: {error}") from None
+        raise DataError(f"{directory}: expected a folder that can be created, received {error}") from None
     return directory
 
 
@@ -148,9 +148,9 @@ def _digest_problem(path: Path, name: str, *, gzipped: bool) -> str | None:
         digest = _digest(path, gzipped)
     except _TRANSFER_ERRORS as error:
         expected = "a complete gzip stream" if gzipped else "a readable file"
-        return f"expected {expected}. Received: {error}"
+        return f"expected {expected}, received {error}"
     if digest != MNIST_SHA256[name]:
-        return f"expected SHA-256 {MNIST_SHA256[name]} of the uncompressed content. Received: {digest}"
+        return f"expected SHA-256 {MNIST_SHA256[name]} of the uncompressed content, received {digest}"
     return None
 
 
@@ -173,7 +173,7 @@ def _install_verified(name: str, target: Path, fill: Callable[[BinaryIO], None])
     try:
         handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as error:
-        raise DataError(f"{target.parent}: expected a writable folder. Received: {error}") from None
+        raise DataError(f"{target.parent}: expected a writable folder, received {error}") from None
     temp = Path(temp_name)
     try:
         try:
@@ -206,7 +206,6 @@ def _copy(source: Path, out: BinaryIO) -> None:
 def _remove_shadowing_copy(dest: Path, name: str, target: Path, report: Report) -> None:
     """Delete a bad copy of ``name`` that the loader would pick instead of ``target``."""
     found = find_file(dest, name)
-    if found is not None and found != target:
-        if _digest_problem(found, name, gzipped=found.suffix == ".gz"):
-            found.unlink()
-            report(f"removed {found}, which failed verification")
+    if found is not None and found != target and _digest_problem(found, name, gzipped=found.suffix == ".gz"):
+        found.unlink()
+        report(f"removed {found}, which failed verification")

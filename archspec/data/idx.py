@@ -13,7 +13,7 @@ import numpy as np
 from archspec.errors import DataError
 
 # IDX type codes (third byte of the magic number) and the big-endian numpy types they denote.
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -39,34 +39,32 @@ def read_file_bytes(path: str | Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise DataError(f"{path}: expected a readable file. Received: {error.strerror}") from None
+        raise DataError(f"{path}: expected a readable file, received {error.strerror}") from None
     if path.suffix != ".gz":
         return data
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as error:
         # EOFError is what a truncated gzip stream raises; BadGzipFile (an OSError) a foreign one.
-        raise DataError(f"{path}: expected a complete gzip stream. Received: {error} (corrupt or truncated)") from None
+        raise DataError(f"{path}: expected a complete gzip stream, received {error} (corrupt or truncated)") from None
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Parse the bytes of an IDX file into a read-only array in native byte order."""
     if len(data) < 4:
-        raise DataError(
-            f"{source}: expected an IDX header of at least 4 bytes. Received: {len(data)} bytes (truncated)"
-        )
+        raise DataError(f"{source}: expected an IDX header of at least 4 bytes, received {len(data)} bytes (truncated)")
     magic = int.from_bytes(data[:4], "big")
     type_code, ndim = data[2], data[3]
     if data[0] != 0 or data[1] != 0 or type_code not in _IDX_TYPES or ndim == 0:
         raise DataError(
             f"{source}: expected an IDX magic number 0x0000TTDD (TT a type code 0x08..0x0E, "
-            f"DD >= 1 dimensions). Received: 0x{magic:08X} (not an IDX file)"
+            f"DD >= 1 dimensions), received 0x{magic:08X} (not an IDX file)"
         )
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise DataError(
-            f"{source}: expected a {header_size}-byte IDX header for {ndim} dimensions. "
-            f"Received: {len(data)} bytes (truncated)"
+            f"{source}: expected a {header_size}-byte IDX header for {ndim} dimensions, "
+            f"received {len(data)} bytes (truncated)"
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     dtype = _IDX_TYPES[type_code]
@@ -75,8 +73,8 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     if received != expected:
         what = "truncated" if received < expected else "trailing bytes"
         raise DataError(
-            f"{source}: expected {expected} data bytes for shape {shape} of {dtype.name}. "
-            f"Received: {received} bytes ({what})"
+            f"{source}: expected {expected} data bytes for shape {shape} of {dtype.name}, "
+            f"received {received} bytes ({what})"
         )
     array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header_size)
     if not dtype.isnative:

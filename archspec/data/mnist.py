@@ -51,8 +51,9 @@ def locate_mnist(data_dir: str | Path | None = None) -> dict[str, Path]:
     partial = []
     for directory in searched:
         found = {name: find_file(directory, name) for name in MNIST_FILES}
-        if all(found.values()):
-            return found
+        located = {name: path for name, path in found.items() if path is not None}
+        if len(located) == len(found):
+            return located
         missing = [name for name, path in found.items() if path is None]
         if len(missing) < len(MNIST_FILES):
             partial.append(f"{directory} lacks {', '.join(missing)}")
@@ -76,13 +77,13 @@ def read_mnist(data_dir: str | Path | None = None) -> tuple[Pair, Pair]:
     stats = {path: path.stat() for path in paths.values()}
     key = tuple((str(path), stat.st_mtime_ns, stat.st_size) for path, stat in stats.items())
     if key not in _CACHE:
-        arrays = tuple(
+        train, test = (
             _read_split(paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"])
             for prefix in ("train", "t10k")
         )
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = arrays
+        _CACHE[key] = (train, test)
     return _CACHE[key]
 
 
@@ -112,15 +113,13 @@ def load_mnist(
     train, validation = split_off_last(train, validation_count(len(train[0]), validation_split))
     offset, scale = _normalization_constants(train[0], normalization)
 
-    def convert(pair: Pair | None) -> Pair | None:
-        if pair is None:
-            return None
+    def convert(pair: Pair) -> Pair:
         images, labels = pair
         return _pixels(images, view, offset, scale), labels.astype(np.int64)
 
     return Splits(
         train=convert(train),
-        validation=convert(validation),
+        validation=None if validation is None else convert(validation),
         test=convert(test),
         num_classes=MNIST_NUM_CLASSES,
     )
@@ -142,20 +141,19 @@ def _read_split(images_path: Path, labels_path: Path) -> Pair:
     expected_shape = (_IMAGE_SIZE, _IMAGE_SIZE)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != expected_shape:
         raise DataError(
-            f"{images_path}: expected uint8 images of shape (N, 28, 28). "
-            f"Received: {images.dtype} of shape {images.shape}"
+            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
+            f"received {images.dtype} of shape {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(
-            f"{labels_path}: expected uint8 labels of shape (N,). Received: {labels.dtype} of shape {labels.shape}"
+            f"{labels_path}: expected uint8 labels of shape (N,), received {labels.dtype} of shape {labels.shape}"
         )
     if len(images) != len(labels):
         raise DataError(
-            f"{labels_path}: expected {len(images)} labels, one per image in {images_path.name}. "
-            f"Received: {len(labels)}"
+            f"{labels_path}: expected {len(images)} labels, one per image in {images_path.name}, received {len(labels)}"
         )
     if len(labels) and labels.max() >= MNIST_NUM_CLASSES:
-        raise DataError(f"{labels_path}: expected labels 0..9. Received: {int(labels.max())}")
+        raise DataError(f"{labels_path}: expected labels 0..9, received {int(labels.max())}")
     return images, labels
 
 
@@ -166,8 +164,8 @@ def _normalization_constants(train_images: np.ndarray, normalization: str) -> tu
         mean, std = pixel_statistics(train_images)
         if std == 0:
             raise DataError(
-                f"expected training images whose pixels vary, to standardize them. "
-                f"Received: every pixel equal to {mean:g}"
+                f"expected training images whose pixels vary, to standardize them, "
+                f"received every pixel equal to {mean:g}"
             )
         return mean, std
     return 0.0, 1.0

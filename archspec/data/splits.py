@@ -38,10 +38,10 @@ class Splits:
             bad = isinstance(self.num_classes, bool) or not isinstance(self.num_classes, Integral)
             if bad or self.num_classes < 2:
                 raise UsageError(
-                    f"expected num_classes to be None or an integer >= 2. Received: num_classes={self.num_classes!r}"
+                    f"expected num_classes to be None or an integer >= 2, received num_classes={self.num_classes!r}"
                 )
         if self.train is None:
-            raise DataError("expected a 'train' split (x, y). Received: train=None")
+            raise DataError("expected a 'train' split (x, y), received train=None")
         for name, pair in self.as_dict().items():
             _check_pair(pair, name, self.num_classes)
             _check_same_sample_shape(pair, self.train, name)
@@ -76,24 +76,27 @@ def splits_from_arrays(data: Pair | Mapping[str, Pair | None], *, num_classes: i
         unknown = [key for key in data if key not in SPLIT_NAMES]
         if unknown:
             raise DataError(
-                f"expected split names among {', '.join(map(repr, SPLIT_NAMES))}. "
-                f"Received: {', '.join(map(repr, unknown))}"
+                f"expected split names among {', '.join(map(repr, SPLIT_NAMES))}, "
+                f"received {', '.join(map(repr, unknown))}"
             )
         if data.get("train") is None:
-            raise DataError(f"expected a 'train' split (x, y). Received keys: {', '.join(map(repr, data))}")
-        pairs = {name: _as_pair(data.get(name), name) for name in SPLIT_NAMES}
-    elif isinstance(data, (tuple, list)):
-        pairs = {"train": _as_pair(data, "train")}
-    else:
-        raise DataError(
-            f"expected (x, y) or a dict of splits 'train', 'validation', 'test'. Received: {type(data).__name__}"
+            raise DataError(f"expected a 'train' split (x, y), received keys: {', '.join(map(repr, data))}")
+        return Splits(
+            train=_train_pair(data["train"]),
+            validation=_as_pair(data.get("validation"), "validation"),
+            test=_as_pair(data.get("test"), "test"),
+            num_classes=num_classes,
         )
-    return Splits(**pairs, num_classes=num_classes)
+    if isinstance(data, (tuple, list)):
+        return Splits(train=_train_pair(data), num_classes=num_classes)
+    raise DataError(
+        f"expected (x, y) or a dict of splits 'train', 'validation', 'test', received {type(data).__name__}"
+    )
 
 
 def validation_count(n_samples: int, fraction: float) -> int:
     """Number of samples a ``fraction`` of ``n_samples`` sets aside: ``round(fraction * n)``."""
-    return int(round(fraction * n_samples))
+    return round(fraction * n_samples)
 
 
 def split_off_last(pair: Pair, count: int) -> tuple[Pair, Pair | None]:
@@ -104,43 +107,48 @@ def split_off_last(pair: Pair, count: int) -> tuple[Pair, Pair | None]:
     keep = len(x) - count
     if keep < 1:
         raise UsageError(
-            f"expected to keep at least one training sample. Received: {count} of {len(x)} samples set aside"
+            f"expected to keep at least one training sample, received {count} of {len(x)} samples set aside"
         )
     return (x[:keep], y[:keep]), (x[keep:], y[keep:])
+
+
+def _train_pair(value: object) -> Pair:
+    pair = _as_pair(value, "train")
+    if pair is None:  # _as_pair returns None only for the optional splits
+        raise DataError("expected a 'train' split (x, y), received train=None")
+    return pair
 
 
 def _as_pair(value: object, name: str) -> Pair | None:
     if value is None and name != "train":
         return None
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise DataError(f"{name}: expected a pair (x, y). Received: {type(value).__name__}")
+        raise DataError(f"{name}: expected a pair (x, y), received {type(value).__name__}")
     x, y = (np.asarray(array) for array in value)
     return x, y
 
 
 def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
     if not isinstance(pair, tuple) or len(pair) != 2:
-        raise DataError(f"{split}: expected a pair (x, y). Received: {type(pair).__name__}")
+        raise DataError(f"{split}: expected a pair (x, y), received {type(pair).__name__}")
     x, y = pair
     for role, array, min_ndim in (("x", x, 2), ("y", y, 1)):
         where = f"{split}.{role}"
         if not isinstance(array, np.ndarray):
-            raise DataError(f"{where}: expected a numpy array. Received: {type(array).__name__}")
+            raise DataError(f"{where}: expected a numpy array, received {type(array).__name__}")
         if array.dtype.kind not in _NUMERIC_KINDS:
-            raise DataError(
-                f"{where}: expected a numeric (bool, integer or float) array. Received: dtype {array.dtype}"
-            )
+            raise DataError(f"{where}: expected a numeric (bool, integer or float) array, received dtype {array.dtype}")
         if array.ndim < min_ndim:
             expected = "(N, ...features)" if role == "x" else "(N,) or (N, outputs)"
-            raise DataError(f"{where}: expected shape {expected}. Received: shape {array.shape}")
+            raise DataError(f"{where}: expected shape {expected}, received shape {array.shape}")
         if array.dtype.kind == "f":
             _check_finite(array, where)
     if len(x) != len(y):
         raise DataError(
-            f"{split}: expected x and y with the same number of samples. Received: x has {len(x)}, y has {len(y)}"
+            f"{split}: expected x and y with the same number of samples, received x has {len(x)}, y has {len(y)}"
         )
     if len(x) == 0:
-        raise DataError(f"{split}: expected at least one sample. Received: 0 samples")
+        raise DataError(f"{split}: expected at least one sample, received 0 samples")
     if num_classes is not None:
         _check_labels(y, num_classes, f"{split}.y")
 
@@ -157,7 +165,7 @@ def _check_finite(array: np.ndarray, where: str) -> None:
         bad = np.argwhere(~finite)
         first = tuple(int(i) for i in bad[0])
         raise DataError(
-            f"{where}: expected finite values. Received: {len(bad)} NaN or infinite values, the first at index {first}"
+            f"{where}: expected finite values, received {len(bad)} NaN or infinite values, the first at index {first}"
         )
 
 
@@ -168,7 +176,7 @@ def _check_labels(y: np.ndarray, num_classes: int, where: str) -> None:
     if not valid.all():
         first = tuple(int(i) for i in np.argwhere(~valid)[0])
         raise DataError(
-            f"{where}: expected class labels 0..{num_classes - 1}. Received: {y[first].item()!r} at index {first}"
+            f"{where}: expected class labels 0..{num_classes - 1}, received {y[first].item()!r} at index {first}"
         )
 
 
@@ -176,6 +184,6 @@ def _check_same_sample_shape(pair: Pair, train: Pair, split: str) -> None:
     for role, array, reference in (("x", pair[0], train[0]), ("y", pair[1], train[1])):
         if array.shape[1:] != reference.shape[1:]:
             raise DataError(
-                f"{split}.{role}: expected per-sample shape {reference.shape[1:]} as in train. "
-                f"Received: {array.shape[1:]}"
+                f"{split}.{role}: expected per-sample shape {reference.shape[1:]} as in train, "
+                f"received {array.shape[1:]}"
             )

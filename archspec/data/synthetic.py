@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archspec.data._checks import check_fraction, check_non_negative, check_positive_int, check_seed
-from archspec.data.splits import Splits, validation_count
+from archspec.data.splits import Pair, Splits, validation_count
 from archspec.errors import UsageError
 
 
@@ -111,11 +111,16 @@ def split_generated(
     n_train = n_samples - n_validation - n_test
     if n_train < 1:
         raise UsageError(
-            f"expected validation_split + test_split to leave training samples. "
-            f"Received: {n_validation} validation + {n_test} test of n_samples={n_samples}"
+            f"expected validation_split + test_split to leave training samples, "
+            f"received {n_validation} validation + {n_test} test of n_samples={n_samples}"
         )
-    bounds = (0, n_train, n_train + n_validation, n_samples)
-    train, validation, test = (
-        (data.x[start:stop], data.y[start:stop]) if stop > start else None for start, stop in zip(bounds, bounds[1:])
+
+    def part(start: int, stop: int) -> Pair | None:
+        return (data.x[start:stop], data.y[start:stop]) if stop > start else None
+
+    return Splits(
+        train=(data.x[:n_train], data.y[:n_train]),
+        validation=part(n_train, n_train + n_validation),
+        test=part(n_train + n_validation, n_samples),
+        num_classes=num_classes,
     )
-    return Splits(train=train, validation=validation, test=test, num_classes=num_classes)

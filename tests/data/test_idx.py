@@ -33,17 +33,17 @@ def test_big_endian_int32_becomes_native():
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"", "Received: 0 bytes (truncated)"),
-        (b"\x00\x00\x08", "Received: 3 bytes (truncated)"),
-        (b"PK\x03\x04" + bytes(20), "Received: 0x504B0304 (not an IDX file)"),
-        (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "Received: 0x00000701 (not an IDX file)"),
+        (b"", "received 0 bytes (truncated)"),
+        (b"\x00\x00\x08", "received 3 bytes (truncated)"),
+        (b"PK\x03\x04" + bytes(20), "received 0x504B0304 (not an IDX file)"),
+        (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "received 0x00000701 (not an IDX file)"),
         (bytes([0, 0, 0x08, 0]), "not an IDX file"),
         (bytes([0, 0, 0x08, 3, 0, 0, 0, 2]), "expected a 16-byte IDX header for 3 dimensions"),
         (
             bytes([0, 0, 0x08, 1, 0, 0, 0, 4, 1, 2, 3]),
-            "expected 4 data bytes for shape (4,) of uint8. Received: 3 bytes (truncated)",
+            "expected 4 data bytes for shape (4,) of uint8, received 3 bytes (truncated)",
         ),
-        (bytes([0, 0, 0x08, 1, 0, 0, 0, 2, 1, 2, 3]), "Received: 3 bytes (trailing bytes)"),
+        (bytes([0, 0, 0x08, 1, 0, 0, 0, 2, 1, 2, 3]), "received 3 bytes (trailing bytes)"),
     ],
 )
 def test_broken_idx_names_file_and_problem(tmp_path, content, expected):

@@ -66,21 +66,21 @@ def test_options_per_dataset():
     [
         (
             {"dataset": "cifar10"},
-            "expected dataset to be one of 'binary', 'mnist', 'regression'. Received: dataset='cifar10'",
+            "expected dataset to be one of 'binary', 'mnist', 'regression', received dataset='cifar10'",
         ),
         (
             {"view": "flat"},
-            "expected the data config to name a dataset (binary, mnist, regression). Received keys: 'view'",
+            "expected the data config to name a dataset (binary, mnist, regression), received keys: 'view'",
         ),
         (
             {"dataset": "mnist", "shuffle": True},
-            "expected keys of dataset 'mnist' among view, normalization, validation_split. Received: 'shuffle'",
+            "expected keys of dataset 'mnist' among view, normalization, validation_split, received 'shuffle'",
         ),
         (
             {"dataset": "regression", "n_samples": "many"},
-            "expected n_samples to be a positive integer. Received: n_samples='many'",
+            "expected n_samples to be a positive integer, received n_samples='many'",
         ),
-        (["mnist"], "expected the data config to be a mapping. Received: list"),
+        (["mnist"], "expected the data config to be a mapping, received list"),
     ],
 )
 def test_refused_configs(config, expected):

@@ -88,7 +88,7 @@ def test_fake_files_load_through_every_option(clean_env, fake_mnist):
 )
 def test_bad_arguments(clean_env, fake_mnist, argument, value):
     folder = fake_mnist(clean_env / "fake")
-    with pytest.raises(UsageError, match=f"Received: {argument}="):
+    with pytest.raises(UsageError, match=f"received {argument}="):
         load_mnist(folder, **{argument: value})
 
 
@@ -109,7 +109,7 @@ def test_label_count_mismatch(clean_env, fake_mnist, to_idx):
     folder = fake_mnist(clean_env / "mismatch", n_train=12)
     labels = folder / "train-labels-idx1-ubyte.gz"
     labels.write_bytes(gzip.compress(to_idx(np.zeros(11, dtype=np.uint8))))
-    with pytest.raises(DataError, match=f"^{labels}: expected 12 labels.*Received: 11"):
+    with pytest.raises(DataError, match=f"^{labels}: expected 12 labels.*received 11"):
         read_mnist(folder)
 
 
@@ -117,7 +117,7 @@ def test_out_of_range_label(clean_env, fake_mnist, to_idx):
     folder = fake_mnist(clean_env / "label", n_test=5)
     labels = folder / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(gzip.compress(to_idx(np.array([0, 1, 2, 3, 10], dtype=np.uint8))))
-    with pytest.raises(DataError, match=r"expected labels 0\.\.9\. Received: 10"):
+    with pytest.raises(DataError, match=r"expected labels 0\.\.9, received 10"):
         read_mnist(folder)
 
 

@@ -38,41 +38,41 @@ def test_splits_are_frozen():
     [
         (
             (np.zeros((3, 2)), np.zeros(4)),
-            "train: expected x and y with the same number of samples. Received: x has 3, y has 4",
+            "train: expected x and y with the same number of samples, received x has 3, y has 4",
         ),
         (
             (np.zeros((3, 2), dtype=object), np.zeros(3)),
-            "train.x: expected a numeric (bool, integer or float) array. Received: dtype object",
+            "train.x: expected a numeric (bool, integer or float) array, received dtype object",
         ),
         (
             (np.zeros((3, 2)), np.array(["a", "b", "c"])),
-            "train.y: expected a numeric (bool, integer or float) array. Received: dtype <U1",
+            "train.y: expected a numeric (bool, integer or float) array, received dtype <U1",
         ),
-        ((np.zeros((3, 2), dtype=complex), np.zeros(3)), "Received: dtype complex128"),
-        ((np.zeros(3), np.zeros(3)), "train.x: expected shape (N, ...features). Received: shape (3,)"),
-        ((np.zeros((3, 2)), np.float64(1.0)), "train.y: expected shape (N,) or (N, outputs). Received: shape ()"),
-        ((np.zeros((0, 2)), np.zeros(0)), "train: expected at least one sample. Received: 0 samples"),
+        ((np.zeros((3, 2), dtype=complex), np.zeros(3)), "received dtype complex128"),
+        ((np.zeros(3), np.zeros(3)), "train.x: expected shape (N, ...features), received shape (3,)"),
+        ((np.zeros((3, 2)), np.float64(1.0)), "train.y: expected shape (N,) or (N, outputs), received shape ()"),
+        ((np.zeros((0, 2)), np.zeros(0)), "train: expected at least one sample, received 0 samples"),
         (
             (np.array([[0.0, 1.0], [np.nan, 2.0], [np.inf, 0.0]]), np.zeros(3)),
-            "train.x: expected finite values. Received: 2 NaN or infinite values, the first at index (1, 0)",
+            "train.x: expected finite values, received 2 NaN or infinite values, the first at index (1, 0)",
         ),
         (
             {"validation": (np.zeros((1, 1)), np.zeros(1))},
-            "expected a 'train' split (x, y). Received keys: 'validation'",
+            "expected a 'train' split (x, y), received keys: 'validation'",
         ),
         (
             {"train": (np.zeros((1, 1)), np.zeros(1)), "valid": None},
-            "expected split names among 'train', 'validation', 'test'. Received: 'valid'",
+            "expected split names among 'train', 'validation', 'test', received 'valid'",
         ),
-        ({"train": np.zeros((2, 2))}, "train: expected a pair (x, y). Received: ndarray"),
-        (np.zeros((2, 2)), "expected (x, y) or a dict of splits 'train', 'validation', 'test'. Received: ndarray"),
+        ({"train": np.zeros((2, 2))}, "train: expected a pair (x, y), received ndarray"),
+        (np.zeros((2, 2)), "expected (x, y) or a dict of splits 'train', 'validation', 'test', received ndarray"),
         (
             {"train": (np.zeros((2, 3)), np.zeros(2)), "test": (np.zeros((2, 4)), np.zeros(2))},
-            "test.x: expected per-sample shape (3,) as in train. Received: (4,)",
+            "test.x: expected per-sample shape (3,) as in train, received (4,)",
         ),
         (
             {"train": (np.zeros((2, 3)), np.zeros((2, 1))), "validation": (np.zeros((2, 3)), np.zeros(2))},
-            "validation.y: expected per-sample shape (1,) as in train. Received: ()",
+            "validation.y: expected per-sample shape (1,) as in train, received ()",
         ),
     ],
 )
@@ -84,15 +84,15 @@ def test_refusals(data, expected):
 
 def test_labels_must_fit_num_classes():
     x = np.zeros((3, 2))
-    expected = r"train.y: expected class labels 0\.\.2\. Received: 3 at index \(2,\)"
+    expected = r"train.y: expected class labels 0\.\.2, received 3 at index \(2,\)"
     with pytest.raises(DataError, match=expected):
         splits_from_arrays((x, np.array([0, 2, 3])), num_classes=3)
-    with pytest.raises(DataError, match=r"Received: 0.5 at index \(1, 0\)"):
+    with pytest.raises(DataError, match=r"received 0.5 at index \(1, 0\)"):
         splits_from_arrays((x, np.array([[0.0], [0.5], [1.0]])), num_classes=2)
-    with pytest.raises(UsageError, match="Received: num_classes=1"):
+    with pytest.raises(UsageError, match="received num_classes=1"):
         splits_from_arrays((x, np.zeros(3)), num_classes=1)
 
 
 def test_splits_checks_direct_construction():
-    with pytest.raises(DataError, match="train.x: expected a numpy array. Received: list"):
+    with pytest.raises(DataError, match="train.x: expected a numpy array, received list"):
         Splits(train=([[1.0]], np.zeros(1)))

@@ -78,10 +78,10 @@ def test_binary_splits_and_empty_splits():
     ],
 )
 def test_bad_arguments_name_the_argument(call, received):
-    with pytest.raises(UsageError, match=f"Received: {received}$"):
+    with pytest.raises(UsageError, match=f", received {received}$"):
         call()
 
 
 def test_fractions_must_leave_training_samples():
-    with pytest.raises(UsageError, match=r"Received: 5 validation \+ 5 test of n_samples=10"):
+    with pytest.raises(UsageError, match=r", received 5 validation \+ 5 test of n_samples=10"):
         load_regression(n_samples=10, validation_split=0.5, test_split=0.5)
