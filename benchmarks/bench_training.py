@@ -151,7 +151,7 @@ def worker(job: dict) -> dict:
         if job["kind"] == "paired":
             return _measure_paired(job)
         return _measure_training(job)
-    except Exception as error:  # the row becomes "n/a" with this reason; the run goes on
+    except Exception as error:  # noqa: BLE001 (any failure: the row becomes "n/a" with this reason; the run goes on)
         message = " ".join(f"{type(error).__name__}: {error}".split())
         return {"error": message[:300]}
 
@@ -704,7 +704,7 @@ def render(report: Report) -> str:
         )
     if report.settings["quick"]:
         lines.append("- **quick mode**: 1 repeat, 20 steps: a smoke test, not a measurement")
-    for model, result in report.models.items():
+    for result in report.models.values():
         lines += [
             "",
             f"## {result['name']}: {result['timing']}, batch {result['batch_size']}",

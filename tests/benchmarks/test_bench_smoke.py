@@ -68,7 +68,7 @@ def _model_table(bench, text: str) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_the_table_has_every_column_and_every_implementation(bench, quick_run):
-    report, text = quick_run
+    _, text = quick_run
     rows = _model_table(bench, text)
     assert [row["implementation"] for row in rows] == [bench.BY_KEY[key].label for key in bench.EAGER]
     assert all(len(row) == len(bench.COLUMNS) for row in rows)
