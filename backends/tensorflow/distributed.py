@@ -13,8 +13,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from archspec.distributed import Cluster
 from archspec.errors import BackendUnavailableError
+from archspec.training.cluster import Cluster
 
 _strategy: tf.distribute.Strategy | None = None
 _cluster: Cluster | None = None

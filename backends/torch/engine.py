@@ -64,7 +64,7 @@ class Engine:
     ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
     cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
     ``compiled`` runs the forward pass and loss through ``torch.compile``. ``cluster``
-    (an ``archspec.distributed.Cluster``, after ``distributed.join``): the loss runs through
+    (an ``archspec.training.cluster.Cluster``, after ``distributed.join``): the loss runs through
     ``DistributedDataParallel``, which averages the gradients across workers, and batch
     normalisation uses the statistics of the global batch.
     """
