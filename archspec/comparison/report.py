@@ -101,7 +101,8 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def _curves_png(report: CompareReport) -> bytes:
     """Training loss per step, evaluation metrics per epoch, and the per-step loss gap."""
-    # matplotlib loads in about a second: only when a report is written, and headless.
+    # Here, not at import: choosing matplotlib's (headless) backend is process-wide, and
+    # matplotlib takes about a second to load; only a written report needs it.
     import matplotlib
 
     matplotlib.use("Agg")
