@@ -71,7 +71,7 @@ def batch_loss(name: str, output: tf.Tensor, target: tf.Tensor, from_logits: boo
 
 
 class Engine:
-    """Executes optimizer steps for the neutral trainer (``archspec/trainer.py``).
+    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``).
 
     ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
     cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
