@@ -86,8 +86,8 @@ def compare(
     backends = tuple(check_name(b) for b in backends)
     if not backends:
         raise UsageError("expected at least one backend")
-    with tempfile.TemporaryDirectory(prefix="archspec-compare-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="archspec-compare-") as temporary:
+        scratch = Path(temporary)
         spec_path = _spec_file(spec, scratch)
         loaded, _ = load_with_graph(spec_path)
         options = {"epochs": epochs, "max_steps": max_steps, "dtype": dtype, "data_dir": data_dir}

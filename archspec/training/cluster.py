@@ -113,6 +113,7 @@ def manual_cluster(backend: str, rank: int, addresses: list[str], workers: int |
 
 def local_clusters(backend: str, workers: int, timeout: float) -> list[Cluster]:
     """One Cluster per worker of a run on this host, on loopback ports that are free now."""
+    addresses: tuple[str, ...]
     if backend == "torch":
         addresses = (f"127.0.0.1:{free_ports(1)[0]}",)
     else:

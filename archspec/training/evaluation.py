@@ -72,10 +72,10 @@ class Evaluator:
     def _forward_shared(self, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         """Every worker runs its share of ``x``; an all-reduce of the zero-padded outputs gives
         all of them every output (so no worker waits)."""
-        world, rank = self.cluster.world_size, self.cluster.rank
-        if len(x) < world:
+        cluster = self.cluster
+        if cluster is None or len(x) < cluster.world_size:
             return self.model.forward_batches(x, batch_size=batch_size)
-        start, stop = share_bounds(len(x), world, rank)
+        start, stop = share_bounds(len(x), cluster.world_size, cluster.rank)
         outputs = {}
         for key, part in self.model.forward_batches(x[start:stop], batch_size=batch_size).items():
             full = np.zeros((len(x), *part.shape[1:]), dtype=np.float64)

@@ -68,14 +68,14 @@ def save_data(data, folder: Path) -> str:
             raise UsageError(f"expected data[{split!r}] to be a pair (x, y), received {type(pair).__name__}")
         arrays[f"{split}/x"], arrays[f"{split}/y"] = np.asarray(pair[0]), np.asarray(pair[1])
     path = folder / "data.npz"
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # the names are split/x, split/y: no savez option
     return str(path)
 
 
 def load_data(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The arrays ``save_data`` wrote, by split."""
     with np.load(path, allow_pickle=False) as arrays:
-        pairs = {}
+        pairs: dict[str, dict[str, np.ndarray]] = {}
         for key in arrays.files:
             split, part = key.split("/")
             pairs.setdefault(split, {})[part] = arrays[key]

@@ -8,6 +8,7 @@ located by replaying from it, and the error says which checkpoint was kept.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -22,11 +23,13 @@ from archspec.weights import spec_hash
 class Keeper:
     """Captures good states and writes them to ``out/checkpoint`` (when ``writer``)."""
 
+    good: Snapshot  # the last good state (``start`` sets the first)
+
     def __init__(
         self,
         spec,
         backend: str,
-        dtype: str,
+        dtype: Literal["float32", "float64"],
         run: RunSettings,
         data: DataFingerprint | None,
         out: Path | None,
@@ -34,7 +37,6 @@ class Keeper:
     ):
         self.spec, self.backend, self.dtype, self.run, self.data = spec, backend, dtype, run, data
         self.out, self.writer = out, writer
-        self.good: Snapshot | None = None
         self.last_checkpoint: Path | None = None  # the folder last written or resumed from
 
     def start(self, step: int, model, engine, checkpoint: checkpoints.Checkpoint | None) -> None:
@@ -62,7 +64,7 @@ class Keeper:
     def write(self, snapshot: Snapshot, *, epoch: int, position: int, samples_seen: int, history, step_losses) -> None:
         """Write ``snapshot`` to ``out/checkpoint``, all of it or nothing (rank 0 only); the run
         stands at batch ``position`` of epoch ``epoch`` (0-based)."""
-        if self.out is None:
+        if self.out is None or self.data is None:  # a run folder comes with its data's fingerprint
             return
         if not self.writer:
             self.last_checkpoint = checkpoints.checkpoint_folder(self.out)

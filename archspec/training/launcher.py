@@ -45,8 +45,8 @@ def launch(job: dict, workers: int, timeout: float = DEFAULT_TIMEOUT) -> dict:
     backend = job["backend"]
     clusters = local_clusters(backend, workers, timeout)
     threads = str(threads_per_worker(workers))
-    with tempfile.TemporaryDirectory(prefix="archspec-workers-") as folder:
-        folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="archspec-workers-") as scratch:
+        folder = Path(scratch)
         job = {**job, "result": str(folder)}
         (folder / "job.json").write_text(json.dumps(job))
         processes = []

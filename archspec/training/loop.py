@@ -103,11 +103,11 @@ class Loop:
             row = self._epoch_row(epoch, first_step, order, time.perf_counter() - epoch_start)
             if complete:
                 self.history.append(row)
-                self._checkpoint(snapshot, epoch + 1, 0)
-            elif snapshot is not None:
-                # Cut short by max_steps: checkpoint the position (a longer run resumes from it)
-                # and report the partial epoch in the result only.
-                self._checkpoint(snapshot, epoch, self.step - first_step)
+            if snapshot is not None:  # always, after a complete epoch
+                # Cut short by max_steps, the checkpoint keeps the position (a longer run resumes
+                # from it) and the partial epoch is reported in the result only.
+                where = (epoch + 1, 0) if complete else (epoch, self.step - first_step)
+                self._checkpoint(snapshot, *where)
             for callback in self.callbacks:
                 if hasattr(callback, "on_epoch_end"):
                     callback.on_epoch_end(epoch, dict(row))

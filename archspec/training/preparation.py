@@ -15,6 +15,7 @@ from archspec.data.splits import _check_finite as check_finite_values
 from archspec.errors import UsageError
 from archspec.graph import ModelGraph, resolve
 from archspec.resources import check_memory, estimate_for_training
+from archspec.spec.training import Training
 from archspec.targets import check_data_fits, prepare_targets
 from archspec.training.checkpoints import Checkpoint, DataFingerprint
 from archspec.training.cluster import Cluster, check_batches
@@ -59,6 +60,7 @@ def load_splits(spec, data, data_dir) -> Splits:
 
 def prepare(
     graph: ModelGraph,
+    training: Training,
     data,
     data_dir,
     checkpoint: Checkpoint | None,
@@ -69,7 +71,6 @@ def prepare(
 ) -> TrainingData:
     """Check memory, checkpoint and data, in that order, and return the data as trained on."""
     spec = graph.spec
-    training = spec.training
     dtype = training.dtype
     check_memory(estimate_for_training(graph, training), memory_cap)
     if checkpoint is not None:
@@ -88,7 +89,10 @@ def prepare(
     sizes = batch_sizes(len(x_train), training.batch_size)
     if cluster is not None:
         check_batches(sizes, cluster.world_size)
-    data_fingerprint = fingerprint(x_train, y_train) if (fingerprinted or checkpoint) else None
+    data_fingerprint = None
     if checkpoint is not None:
+        data_fingerprint = fingerprint(x_train, y_train)
         check_progress(checkpoint, data_fingerprint, sizes)
+    elif fingerprinted:
+        data_fingerprint = fingerprint(x_train, y_train)
     return TrainingData(splits, input_name, x_train, y_train, sizes, data_fingerprint)

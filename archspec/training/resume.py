@@ -27,7 +27,7 @@ def fingerprint(x: np.ndarray, y: np.ndarray) -> DataFingerprint:
     for array in (x, y):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))
     return DataFingerprint(samples=len(x), sha256=digest.hexdigest())
 
 

@@ -150,7 +150,9 @@ def run_training(
     out = None if out is None else Path(out)
     checkpoint_every = checkpoint_every or None
     writer = cluster is None or cluster.is_writer  # shows progress, writes files
-    data = prepare(graph, data, data_dir, checkpoint, memory_cap, cluster=cluster, fingerprinted=out is not None)
+    data = prepare(
+        graph, training, data, data_dir, checkpoint, memory_cap, cluster=cluster, fingerprinted=out is not None
+    )
     total_steps = data.steps_per_epoch * training.epochs
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)

@@ -93,6 +93,7 @@ def test_workers_started_by_hand():
 def test_the_keras_preflight_refuses_another_keras_backend(clean):
     load_environment("torch").preflight()  # nothing to check
     clean.setenv("KERAS_BACKEND", "jax")
+    clean.delitem(sys.modules, "keras", raising=False)  # as in a process that has not imported keras yet
     with pytest.raises(BackendUnavailableError, match="KERAS_BACKEND is set to 'jax'"):
         load_environment("tensorflow").preflight()
 
