@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from safetensors import safe_open
 
 from archspec.api import load_with_graph
@@ -98,7 +99,7 @@ def compare(
             results[backend] = _run_worker(spec_path, backend, folder, options, progress)
             arrays, _ = read_weights(folder / "weights.safetensors")
             weights[backend] = arrays
-            extra, _ = _read_arrays(folder / "arrays.safetensors")
+            extra = _read_arrays(folder / "arrays.safetensors")
             losses[backend] = extra["step_losses"]
             predictions[backend] = extra.get("test_predictions")
         measured = agreement(backends, losses, weights, predictions)
@@ -110,6 +111,7 @@ def compare(
     return report
 
 
-def _read_arrays(path: Path):
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The worker's extra arrays: step losses and test predictions."""
     with safe_open(str(path), framework="numpy") as handle:
-        return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (a safe_open handle is no dict), handle.metadata()
+        return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (a safe_open handle is no dict)
