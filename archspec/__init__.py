@@ -5,6 +5,7 @@ Importing archspec imports no framework; a backend is imported when first used.
 """
 
 from archspec.api import compile, load, load_weights
+from archspec.backend import BACKENDS
 from archspec.errors import (
     ArchSpecError,
     BackendUnavailableError,
@@ -18,20 +19,21 @@ from archspec.errors import (
 )
 from archspec.spec import *  # noqa: F403  (the spec models are part of the public API)
 from archspec.spec import __all__ as _spec_names
+from archspec.version import __version__
 
-__version__ = "0.1.0"
 
-
-def train(spec, backend="torch", **options):
-    """Train ``spec`` on ``backend``; see ``archspec.trainer.train``."""
-    from archspec.trainer import train as _train
+def train(spec, backend: str = "torch", **options):
+    """Train ``spec`` on ``backend``; see ``archspec.training.train``."""
+    # Imported on first use: `import archspec` (and `archspec validate`) stays quick.
+    from archspec.training import train as _train
 
     return _train(spec, backend=backend, **options)
 
 
-def compare(spec, backends=("torch", "tensorflow"), **options):
-    """Train ``spec`` on each backend in its own process; see ``archspec.compare.compare``."""
-    from archspec.compare import compare as _compare
+def compare(spec, backends: tuple[str, ...] = BACKENDS, **options):
+    """Train ``spec`` on each backend in its own process; see ``archspec.comparison.compare``."""
+    # Imported on first use: `import archspec` (and `archspec validate`) stays quick.
+    from archspec.comparison import compare as _compare
 
     return _compare(spec, backends=backends, **options)
 
@@ -46,11 +48,11 @@ __all__ = [
     "SpecError",
     "TrainingError",
     "UsageError",
+    "__version__",
     "compare",
     "compile",
     "load",
     "load_weights",
     "train",
-    "__version__",
-    *_spec_names,
 ]
+__all__.extend(_spec_names)  # the spec models, as archspec.spec lists them

@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
-from archspec.errors import Problem, SpecError, UsageError
+from archspec import backend as backend_registry
+from archspec.diagnostics import problems_from_validation_error
+from archspec.errors import CheckpointError, Problem, SpecError, UsageError
 from archspec.graph import GraphProblems, ModelGraph, resolve
+from archspec.initializers import canonical_weights
+from archspec.source import parse_yaml
 from archspec.spec.document import Spec
+from archspec.weights import check_weights, read_weights, spec_hash
 
 
 def _read(source) -> tuple[str | bytes, str]:
@@ -26,17 +32,12 @@ def _read(source) -> tuple[str | bytes, str]:
     if isinstance(source, (str, bytes)):
         return source, "<spec>"
     if isinstance(source, dict):
-        import yaml
-
         return yaml.safe_dump(source, sort_keys=False), "<spec>"
     raise UsageError(f"expected a Spec, a path or YAML text, received {type(source).__name__}")
 
 
 def load_with_graph(source) -> tuple[Spec, ModelGraph]:
     """Parse, validate and resolve a spec; every problem is reported at once, located."""
-    from archspec.diagnostics import problems_from_validation_error
-    from archspec.source import parse_yaml
-
     if isinstance(source, Spec):
         return source, _resolve_unlocated(source)
     text, filename = _read(source)
@@ -98,16 +99,14 @@ def compile(
     initial weights. Returns a ``CompiledModel`` whose ``.native`` is the
     framework's own model.
     """
-    from archspec.backend import load_backend
-    from archspec.initializers import canonical_weights
-
     spec, graph = load_with_graph(spec)
     training = spec.training
     dtype = dtype or (training.dtype if training else "float32")
     if dtype not in ("float32", "float64"):
         raise UsageError(f"expected dtype float32 or float64, received {dtype!r}")
     device = device or (training.device if training else "auto")
-    module = load_backend(backend)
+    # Through the module: a test replaces load_backend to prove nothing loads before the memory check.
+    module = backend_registry.load_backend(backend)
     initial = canonical_weights(graph, seed=seed, dtype=dtype)
     model = module.build(graph, initial, dtype=dtype, device=device)
     if weights is not None:
@@ -120,9 +119,6 @@ def load_weights(model, path) -> None:
 
     Refuses a file saved from a different architecture, naming the first mismatch.
     """
-    from archspec.checkpoint import check_weights, read_weights, spec_hash
-    from archspec.errors import CheckpointError
-
     arrays, metadata = read_weights(path)
     expected = {name: p.shape for name, p in model.graph.parameters.items()}
     check_weights(expected, arrays, str(path))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
-import os
-import sys
 from types import ModuleType
 
 from archspec.errors import BackendUnavailableError, UsageError
@@ -19,37 +18,23 @@ _PACKAGES = {
 
 def check_name(name: str) -> str:
     if name not in BACKENDS:
-        import difflib
-
         close = difflib.get_close_matches(name, BACKENDS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise UsageError(f"unknown backend '{name}': expected one of {', '.join(BACKENDS)}{hint}")
     return name
 
 
-def _check_keras_backend() -> None:
-    wanted = os.environ.get("KERAS_BACKEND")
-    if "keras" in sys.modules:
-        active = sys.modules["keras"].backend.backend()
-        if active != "tensorflow":
-            raise BackendUnavailableError(
-                f"Keras was already imported with the '{active}' backend in this process; "
-                "archspec's tensorflow backend needs Keras on TensorFlow "
-                "(unset KERAS_BACKEND or set it to 'tensorflow' before importing keras)"
-            )
-    elif wanted and wanted != "tensorflow":
-        raise BackendUnavailableError(
-            f"KERAS_BACKEND is set to '{wanted}'; archspec's tensorflow backend needs Keras on "
-            "TensorFlow: unset KERAS_BACKEND or set it to 'tensorflow'"
-        )
+def load_environment(name: str) -> ModuleType:
+    """Import ``archspec.backends.<name>.environment``: what the environment says about this
+    backend (its launcher's cluster variables, its ``preflight`` check), without the framework."""
+    return importlib.import_module(f"archspec.backends.{check_name(name)}.environment")
 
 
 def load_backend(name: str) -> ModuleType:
     """Import ``archspec.backends.<name>``; say which package to install if the framework is missing."""
     check_name(name)
     framework, install = _PACKAGES[name]
-    if name == "tensorflow":
-        _check_keras_backend()
+    load_environment(name).preflight()
     try:
         importlib.import_module(framework)
     except ImportError as error:

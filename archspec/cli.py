@@ -11,12 +11,15 @@ import json
 import os
 import sys
 
+from archspec.api import load_with_graph
+from archspec.backend import BACKENDS
 from archspec.errors import ArchSpecError, SpecError, UsageError
+from archspec.spec.document import Spec
+from archspec.summary import summary_table
+from archspec.weights import atomic_write_bytes
 
 
 def _cmd_validate(args) -> int:
-    from archspec.api import load_with_graph
-
     failed = 0
     for path in args.specs:
         try:
@@ -30,24 +33,17 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_summary(args) -> int:
-    from archspec.api import load_with_graph
-    from archspec.summary import summary_table
-
-    spec, graph = load_with_graph(args.spec)
+    graph = load_with_graph(args.spec)[1]
     print(summary_table(graph))
     return 0
 
 
 def _cmd_schema(args) -> int:
-    from archspec.spec.document import Spec
-
     schema = Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema.setdefault("title", "archspec spec")
     text = json.dumps(schema, indent=2)
     if args.out:
-        from archspec.checkpoint import atomic_write_bytes
-
         atomic_write_bytes(args.out, (text + "\n").encode())
     else:
         print(text)
@@ -55,8 +51,11 @@ def _cmd_schema(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from archspec.distributed import DEFAULT_TIMEOUT, manual_cluster
-    from archspec.trainer import train
+    # Training loads numpy's reference, data and checkpoint code: only for the commands that train,
+    # so that `archspec validate` stays quick.
+    from archspec.training import train
+    from archspec.training.checkpoints import has_checkpoint
+    from archspec.training.cluster import DEFAULT_TIMEOUT, manual_cluster
 
     out = args.out or args.resume
     workers = args.workers
@@ -87,9 +86,7 @@ def _cmd_train(args) -> int:
             worker_timeout=args.worker_timeout,
         )
     except KeyboardInterrupt:
-        from archspec.checkpoint import STATE_FILE, checkpoint_folder
-
-        if out and (checkpoint_folder(out) / STATE_FILE).is_file():
+        if out and has_checkpoint(out):
             print(
                 f"archspec: interrupted; continue from the last checkpoint with: "
                 f"archspec train {args.spec} --resume {out}",
@@ -108,7 +105,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from archspec.compare import compare
+    from archspec.comparison import compare  # see _cmd_train: kept out of `archspec validate`
 
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     report = compare(
@@ -128,7 +125,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_data_fetch(args) -> int:
-    from archspec.data import fetch_mnist
+    from archspec.data import fetch_mnist  # the data package: kept out of `archspec validate`
 
     if args.dataset != "mnist":
         raise UsageError(f"unknown data set '{args.dataset}': expected mnist")
@@ -138,7 +135,7 @@ def _cmd_data_fetch(args) -> int:
 
 
 def _cmd_data_install(args) -> int:
-    from archspec.data import install_mnist_from
+    from archspec.data import install_mnist_from  # the data package: kept out of `archspec validate`
 
     path = install_mnist_from(args.source, args.dir)
     print(f"mnist: copied from {args.source} and verified in {path}")
@@ -174,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train a spec on one backend")
     training_options(p)
-    p.add_argument("--backend", choices=("torch", "tensorflow"), default="torch")
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override training.device")
     p.add_argument("--compiled", action="store_true", help="compile the step (torch.compile / XLA)")
     p.add_argument(
@@ -217,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("compare", help="train a spec on both backends and compare")
     training_options(p)
-    p.add_argument("--backends", default="torch,tensorflow", help="comma-separated (default: torch,tensorflow)")
+    p.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated (default: {','.join(BACKENDS)})")
     p.set_defaults(run=_cmd_compare)
 
     p = commands.add_parser("data", help="data sets: fetch or install")

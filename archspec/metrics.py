@@ -41,14 +41,14 @@ def compute_metrics(
     (N, 1) for ``binary``; the shape of ``probabilities`` for ``regression``.
     """
     if task not in TASKS:
-        raise UsageError(f"expected a task among {list(TASKS)}. Received: {task!r}")
+        raise UsageError(f"expected a task among {list(TASKS)}, received {task!r}")
     allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
     unknown = [name for name in names if name not in allowed]
     if unknown:
-        raise UsageError(f"for a {task} task, expected metrics among {list(allowed)}. Received: {unknown}")
+        raise UsageError(f"for a {task} task, expected metrics among {list(allowed)}, received {unknown}")
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim == 0 or len(probabilities) == 0:
-        raise DataError(f"expected a non-empty batch of outputs. Received shape {probabilities.shape}")
+        raise DataError(f"expected a non-empty batch of outputs, received shape {probabilities.shape}")
     if task == "regression":
         return _regression_metrics(names, probabilities, np.asarray(targets, dtype=np.float64))
     if task == "binary":
@@ -105,29 +105,31 @@ def _per_class(name: str, predicted: np.ndarray, actual: np.ndarray) -> float:
 
 def _binary_inputs(probabilities: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if probabilities.ndim not in (1, 2) or probabilities.size != len(probabilities):
-        raise DataError(f"binary metrics expected probabilities (N,) or (N, 1). Received {probabilities.shape}")
+        raise DataError(f"binary metrics expected probabilities (N,) or (N, 1), received shape {probabilities.shape}")
     if targets.size != len(probabilities) or not np.isin(targets, (0, 1)).all():
         raise DataError(
-            f"binary metrics expected {len(probabilities)} targets in {{0, 1}}. "
-            f"Received shape {targets.shape} with values {np.unique(targets)[:5]}"
+            f"binary metrics expected {len(probabilities)} targets in {{0, 1}}, "
+            f"received shape {targets.shape} with values {np.unique(targets)[:5]}"
         )
     return probabilities.reshape(-1), targets.reshape(-1).astype(np.int64)
 
 
 def _multiclass_inputs(probabilities: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if probabilities.ndim != 2:
-        raise DataError(f"multiclass metrics expected probabilities of shape (N, C). Received {probabilities.shape}")
+        raise DataError(
+            f"multiclass metrics expected probabilities of shape (N, C), received shape {probabilities.shape}"
+        )
     n, classes = probabilities.shape
     if targets.shape == (n, classes):
         true = np.argmax(targets, axis=1)
     elif targets.shape == (n,) and np.issubdtype(targets.dtype, np.integer):
         true = targets.astype(np.int64)
         if n and (true.min() < 0 or true.max() >= classes):
-            raise DataError(f"expected labels in [0, {classes}). Received: [{true.min()}, {true.max()}]")
+            raise DataError(f"expected labels in [0, {classes}), received [{true.min()}, {true.max()}]")
     else:
         raise DataError(
-            f"multiclass metrics expected integer labels ({n},) or one-hot ({n}, {classes}). "
-            f"Received {targets.dtype} {targets.shape}"
+            f"multiclass metrics expected integer labels ({n},) or one-hot ({n}, {classes}), "
+            f"received {targets.dtype} {targets.shape}"
         )
     return np.argmax(probabilities, axis=1), true
 

@@ -63,7 +63,7 @@ class CompiledModel(ABC):
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Replace every parameter; names and shapes must match this model exactly."""
-        from archspec.checkpoint import check_weights
+        from archspec.weights import check_weights
 
         expected = {name: p.shape for name, p in self.graph.parameters.items()}
         check_weights(expected, dict(weights), "set_weights")
@@ -89,7 +89,7 @@ class CompiledModel(ABC):
 
     def save_weights(self, path) -> None:
         """Write the weights as safetensors (canonical layout, spec hash in the metadata)."""
-        from archspec.checkpoint import save_weights
+        from archspec.weights import save_weights
 
         save_weights(self.get_weights(), path, self.spec, self.backend)
 

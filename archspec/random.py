@@ -59,7 +59,7 @@ def hash32(seed, layer, step, position, element):
 def keep_threshold(rate: float) -> int:
     """floor(rate * 2**32): a unit is kept iff its hash >= this (exact integer comparison)."""
     if not 0.0 <= rate <= 1.0:
-        raise UsageError(f"expected a dropout rate in [0, 1]. Received: rate={rate}")
+        raise UsageError(f"expected a dropout rate in [0, 1], received rate={rate}")
     return math.floor(rate * 2**32)
 
 
@@ -70,7 +70,7 @@ def dropout_keep_mask(seed: int, layer: int, step: int, shape: tuple[int, ...], 
     Kept iff ``hash32(seed, layer, step, position, element) >= keep_threshold(rate)``.
     """
     if len(shape) < 1 or any(size < 0 for size in shape):
-        raise UsageError(f"expected a shape (batch, *features). Received: {shape}")
+        raise UsageError(f"expected a shape (batch, *features), received {shape}")
     batch, features = shape[0], shape[1:]
     position = np.arange(batch, dtype=np.int64).reshape((batch,) + (1,) * len(features))
     element = np.arange(math.prod(features), dtype=np.int64).reshape((1,) + features)

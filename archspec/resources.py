@@ -17,7 +17,7 @@ from archspec.errors import ResourceError, UsageError
 from archspec.graph import ModelGraph
 
 BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
-EVALUATION_BATCH = 2048  # the batch size of ``archspec.trainer.evaluate``
+EVALUATION_BATCH = 2048  # the batch size of ``archspec.training.evaluation.evaluate``
 MEMORY_CAP_VARIABLE = "ARCHSPEC_MEMORY_CAP"
 _GATES = {"simple_rnn": 1, "lstm": 6, "gru": 4}  # gates and states kept per time step for the backward pass
 _UNITS = {

@@ -20,7 +20,7 @@ def prepare_targets(y: np.ndarray, loss: str, num_classes: int | None, dtype: st
     categorical CE, float (N, k) otherwise."""
     if loss == "sparse_categorical_crossentropy":
         if y.ndim != 1:
-            raise DataError(f"{loss} expects integer class labels of shape (N,), received shape {list(y.shape)}")
+            raise DataError(f"{loss} expected integer class labels of shape (N,), received shape {list(y.shape)}")
         return y.astype(np.int64)
     if loss == "categorical_crossentropy":
         if y.ndim == 1:
@@ -42,12 +42,12 @@ def check_data_fits(graph: ModelGraph, splits) -> None:
     for split, (x, y) in splits.as_dict().items():
         if tuple(x.shape[1:]) != tuple(model_input.shape):
             raise DataError(
-                f"{split}.x: input '{name}' expects samples of shape {list(model_input.shape)}. "
-                f"Received: {list(x.shape[1:])} (x has shape {list(x.shape)})"
+                f"{split}.x: input '{name}' expected samples of shape {list(model_input.shape)}, "
+                f"received {list(x.shape[1:])} (x has shape {list(x.shape)})"
             )
         if model_input.dtype != "float" and x.dtype.kind not in "iu":
             raise DataError(
-                f"{split}.x: input '{name}' ({model_input.dtype}) expects integer ids. Received: an array of {x.dtype}"
+                f"{split}.x: input '{name}' ({model_input.dtype}) expected integer ids, received an array of {x.dtype}"
             )
         check_targets(y, spec.training.loss, output_shape, f"{split}.y")
 
@@ -56,45 +56,45 @@ def check_targets(y: np.ndarray, loss: str, output_shape: tuple[int, ...], where
     """Refuse targets ``y`` (N, ...) that ``loss`` cannot read against an output of ``output_shape``."""
     outputs = math.prod(output_shape)
     if y.ndim > 2:
-        raise DataError(f"{where}: expected targets of shape (N,) or (N, outputs). Received: shape {list(y.shape)}")
+        raise DataError(f"{where}: expected targets of shape (N,) or (N, outputs), received shape {list(y.shape)}")
     if loss == "sparse_categorical_crossentropy":
         if y.ndim != 1:
             raise DataError(
-                f"{where}: {loss} expects class labels of shape (N,). Received: shape {list(y.shape)} "
+                f"{where}: {loss} expected class labels of shape (N,), received shape {list(y.shape)} "
                 f"(one-hot targets need categorical_crossentropy)"
             )
         if y.dtype.kind not in "biu":
             raise DataError(
-                f"{where}: {loss} expects integer class labels. Received: {y.dtype} labels "
+                f"{where}: {loss} expected integer class labels, received {y.dtype} labels "
                 f"(cast them with y.astype(int), or use categorical_crossentropy)"
             )
     elif loss == "categorical_crossentropy":
         if y.ndim == 1 and y.dtype.kind not in "biu":
             raise DataError(
-                f"{where}: {loss} expects integer class labels (N,) or one-hot rows (N, {outputs}). "
-                f"Received: {y.dtype} labels of shape {list(y.shape)}"
+                f"{where}: {loss} expected integer class labels (N,) or one-hot rows (N, {outputs}), "
+                f"received {y.dtype} labels of shape {list(y.shape)}"
             )
         if y.ndim == 2:
             if y.shape[1] != outputs:
                 raise DataError(
-                    f"{where}: {loss} expects one-hot rows of width {outputs} (the output's classes). "
-                    f"Received: width {y.shape[1]}"
+                    f"{where}: {loss} expected one-hot rows of width {outputs} (the output's classes), "
+                    f"received width {y.shape[1]}"
                 )
             sums = y.sum(axis=1, dtype=np.float64)
             bad = np.flatnonzero(sums != 1)
             if len(bad):
                 raise DataError(
-                    f"{where}: {loss} expects one-hot rows (a single 1, the rest 0). "
-                    f"Received: row {int(bad[0])} = {y[bad[0]].tolist()}"
+                    f"{where}: {loss} expected one-hot rows (a single 1, the rest 0), "
+                    f"received row {int(bad[0])} = {y[bad[0]].tolist()}"
                 )
     elif loss == "binary_crossentropy":
         if y.ndim == 2 and y.shape[1] != 1:
-            raise DataError(f"{where}: {loss} expects targets of shape (N,) or (N, 1). Received: shape {list(y.shape)}")
+            raise DataError(f"{where}: {loss} expected targets of shape (N,) or (N, 1), received shape {list(y.shape)}")
         # Values 0/1: checked by Splits with num_classes=2.
     else:
         width = 1 if y.ndim == 1 else y.shape[1]
         if width != outputs:
             raise DataError(
-                f"{where}: {loss} expects {outputs} target value(s) per sample (the output shape "
-                f"{list(output_shape)}). Received: shape {list(y.shape)}"
+                f"{where}: {loss} expected {outputs} target value(s) per sample (the output shape "
+                f"{list(output_shape)}), received shape {list(y.shape)}"
             )

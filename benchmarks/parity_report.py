@@ -16,7 +16,7 @@ import numpy as np
 
 import archspec
 from archspec.api import load_with_graph
-from archspec.compare import relative_difference, tensor_relative_difference
+from archspec.comparison import relative_difference, tensor_relative_difference
 from archspec.data import load_dataset
 from archspec.initializers import canonical_weights
 from archspec.reference.forward import reference_forward

@@ -12,9 +12,10 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context
 
-from archspec.distributed import Cluster
 from archspec.errors import BackendUnavailableError
+from archspec.training.cluster import Cluster
 
 _strategy: tf.distribute.Strategy | None = None
 _cluster: Cluster | None = None
@@ -62,8 +63,6 @@ def leave(engine) -> None:
     peer is done fails the peer's collective. The strategy itself lives as long as the
     process (TensorFlow cannot create a second one in it).
     """
-    from tensorflow.python.eager import context
-
     if _strategy is not None and _cluster is not None:
         context.context().wait_at_barrier("archspec-leave", int(_cluster.timeout * 1000))
 

@@ -71,12 +71,12 @@ def batch_loss(name: str, output: tf.Tensor, target: tf.Tensor, from_logits: boo
 
 
 class Engine:
-    """Executes optimizer steps for the neutral trainer (``archspec/trainer.py``).
+    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``).
 
     ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
     cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
     ``compiled`` compiles the step with XLA (``jit_compile=True``). ``cluster`` (an
-    ``archspec.distributed.Cluster``; model and engine built under ``distributed.join``):
+    ``archspec.training.cluster.Cluster``; model and engine built under ``distributed.join``):
     the step runs as one replica of MultiWorkerMirroredStrategy, gradients summed across
     workers, batch normalisation on the statistics of the global batch.
     """

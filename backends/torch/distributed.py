@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from archspec.distributed import Cluster
 from archspec.errors import BackendUnavailableError
+from archspec.training.cluster import Cluster
 
 
 @contextlib.contextmanager

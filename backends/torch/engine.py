@@ -59,12 +59,12 @@ def batch_loss(name: str, output: torch.Tensor, target: torch.Tensor, from_logit
 
 
 class Engine:
-    """Executes optimizer steps for the neutral trainer (``archspec/trainer.py``).
+    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``).
 
     ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
     cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
     ``compiled`` runs the forward pass and loss through ``torch.compile``. ``cluster``
-    (an ``archspec.distributed.Cluster``, after ``distributed.join``): the loss runs through
+    (an ``archspec.training.cluster.Cluster``, after ``distributed.join``): the loss runs through
     ``DistributedDataParallel``, which averages the gradients across workers, and batch
     normalisation uses the statistics of the global batch.
     """

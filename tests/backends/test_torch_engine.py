@@ -15,7 +15,7 @@ from archspec.reference import optimizers as reference
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty
 from archspec.reference.optimizers import options_from_spec as reference_options
-from archspec.trainer import prepare_targets
+from archspec.targets import prepare_targets
 
 SPEC = """
 name: engine-check

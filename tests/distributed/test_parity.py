@@ -13,7 +13,7 @@ import pytest
 from paths import CONFIGS, mnist_dir
 
 import archspec
-from archspec.compare import tensor_relative_difference
+from archspec.comparison import tensor_relative_difference
 from archspec.data import load_dataset
 
 SAMPLES = 1010  # 19 batches of 51 and one of 41: 20 steps an epoch

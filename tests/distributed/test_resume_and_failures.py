@@ -17,10 +17,10 @@ import pytest
 from reliability.support import DIVERGING, SPEC, STEPS, checkpoint_step, write_spec
 
 import archspec
-from archspec.checkpoint import read_checkpoint
-from archspec.compare import tensor_relative_difference
-from archspec.distributed import free_ports
+from archspec.comparison import tensor_relative_difference
 from archspec.errors import TrainingError, UsageError
+from archspec.training.checkpoints import read_checkpoint
+from archspec.training.cluster import free_ports
 
 BACKENDS = ["torch", "tensorflow"]
 CUT = 25  # the first run stops (and checkpoints) here, mid-epoch
@@ -194,7 +194,7 @@ def test_workers_started_by_hand_train_together(tmp_path, backend):
         for rank in (0, 1)
     ]
     outputs = [worker.communicate(timeout=120) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
+    for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-2000:]
     assert "worker 1 of 2: done (20 steps)" in outputs[1][0]
     assert "test" in outputs[0][0]  # rank 0 prints the metrics table

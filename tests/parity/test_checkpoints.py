@@ -37,7 +37,7 @@ def test_round_trip_torch_tensorflow_torch(configs_dir, tmp_path, config):
     with safe_open(str(tmp_path / "b.safetensors"), framework="numpy") as handle:
         metadata = handle.metadata()
     assert metadata["saved_by_backend"] == "tensorflow"
-    from archspec.checkpoint import spec_hash
+    from archspec.weights import spec_hash
 
     assert metadata["spec_hash"] == spec_hash(spec)
 

@@ -13,7 +13,7 @@ import pytest
 from paths import CONFIGS, mnist_dir
 
 import archspec
-from archspec.compare import tensor_relative_difference
+from archspec.comparison import tensor_relative_difference
 from archspec.data import load_dataset
 
 STEPS = 200

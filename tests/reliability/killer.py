@@ -50,14 +50,14 @@ def main() -> int:
     point, argv = sys.argv[1], sys.argv[2:]
     import pathlib
 
-    import archspec.checkpoint as checkpoint
+    import archspec.training.checkpoints as checkpoint
     from archspec.cli import main as cli
 
     if point != "none":
         op, number = point.split(":")
         number = int(number)
         if op == "checkpoint":
-            # The trainer looks write_checkpoint up in its module at every checkpoint.
+            # The trainer (keeper.py) looks write_checkpoint up in its module at every checkpoint.
             checkpoint.write_checkpoint = _after(checkpoint.write_checkpoint, number)
         elif op == "replace":
             os.replace = _counting(os.replace, number)

@@ -59,7 +59,7 @@ def main() -> int:
         while True:
             before = state.stat().st_mtime_ns if state.exists() else None
             process = start_cli(*command)
-            ready = lambda: state.exists() and state.stat().st_mtime_ns != before  # noqa: E731
+            ready = lambda state=state, before=before: state.exists() and state.stat().st_mtime_ns != before  # noqa: E731
             if not kill_when(process, ready, rng.uniform(0, args.max_delay)):
                 if process.returncode != 0:
                     raise SystemExit(process.stderr.read())

@@ -99,8 +99,8 @@ def folder_digest(folder: Path) -> dict[str, str]:
 
 def checkpoint_step(run_folder: Path) -> int | None:
     """The step of the checkpoint in ``run_folder`` (None without one); reads without changing it."""
-    from archspec.checkpoint import read_checkpoint
     from archspec.errors import CheckpointError
+    from archspec.training.checkpoints import read_checkpoint
 
     try:
         return read_checkpoint(run_folder).state.progress.step

@@ -34,7 +34,7 @@ CASES = {
     "x of the wrong sample shape": (
         "sparse",
         (np.zeros((8, 5)), LABELS),
-        r"train.x: input 'x' expects samples of shape \[3\]. Received: \[5\]",
+        r"train.x: input 'x' expected samples of shape \[3\], received \[5\]",
     ),
     "x without a sample axis": ("sparse", (np.zeros(8), LABELS), r"train.x: expected shape \(N, ...features\)"),
     "x of strings": ("sparse", (np.full((8, 3), "a"), LABELS), "train.x: expected a numeric"),
@@ -61,12 +61,12 @@ CASES = {
     "float labels for sparse CE": (
         "sparse",
         (X, LABELS.astype(np.float64)),
-        "expects integer class labels. Received: float64",
+        "expected integer class labels, received float64",
     ),
     "one-hot labels for sparse CE": (
         "sparse",
         (X, np.eye(3, dtype=np.int64)[LABELS]),
-        r"expects class labels of shape \(N,\)",
+        r"expected class labels of shape \(N,\)",
     ),
     "labels of three axes": (
         "sparse",
@@ -76,12 +76,12 @@ CASES = {
     "one-hot width mismatch": (
         "categorical",
         (X, np.eye(4)[LABELS]),
-        "expects one-hot rows of width 3.*Received: width 4",
+        "expected one-hot rows of width 3.*received width 4",
     ),
     "rows that are not one-hot": (
         "categorical",
         (X, _with(np.eye(3)[LABELS], (4, 0), 1)),
-        r"one-hot rows .*Received: row 4",
+        r"one-hot rows .*received row 4",
     ),
     "soft targets for categorical CE": ("categorical", (X, np.full((8, 3), 1 / 3)), "expected class labels 0..2"),
     "non-0/1 targets for binary CE": (
@@ -93,9 +93,9 @@ CASES = {
     "two targets for binary CE": (
         "binary",
         (X, np.eye(2, dtype=int)[LABELS % 2]),
-        r"expects targets of shape \(N,\) or \(N, 1\)",
+        r"expected targets of shape \(N,\) or \(N, 1\)",
     ),
-    "regression targets of the wrong width": ("mse", (X, np.zeros((8, 3))), r"expects 2 target value\(s\) per sample"),
+    "regression targets of the wrong width": ("mse", (X, np.zeros((8, 3))), r"expected 2 target value\(s\) per sample"),
     "NaN in a regression target": (
         "mse",
         (X, _with(np.zeros((8, 2)), (7, 1), np.nan)),
@@ -104,7 +104,7 @@ CASES = {
     "float ids for an embedding": (
         "embedding",
         (X, LABELS),
-        r"input 'ids' \(int64\) expects integer ids. Received: an array of float32",
+        r"input 'ids' \(int64\) expected integer ids, received an array of float32",
     ),
     "ids outside the embedding": (
         "embedding",

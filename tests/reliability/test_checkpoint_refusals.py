@@ -87,7 +87,7 @@ DAMAGE = {
     ),
     "forged dtype": (
         lambda run: _rewrite_state(run, lambda s: (s.update(dtype="float32"), s["training"].update(dtype="float32"))),
-        "is float64, expected float32",
+        "of dtype float32, received float64",
     ),
     "no checkpoint": (lambda run: shutil.rmtree(run / "checkpoint"), "no checkpoint to resume from"),
 }

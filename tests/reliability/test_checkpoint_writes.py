@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 import archspec
-import archspec.checkpoint as checkpoint_module
-from archspec.checkpoint import read_checkpoint
+import archspec.training.checkpoints as checkpoint_module
+import archspec.weights as weights_module
 from archspec.errors import CheckpointError
+from archspec.training.checkpoints import read_checkpoint
 from reliability.support import (
     CHECKPOINT_EVERY,
     STEPS,
@@ -63,8 +64,8 @@ def test_a_crash_at_any_instant_of_a_checkpoint_write_leaves_a_complete_checkpoi
         traced_os.fsync = tracer.before("fsync", os.fsync)
         traced_tempfile = types.SimpleNamespace(mkstemp=tracer.before("mkstemp", tempfile.mkstemp))
         with monkeypatch.context() as patch:
-            patch.setattr(checkpoint_module, "os", traced_os)
-            patch.setattr(checkpoint_module, "tempfile", traced_tempfile)
+            patch.setattr(weights_module, "os", traced_os)  # the atomic writes
+            patch.setattr(weights_module, "tempfile", traced_tempfile)
             patch.setattr(pathlib.Path, "unlink", tracer.before("unlink", pathlib.Path.unlink))
             result = original_write(*args, **kwargs)
         shutil.copytree(run, snapshots / f"{len(tracer.operations) + 1:02d}-done")
@@ -128,7 +129,7 @@ def test_the_checkpoint_holds_weights_optimizer_state_and_progress(tmp_path):
     assert state["progress"]["samples_seen"] == 12 * 32 and len(state["progress"]["step_losses"]) == 12
     assert state["backend"] == "torch" and state["dtype"] == "float64"
     assert state["run"] == {"epochs": 4, "max_steps": None, "checkpoint_every": CHECKPOINT_EVERY}
-    assert state["spec_hash"] == archspec.checkpoint.spec_hash(archspec.load(tmp_path / "spec.yaml"))
+    assert state["spec_hash"] == weights_module.spec_hash(archspec.load(tmp_path / "spec.yaml"))
     checkpoint = read_checkpoint(run)
     # Batch-norm moving statistics are weights; Adam keeps m and v for every trainable parameter.
     assert "batch_norm_1.moving_variance" in checkpoint.weights

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import archspec
-from archspec.checkpoint import read_checkpoint
 from archspec.cli import main
 from archspec.errors import TrainingError
-from archspec.trainer import batches, epoch_order
+from archspec.training.checkpoints import read_checkpoint
+from archspec.training.order import batches, epoch_order
+from archspec.training.preparation import load_splits
 from reliability.support import DIVERGING, checkpoint_step
 
 
@@ -52,7 +53,7 @@ def test_a_diverging_run_names_step_epoch_and_layer_and_keeps_the_last_good_chec
     import torch
 
     model = archspec.compile(DIVERGING, backend="torch", weights=checkpoint.weights)
-    x = archspec.trainer._load_splits(model.spec, None, None).train[0].astype(np.float32)
+    x = load_splits(model.spec, None, None).train[0].astype(np.float32)
     batch = batches(epoch_order(0, 0, len(x)), 16)[2]
     module = model.native
     module.train()

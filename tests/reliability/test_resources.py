@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import archspec
-import archspec.trainer
+import archspec.training.preparation
 from archspec.api import load_with_graph
 from archspec.cli import main
 from archspec.errors import ResourceError, UsageError
@@ -42,7 +42,7 @@ def nothing_allocated(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("allocated before the memory check")
 
-    monkeypatch.setattr(archspec.trainer, "_load_splits", refuse)
+    monkeypatch.setattr(archspec.training.preparation, "load_splits", refuse)
     monkeypatch.setattr("archspec.backend.load_backend", refuse)
 
 

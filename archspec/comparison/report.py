@@ -1,24 +1,15 @@
-"""Train one spec on several backends, each in its own process, and compare.
-
-Each backend runs in a fresh subprocess (``python -m archspec.compare_worker``)
-so threads, memory and imports don't interfere and timings are fair. The
-workers write their results as JSON and safetensors; this module computes the
-agreement and writes ``report.md``, ``results.json`` and ``curves.png``.
-"""
+"""The comparison's report: a side-by-side table, ``report.md``, ``results.json`` and ``curves.png``."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from archspec.errors import TrainingError, UsageError
+from archspec.weights import atomic_write_bytes
 
 
 @dataclass
@@ -93,142 +84,8 @@ class CompareReport:
         }
 
 
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(|a|, |b|) elementwise (0 where both are 0)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    scale = np.maximum(np.abs(a), np.abs(b))
-    diff = np.abs(a - b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
-    return float(rel.max()) if rel.size else 0.0
-
-
-def tensor_relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(max |a|, max |b|) over one tensor: how far two copies of a weight
-    tensor are apart, relative to the tensor's scale (an element near zero does not blow it up)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
-    return float(np.max(np.abs(a - b), initial=0.0)) / scale if scale > 0 else 0.0
-
-
-def _spec_file(spec, folder: Path) -> Path:
-    from archspec.spec.document import Spec
-
-    if isinstance(spec, Spec):
-        path = folder / "spec.json"
-        path.write_text(spec.model_dump_json(exclude_none=True))
-        return path
-    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
-        return Path(spec).resolve()
-    if isinstance(spec, str):
-        path = folder / "spec.yaml"
-        path.write_text(spec)
-        return path
-    raise UsageError(f"expected a Spec, a path or YAML text, received {type(spec).__name__}")
-
-
-def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, progress: bool) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "archspec.compare_worker",
-        str(spec_path),
-        "--backend",
-        backend,
-        "--out",
-        str(folder),
-    ]
-    for key, value in options.items():
-        if value is not None:
-            command += [f"--{key.replace('_', '-')}", str(value)]
-    if progress:
-        command.append("--progress")
-    # TensorFlow's C++ start-up chatter would bury the progress bar; the user can still set it.
-    environment = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
-    completed = subprocess.run(
-        command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True, env=environment
-    )
-    if completed.returncode != 0:
-        detail = (completed.stderr or "").strip().splitlines()[-1:] if not progress else []
-        raise TrainingError(
-            f"the {backend} run failed (exit code {completed.returncode}){': ' + detail[0] if detail else ''}"
-        )
-    return json.loads((folder / "result.json").read_text())
-
-
-def compare(
-    spec,
-    backends=("torch", "tensorflow"),
-    *,
-    epochs=None,
-    max_steps=None,
-    dtype=None,
-    data_dir=None,
-    out=None,
-    progress: bool = False,
-) -> CompareReport:
-    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare."""
-    from archspec.api import load_with_graph
-    from archspec.backend import check_name
-    from archspec.checkpoint import read_weights
-
-    backends = tuple(check_name(b) for b in backends)
-    if not backends:
-        raise UsageError("expected at least one backend")
-    with tempfile.TemporaryDirectory(prefix="archspec-compare-") as scratch:
-        scratch = Path(scratch)
-        spec_path = _spec_file(spec, scratch)
-        loaded, _ = load_with_graph(spec_path)
-        options = {"epochs": epochs, "max_steps": max_steps, "dtype": dtype, "data_dir": data_dir}
-        results, losses, weights, predictions = {}, {}, {}, {}
-        for backend in backends:
-            folder = scratch / backend
-            folder.mkdir()
-            results[backend] = _run_worker(spec_path, backend, folder, options, progress)
-            arrays, _ = read_weights(folder / "weights.safetensors")
-            weights[backend] = arrays
-            extra, _ = _read_arrays(folder / "arrays.safetensors")
-            losses[backend] = extra["step_losses"]
-            predictions[backend] = extra.get("test_predictions")
-        agreement = _agreement(backends, losses, weights, predictions)
-        report = CompareReport(
-            loaded.name, backends, results, agreement, {b: [float(v) for v in losses[b]] for b in backends}
-        )
-        if out is not None:
-            write_report(report, Path(out))
-    return report
-
-
-def _read_arrays(path: Path):
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata()
-
-
-def _agreement(backends, losses, weights, predictions) -> dict[str, float]:
-    if len(backends) < 2:
-        return {}
-    a, b = backends[:2]
-    agreement = {
-        "max relative per-step loss difference": relative_difference(losses[a], losses[b]),
-        "max relative final-weight difference": max(
-            tensor_relative_difference(weights[a][name], weights[b][name]) for name in weights[a]
-        ),
-    }
-    if predictions[a] is not None and predictions[b] is not None:
-        agreement["share of test predictions that agree"] = float(np.mean(predictions[a] == predictions[b]))
-    return agreement
-
-
 def write_report(report: CompareReport, folder: Path) -> None:
     """report.md, results.json and curves.png, each written atomically."""
-    from archspec.checkpoint import atomic_write_bytes
-
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / "results.json", (json.dumps(report.to_json(), indent=2) + "\n").encode())
     atomic_write_bytes(folder / "curves.png", _curves_png(report))
@@ -244,8 +101,8 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def _curves_png(report: CompareReport) -> bytes:
     """Training loss per step, evaluation metrics per epoch, and the per-step loss gap."""
-    import io
-
+    # Here, not at import: choosing matplotlib's (headless) backend is process-wide, and
+    # matplotlib takes about a second to load; only a written report needs it.
     import matplotlib
 
     matplotlib.use("Agg")

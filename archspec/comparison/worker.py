@@ -1,6 +1,6 @@
 """One backend's side of ``archspec compare``: train, measure, write results.
 
-Run as ``python -m archspec.compare_worker SPEC --backend NAME --out DIR``; the
+Run as ``python -m archspec.comparison.worker SPEC --backend NAME --out DIR``; the
 parent reads ``result.json``, ``weights.safetensors`` and ``arrays.safetensors``.
 """
 
@@ -14,8 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save_file
 
+from archspec.api import load
+from archspec.data import load_dataset
 from archspec.errors import ArchSpecError
+from archspec.training import train
 
 
 def _peak_rss_mib() -> float:
@@ -24,10 +28,6 @@ def _peak_rss_mib() -> float:
 
 
 def run(args) -> dict:
-    from safetensors.numpy import save_file
-
-    from archspec.trainer import train
-
     result = train(
         args.spec,
         backend=args.backend,
@@ -67,9 +67,6 @@ def run(args) -> dict:
 
 
 def _test_inputs(args, result):
-    from archspec.api import load
-    from archspec.data import load_dataset
-
     spec = load(args.spec)
     if spec.data is None:
         return None
@@ -79,7 +76,7 @@ def _test_inputs(args, result):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="archspec.compare_worker")
+    parser = argparse.ArgumentParser(prog="archspec.comparison.worker")
     parser.add_argument("spec")
     parser.add_argument("--backend", required=True)
     parser.add_argument("--out", required=True)

@@ -1,0 +1,117 @@
+"""Train one spec on several backends, each in its own process, and compare.
+
+Each backend runs in a fresh subprocess (``python -m archspec.comparison.worker``) so
+threads, memory and imports don't interfere and timings are fair. The workers write their
+results as JSON and safetensors; this module computes the agreement and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+from archspec.api import load_with_graph
+from archspec.backend import BACKENDS, check_name
+from archspec.comparison.agreement import agreement
+from archspec.comparison.report import CompareReport, write_report
+from archspec.errors import TrainingError, UsageError
+from archspec.spec.document import Spec
+from archspec.weights import read_weights
+
+WORKER_MODULE = "archspec.comparison.worker"
+"""Run as ``python -m archspec.comparison.worker SPEC --backend NAME --out DIR``: one backend's run."""
+
+
+def _spec_file(spec, folder: Path) -> Path:
+    if isinstance(spec, Spec):
+        path = folder / "spec.json"
+        path.write_text(spec.model_dump_json(exclude_none=True))
+        return path
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
+        return Path(spec).resolve()
+    if isinstance(spec, str):
+        path = folder / "spec.yaml"
+        path.write_text(spec)
+        return path
+    raise UsageError(f"expected a Spec, a path or YAML text, received {type(spec).__name__}")
+
+
+def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, progress: bool) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        WORKER_MODULE,
+        str(spec_path),
+        "--backend",
+        backend,
+        "--out",
+        str(folder),
+    ]
+    for key, value in options.items():
+        if value is not None:
+            command += [f"--{key.replace('_', '-')}", str(value)]
+    if progress:
+        command.append("--progress")
+    # TensorFlow's C++ start-up chatter would bury the progress bar; the user can still set it.
+    environment = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
+    completed = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True, env=environment
+    )
+    if completed.returncode != 0:
+        detail = (completed.stderr or "").strip().splitlines()[-1:] if not progress else []
+        raise TrainingError(
+            f"the {backend} run failed (exit code {completed.returncode}){': ' + detail[0] if detail else ''}"
+        )
+    return json.loads((folder / "result.json").read_text())
+
+
+def compare(
+    spec,
+    backends=BACKENDS,
+    *,
+    epochs=None,
+    max_steps=None,
+    dtype=None,
+    data_dir=None,
+    out=None,
+    progress: bool = False,
+) -> CompareReport:
+    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare."""
+    backends = tuple(check_name(b) for b in backends)
+    if not backends:
+        raise UsageError("expected at least one backend")
+    with tempfile.TemporaryDirectory(prefix="archspec-compare-") as temporary:
+        scratch = Path(temporary)
+        spec_path = _spec_file(spec, scratch)
+        loaded, _ = load_with_graph(spec_path)
+        options = {"epochs": epochs, "max_steps": max_steps, "dtype": dtype, "data_dir": data_dir}
+        results, losses, weights, predictions = {}, {}, {}, {}
+        for backend in backends:
+            folder = scratch / backend
+            folder.mkdir()
+            results[backend] = _run_worker(spec_path, backend, folder, options, progress)
+            arrays, _ = read_weights(folder / "weights.safetensors")
+            weights[backend] = arrays
+            extra = _read_arrays(folder / "arrays.safetensors")
+            losses[backend] = extra["step_losses"]
+            predictions[backend] = extra.get("test_predictions")
+        measured = agreement(backends, losses, weights, predictions)
+        report = CompareReport(
+            loaded.name, backends, results, measured, {b: [float(v) for v in losses[b]] for b in backends}
+        )
+        if out is not None:
+            write_report(report, Path(out))
+    return report
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The worker's extra arrays: step losses and test predictions."""
+    with safe_open(str(path), framework="numpy") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (a safe_open handle is no dict)
