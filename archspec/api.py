@@ -34,8 +34,8 @@ def _read(source) -> tuple[str | bytes, str]:
 
 def load_with_graph(source) -> tuple[Spec, ModelGraph]:
     """Parse, validate and resolve a spec; every problem is reported at once, located."""
-    from archspec.diagnostics import problems_from_validation_error
-    from archspec.source import parse_yaml
+    from archspec.spec.diagnostics import problems_from_validation_error
+    from archspec.spec.source import parse_yaml
 
     if isinstance(source, Spec):
         return source, _resolve_unlocated(source)

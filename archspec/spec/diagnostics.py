@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem
-from archspec.source import SourceDocument, suggest
+from archspec.spec.source import SourceDocument, suggest
 
 
 @dataclass
