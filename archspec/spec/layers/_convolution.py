@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import PositiveInt, model_validator
+from pydantic import model_validator
 
-from archspec.spec.common import ActivationName, Initializer, PositivePair, Regularizer, Shape, as_pair
+from archspec.spec.common import (
+    ActivationName,
+    Initializer,
+    PositiveInteger,
+    PositivePair,
+    Regularizer,
+    Shape,
+    as_pair,
+)
 from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init, need_rank
 
 
@@ -31,7 +39,7 @@ class Conv2D(LayerBase):
     TensorFlow (the extra row/column, if any, goes after: bottom/right)."""
 
     type: Literal["conv2d"]
-    filters: PositiveInt
+    filters: PositiveInteger
     kernel_size: PositivePair
     strides: PositivePair = 1
     padding: Literal["valid", "same"] = "valid"

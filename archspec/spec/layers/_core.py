@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
-from archspec.spec.common import ActivationName, Initializer, Regularizer
+from archspec.spec.common import ActivationName, Initializer, Integer, Number, PositiveInteger, Regularizer
 from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init
 
 
@@ -15,7 +15,7 @@ class Dense(LayerBase):
     """Fully connected layer on the last axis: ``y = activation(x @ kernel + bias)``."""
 
     type: Literal["dense"]
-    units: PositiveInt
+    units: PositiveInteger
     activation: ActivationName = "linear"
     use_bias: bool = True
     kernel_initializer: Initializer = init("glorot_uniform")
@@ -53,7 +53,7 @@ class Dropout(LayerBase):
     archspec's neutral random stream, so both backends drop the same elements."""
 
     type: Literal["dropout"]
-    rate: float = Field(ge=0.0, lt=1.0)
+    rate: Number = Field(ge=0.0, lt=1.0)
 
     def output_shape(self, input_shapes):
         return input_shapes[0]
@@ -72,7 +72,7 @@ class Reshape(LayerBase):
     """Reshapes each sample (row-major); one entry of ``target_shape`` may be -1."""
 
     type: Literal["reshape"]
-    target_shape: list[int] = Field(min_length=1)
+    target_shape: list[Integer] = Field(min_length=1)
 
     @field_validator("target_shape")
     @classmethod
@@ -100,8 +100,8 @@ class Embedding(LayerBase):
     """Looks up integer ids ``(steps,)`` in a table: ``-> (steps, output_dim)``."""
 
     type: Literal["embedding"]
-    input_dim: PositiveInt
-    output_dim: PositiveInt
+    input_dim: PositiveInteger
+    output_dim: PositiveInteger
     embeddings_initializer: Initializer = init("uniform", minval=-0.05, maxval=0.05)
     embeddings_regularizer: Regularizer | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from archspec.spec.common import Integer
 from archspec.spec.layers._base import LayerBase, LayerShapeError
 
 
@@ -37,7 +38,7 @@ class Concatenate(LayerBase):
     """Joins inputs along ``axis`` (per-sample axes; -1 is the last)."""
 
     type: Literal["concatenate"]
-    axis: int = -1
+    axis: Integer = -1
     arity: ClassVar[tuple[int, int | None]] = (2, None)
 
     def output_shape(self, input_shapes):

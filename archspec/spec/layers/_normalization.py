@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archspec.spec.common import Initializer
+from archspec.spec.common import Initializer, Number
 from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init
 
 
@@ -17,8 +17,8 @@ class BatchNorm(LayerBase):
     the biased one (divided by N), in normalisation and in the moving average."""
 
     type: Literal["batch_norm"]
-    momentum: float = Field(0.99, ge=0.0, lt=1.0)
-    epsilon: float = Field(1e-3, gt=0.0)
+    momentum: Number = Field(0.99, ge=0.0, lt=1.0)
+    epsilon: Number = Field(1e-3, gt=0.0)
     center: bool = True
     scale: bool = True
     gamma_initializer: Initializer = init("ones")
@@ -46,7 +46,7 @@ class LayerNorm(LayerBase):
     ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``."""
 
     type: Literal["layer_norm"]
-    epsilon: float = Field(1e-3, gt=0.0)
+    epsilon: Number = Field(1e-3, gt=0.0)
     center: bool = True
     scale: bool = True
     gamma_initializer: Initializer = init("ones")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
-from archspec.spec.common import Initializer, Regularizer
+from archspec.spec.common import Initializer, PositiveInteger, Regularizer
 from archspec.spec.layers._base import LayerBase, ParamSpec, init, need_rank
 
 
 class _Recurrent(LayerBase):
     """Options shared by the recurrent layers. The initial state is zeros."""
 
-    units: PositiveInt
+    units: PositiveInteger
     return_sequences: bool = False
     use_bias: bool = True
     kernel_initializer: Initializer = init("glorot_uniform")
