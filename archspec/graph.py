@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from archspec.spec.common import Shape
 from archspec.spec.document import Spec
-from archspec.spec.layers import LayerBase, LayerShapeError, ParamSpec, layer_type_name
+from archspec.spec.layers import LAYER_TYPES, LayerBase, LayerShapeError, ParamSpec, layer_type_name
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
 Location = tuple[str | int, ...]
@@ -41,9 +41,14 @@ class Node:
 
     @property
     def activation(self) -> str | None:
-        if self.layer.type == "simple_rnn":
-            return None  # its activation acts inside the recurrence, not after the layer
-        return getattr(self.layer, "activation", None)
+        """The layer's ``activation`` where it acts on the layer's whole result, as the
+        layer class says: after its own computation (``activation_after``: dense, conv2d)
+        or as all of it (``activation_only``: the activation layer, whose input is then
+        the pre-activation). ``None`` otherwise: layers without one, and simple_rnn,
+        whose activation acts inside the recurrence."""
+        if self.layer.activation_after or self.layer.activation_only:
+            return getattr(self.layer, "activation", None)
+        return None
 
     @property
     def param_count(self) -> int:
@@ -263,12 +268,13 @@ def _topological_order(ids, sources, problems) -> list[int]:
 
 def _check_input_kinds(spec: Spec, layer: LayerBase, refs) -> str | None:
     int_refs = [r for r in refs if r in spec.inputs and spec.inputs[r].dtype != "float"]
-    if layer.type == "embedding":
+    if layer.integer_input:
         bad = [r for r in refs if r not in spec.inputs or spec.inputs[r].dtype == "float"]
         if bad:
-            return f"embedding expects an integer model input (dtype int32 or int64), received '{bad[0]}'"
+            return f"{layer.type} expects an integer model input (dtype int32 or int64), received '{bad[0]}'"
     elif int_refs:
-        return f"integer input '{int_refs[0]}' can only feed an embedding layer, not {layer.type}"
+        readers = " or ".join(layer_type_name(cls) for cls in LAYER_TYPES if cls.integer_input)
+        return f"integer input '{int_refs[0]}' can only feed an {readers} layer, not {layer.type}"
     return None
 
 
@@ -278,7 +284,7 @@ def _head(graph: ModelGraph, output: str) -> Head:
     loss = spec.training.loss if spec.training else None
     activation = node.activation or "linear"
     logits = f"{output}:pre" if node.activation is not None else output
-    if node.type == "activation":
+    if node.layer.activation_only:
         logits = node.inputs[0]
     if loss in CROSS_ENTROPY_LOSSES and activation in ("softmax", "sigmoid"):
         return Head(output, logits, True, activation)
@@ -408,8 +414,6 @@ def _check_data(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, 
 
 def layer_types() -> list[str]:
     """Every layer type of the catalogue, in catalogue order."""
-    from archspec.spec.layers import LAYER_TYPES
-
     return [layer_type_name(cls) for cls in LAYER_TYPES]
 
 

@@ -19,7 +19,6 @@ from archspec.graph import ModelGraph
 BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
 EVALUATION_BATCH = 2048  # the batch size of ``archspec.trainer.evaluate``
 MEMORY_CAP_VARIABLE = "ARCHSPEC_MEMORY_CAP"
-_GATES = {"simple_rnn": 1, "lstm": 6, "gru": 4}  # gates and states kept per time step for the backward pass
 _UNITS = {
     "": 1,
     "b": 1,
@@ -101,12 +100,9 @@ def _activation_elements(graph: ModelGraph) -> int:
     for node in graph.nodes:
         size = math.prod(node.output_shape)
         total += size * (2 if node.activation not in (None, "linear") else 1)
-        layer = node.layer
-        inner = getattr(layer, "layer", None) if node.type == "bidirectional" else layer
-        if inner is not None and inner.type in _GATES:
-            steps = node.input_shapes[0][0]
-            directions = 2 if node.type == "bidirectional" else 1
-            total += steps * inner.units * _GATES[inner.type] * directions
+        per_step = node.layer.step_state_size()  # recurrent layers' gates and states
+        if per_step:
+            total += node.input_shapes[0][0] * per_step
     return total
 
 

@@ -40,7 +40,9 @@ def init(name: str, **options) -> Initializer:
 
 
 class LayerBase(StrictModel):
-    """Fields every layer has. Not a layer type itself."""
+    """Fields every layer has, and the facts about a layer type that the graph, the
+    initializers and the resource estimate ask for (so no other module lists layer
+    types). Not a layer type itself."""
 
     id: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     inputs: list[str] | None = Field(None, min_length=1)
@@ -48,11 +50,33 @@ class LayerBase(StrictModel):
     # How many inputs the layer takes: (minimum, maximum or None for any).
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
 
+    activation_after: ClassVar[bool] = False
+    """The layer's ``activation`` field is applied as a separate step after its own
+    computation, so the pre-activation tensor ``"{id}:pre"`` exists (dense, conv2d)."""
+
+    activation_only: ClassVar[bool] = False
+    """The layer is nothing but its ``activation`` (its own computation is the identity),
+    so its input is its pre-activation (the activation layer)."""
+
+    integer_input: ClassVar[bool] = False
+    """The layer reads integer ids, and only it may: integer model inputs feed these
+    layers and nothing else (embedding)."""
+
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         raise NotImplementedError
 
     def parameters(self, input_shapes: list[Shape]) -> list[ParamSpec]:
         return []
+
+    def initial_constants(self, param_name: str) -> tuple[tuple[slice, float], ...]:
+        """Parts of parameter ``param_name`` (slices of its first axis) that start at a
+        constant whatever its initializer says; none unless a layer type says otherwise."""
+        return ()
+
+    def step_state_size(self) -> int:
+        """Values per sample and time step a recurrent layer keeps for the backward pass
+        (gates and states; 0 for layers that do not recur)."""
+        return 0
 
 
 def need_rank(layer: str, shape: Shape, rank: int, what: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -39,6 +39,7 @@ class Conv2D(LayerBase):
     TensorFlow (the extra row/column, if any, goes after: bottom/right)."""
 
     type: Literal["conv2d"]
+    activation_after: ClassVar[bool] = True
     filters: PositiveInteger
     kernel_size: PositivePair
     strides: PositivePair = 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -15,6 +15,7 @@ class Dense(LayerBase):
     """Fully connected layer on the last axis: ``y = activation(x @ kernel + bias)``."""
 
     type: Literal["dense"]
+    activation_after: ClassVar[bool] = True
     units: PositiveInteger
     activation: ActivationName = "linear"
     use_bias: bool = True
@@ -41,6 +42,7 @@ class Activation(LayerBase):
     """Applies an activation function element-wise (softmax: on the last axis)."""
 
     type: Literal["activation"]
+    activation_only: ClassVar[bool] = True
     activation: ActivationName
 
     def output_shape(self, input_shapes):
@@ -100,6 +102,7 @@ class Embedding(LayerBase):
     """Looks up integer ids ``(steps,)`` in a table: ``-> (steps, output_dim)``."""
 
     type: Literal["embedding"]
+    integer_input: ClassVar[bool] = True
     input_dim: PositiveInteger
     output_dim: PositiveInteger
     embeddings_initializer: Initializer = init("uniform", minval=-0.05, maxval=0.05)

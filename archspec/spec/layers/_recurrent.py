@@ -24,12 +24,16 @@ class _Recurrent(LayerBase):
     bias_regularizer: Regularizer | None = None
 
     gates: ClassVar[int] = 1  # blocks stacked along the last axis of the kernels
+    states_per_step: ClassVar[int] = 1  # tensors of ``units`` values (gates, states) kept per time step
 
     def output_shape(self, input_shapes):
         need_rank(self.type, input_shapes[0], 2, "a sequence (steps, features)")
         if self.return_sequences:
             return (input_shapes[0][0], self.units)
         return (self.units,)
+
+    def step_state_size(self) -> int:
+        return self.states_per_step * self.units
 
     def _bias_params(self) -> list[ParamSpec]:
         size = (self.gates * self.units,)
@@ -64,6 +68,12 @@ class LSTM(_Recurrent):
     type: Literal["lstm"]
     unit_forget_bias: bool = True
     gates: ClassVar[int] = 4
+    states_per_step: ClassVar[int] = 6
+
+    def initial_constants(self, param_name: str) -> tuple[tuple[slice, float], ...]:
+        if self.unit_forget_bias and param_name == "bias":
+            return ((slice(self.units, 2 * self.units), 1.0),)  # the forget gate's block
+        return ()
 
 
 class GRU(_Recurrent):
@@ -77,6 +87,7 @@ class GRU(_Recurrent):
 
     type: Literal["gru"]
     gates: ClassVar[int] = 3
+    states_per_step: ClassVar[int] = 4
 
     def _bias_params(self):
         size = (self.gates * self.units,)
@@ -119,3 +130,10 @@ class Bidirectional(LayerBase):
             for direction in ("forward", "backward")
             for p in inner
         ]
+
+    def initial_constants(self, param_name: str) -> tuple[tuple[slice, float], ...]:
+        _direction, _, inner_name = param_name.partition(".")
+        return self.layer.initial_constants(inner_name)
+
+    def step_state_size(self) -> int:
+        return 2 * self.layer.step_state_size()  # both directions
