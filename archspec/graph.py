@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from archspec.checks import training_problems
 from archspec.spec.common import Shape
 from archspec.spec.document import Spec
 from archspec.spec.layers import LAYER_TYPES, LayerBase, LayerShapeError, ParamSpec, layer_type_name
+from archspec.spec.source import Location
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
-
-Location = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def resolve(spec: Spec) -> ModelGraph:
     graph = ModelGraph(spec, tuple(nodes), outputs, ())
     heads = tuple(_head(graph, name) for name in outputs)
     graph = ModelGraph(spec, tuple(nodes), outputs, heads)
-    problems.extend(_check_training(graph))
+    problems.extend(training_problems(graph))
     if problems:
         raise GraphProblems(problems)
     return graph
@@ -292,124 +292,6 @@ def _head(graph: ModelGraph, output: str) -> Head:
         probabilities = "sigmoid" if loss == "binary_crossentropy" else "softmax"
         return Head(output, output, True, probabilities)
     return Head(output, output, False, activation)
-
-
-def _check_training(graph: ModelGraph) -> list[tuple[Location, str]]:
-    spec = graph.spec
-    training = spec.training
-    if training is None:
-        return []
-    problems: list[tuple[Location, str]] = []
-    if len(graph.outputs) != 1:
-        problems.append((("outputs",), f"training needs exactly one output, the spec has {len(graph.outputs)}"))
-        return problems
-    node = graph.node_by_id[graph.outputs[0]]
-    where = ("layers", node.index)
-    activation = node.activation or "linear"
-    shape = node.output_shape
-    loss = training.loss
-    if loss in CROSS_ENTROPY_LOSSES and activation not in ("softmax", "sigmoid", "linear"):
-        problems.append(
-            (
-                where,
-                f"{loss} expects the output layer's activation to be softmax, sigmoid or linear (logits), received {activation}",
-            )
-        )
-    if loss == "binary_crossentropy":
-        if activation == "softmax":
-            problems.append(
-                (
-                    where,
-                    "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output; use sigmoid, or sparse_categorical_crossentropy for classes",
-                )
-            )
-        if shape[-1:] != (1,) or len(shape) != 1:
-            problems.append((where, f"binary_crossentropy expects an output of shape [1], received {list(shape)}"))
-    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-        if activation == "sigmoid":
-            problems.append(
-                (
-                    where,
-                    f"{loss} expects a softmax (or linear) output, received sigmoid; use binary_crossentropy for one sigmoid unit",
-                )
-            )
-        if len(shape) != 1 or shape[0] < 2:
-            problems.append(
-                (where, f"{loss} expects an output of shape [classes] with at least 2 classes, received {list(shape)}")
-            )
-    classifier = loss in CROSS_ENTROPY_LOSSES
-    for k, metric in enumerate(training.metrics):
-        if classifier and metric in ("mse", "mae"):
-            problems.append(
-                (("training", "metrics", k), f"metric '{metric}' is for regression, but the loss is {loss}")
-            )
-        if not classifier and metric not in ("mse", "mae"):
-            problems.append(
-                (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
-            )
-    problems.extend(_check_data(graph, shape))
-    return problems
-
-
-MNIST_VIEWS = {"flat": (784,), "image": (28, 28, 1), "sequence": (28, 28)}
-
-
-def _check_data(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, str]]:
-    spec = graph.spec
-    data, loss = spec.data, spec.training.loss
-    if data is None:
-        return []
-    problems = []
-    (input_name, model_input), *rest = spec.inputs.items()
-    if rest:
-        return [(("data",), "data sets feed a single input; this spec has several")]
-    if data.dataset == "mnist":
-        expected = MNIST_VIEWS[data.view]
-        if tuple(model_input.shape) != expected:
-            problems.append(
-                (
-                    ("inputs", input_name, "shape"),
-                    f"mnist view '{data.view}' gives samples of shape {list(expected)}, but input '{input_name}' has shape {model_input.shape}",
-                )
-            )
-        if loss not in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-            problems.append(
-                (
-                    ("training", "loss"),
-                    f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}",
-                )
-            )
-        elif output_shape != (10,):
-            problems.append(
-                (
-                    ("layers", len(spec.layers) - 1),
-                    f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}",
-                )
-            )
-    else:
-        if tuple(model_input.shape) != (data.n_features,):
-            problems.append(
-                (
-                    ("inputs", input_name, "shape"),
-                    f"the {data.dataset} data set gives samples of shape [{data.n_features}], but input '{input_name}' has shape {model_input.shape}",
-                )
-            )
-        allowed = ("mse", "mae") if data.dataset == "regression" else ("binary_crossentropy",)
-        if loss not in allowed:
-            problems.append(
-                (
-                    ("training", "loss"),
-                    f"the {data.dataset} data set expects loss {' or '.join(allowed)}, received {loss}",
-                )
-            )
-        if output_shape != (1,):
-            problems.append(
-                (
-                    ("outputs",),
-                    f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}",
-                )
-            )
-    return problems
 
 
 def layer_types() -> list[str]:

@@ -62,6 +62,10 @@ class LayerBase(StrictModel):
     """The layer reads integer ids, and only it may: integer model inputs feed these
     layers and nothing else (embedding)."""
 
+    removes_channel_offsets: ClassVar[bool] = False
+    """The layer subtracts a per-channel mean over the batch, so a constant per-channel
+    offset in its input (a bias just before it) has no effect (batch_norm)."""
+
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         raise NotImplementedError
 

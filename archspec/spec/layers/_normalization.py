@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,7 @@ class BatchNorm(LayerBase):
     the biased one (divided by N), in normalisation and in the moving average."""
 
     type: Literal["batch_norm"]
+    removes_channel_offsets: ClassVar[bool] = True
     momentum: Number = Field(0.99, ge=0.0, lt=1.0)
     epsilon: Number = Field(1e-3, gt=0.0)
     center: bool = True
