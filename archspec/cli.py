@@ -16,6 +16,7 @@ from archspec.errors import ArchSpecError, SpecError, UsageError
 
 
 def _cmd_validate(args) -> int:
+    # Each command imports what it needs when it runs: validating never loads numpy or a framework.
     from archspec.api import load_with_graph
     from archspec.checks import spec_warnings
     from archspec.spec.source import parse_yaml

@@ -13,7 +13,7 @@ from archspec.checks import training_problems
 from archspec.spec.common import Shape
 from archspec.spec.document import Spec
 from archspec.spec.layers import LAYER_TYPES, LayerBase, LayerShapeError, ParamSpec, layer_type_name
-from archspec.spec.source import Location
+from archspec.spec.source import Location, suggest
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
 
@@ -134,10 +134,8 @@ def _default_ids(spec: Spec) -> list[str]:
 
 
 def _suggest(word: str, options) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    hint = suggest(word, options)
+    return f"; {hint}" if hint else ""
 
 
 def resolve(spec: Spec) -> ModelGraph:

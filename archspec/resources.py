@@ -15,6 +15,7 @@ from pathlib import Path
 
 from archspec.errors import ResourceError, UsageError
 from archspec.graph import ModelGraph
+from archspec.reference.optimizers import state_slots
 
 BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
 EVALUATION_BATCH = 2048  # the batch size of ``archspec.trainer.evaluate``
@@ -86,11 +87,11 @@ def parse_size(text: str | int, name: str = MEMORY_CAP_VARIABLE) -> int:
     else:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
         if not match or match.group(2).lower() not in _UNITS:
-            raise UsageError(f"expected {name} as bytes or a size like 512MiB or 2GB. Received: {text!r}")
+            raise UsageError(f"expected {name} as bytes or a size like 512MiB or 2GB, received {text!r}")
         value, unit = float(match.group(1)), match.group(2).lower()
     size = int(value * _UNITS[unit])
     if size < 1:
-        raise UsageError(f"expected {name} to be a positive size. Received: {text!r}")
+        raise UsageError(f"expected {name} to be a positive size, received {text!r}")
     return size
 
 
@@ -148,8 +149,6 @@ def estimate_for_training(
     graph: ModelGraph, training, *, dtype: str | None = None, data_samples: int = 0
 ) -> MemoryEstimate:
     """``estimate_memory`` with the batch size, optimizer and dtype of a spec's training section."""
-    from archspec.reference.optimizers import state_slots
-
     options = {
         "lr": training.optimizer.learning_rate,
         **training.optimizer.model_dump(exclude={"type", "learning_rate"}),

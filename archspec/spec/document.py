@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -41,8 +42,6 @@ class Spec(StrictModel):
     @field_validator("inputs")
     @classmethod
     def _input_names(cls, value):
-        import re
-
         for name in value:
             if not re.match(IDENTIFIER, name):
                 raise ValueError(f"expected input names made of letters, digits and '_', received {name!r}")
