@@ -136,19 +136,19 @@ def training_problems(graph: ModelGraph) -> list[tuple[Location, str]]:
             problems.append(
                 (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
             )
-    problems.extend(_check_data(graph, shape))
+    problems.extend(_check_data(graph, loss, shape))
     return problems
 
 
 MNIST_VIEWS = {"flat": (784,), "image": (28, 28, 1), "sequence": (28, 28)}
 
 
-def _check_data(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, str]]:
+def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple[Location, str]]:
     spec = graph.spec
-    data, loss = spec.data, spec.training.loss
+    data = spec.data
     if data is None:
         return []
-    problems = []
+    problems: list[tuple[Location, str]] = []
     (input_name, model_input), *rest = spec.inputs.items()
     if rest:
         return [(("data",), "data sets feed a single input; this spec has several")]
