@@ -210,3 +210,23 @@ def test_legal_numbers_are_still_read():
     assert spec.training.optimizer.learning_rate == 1.0
     assert isinstance(spec.training.optimizer.learning_rate, float)
     assert spec.training.optimizer.momentum == 0.9
+
+
+def test_every_bad_number_is_reported_at_once():
+    text = (
+        "name: n\ninputs: {x: {shape: [4, 4, 1]}}\nlayers:\n"
+        "  - {type: conv2d, filters: true, kernel_size: [3, 2.0]}\n"
+        "  - {type: flatten}\n"
+        "  - {type: dense, units: 10.0, kernel_initializer: {type: normal, stddev: .nan}}\n"
+        "training: {loss: mse, epochs: 1.5, optimizer: {type: adam, learning_rate: .inf}}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load(text)
+    assert [str(p) for p in caught.value.problems] == [
+        "<spec>:4:29: layers[0].filters: expected a valid integer, received true",
+        "<spec>:4:48: layers[0].kernel_size: expected a positive integer or a list of two, received [3, 2.0]",
+        "<spec>:6:26: layers[2].units: expected a valid integer, received 10.0",
+        "<spec>:6:75: layers[2].kernel_initializer.stddev: expected a finite number, received .nan",
+        "<spec>:7:31: training.epochs: expected a valid integer, received 1.5",
+        "<spec>:7:75: training.optimizer.learning_rate: expected a finite number, received .inf",
+    ]
