@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from annotated_types import Gt
 from pydantic import AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 Shape = tuple[int, ...]
@@ -38,7 +37,7 @@ def _finite_number(value: Any) -> Any:
 Integer = Annotated[int, Strict()]
 """A whole number as written: ``true``, ``10.0`` and ``"10"`` are refused, never converted."""
 
-PositiveInteger = Annotated[int, Strict(), Gt(0)]
+PositiveInteger = Annotated[int, Strict(), Field(gt=0)]
 """An ``Integer`` greater than 0."""
 
 Number = Annotated[float, BeforeValidator(_finite_number), AllowInfNan(False)]
