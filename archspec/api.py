@@ -9,12 +9,12 @@ import yaml
 from pydantic import ValidationError
 
 from archspec import backend as backend_registry
-from archspec.diagnostics import problems_from_validation_error
 from archspec.errors import CheckpointError, Problem, SpecError, UsageError
 from archspec.graph import GraphProblems, ModelGraph, resolve
 from archspec.initializers import canonical_weights
-from archspec.source import parse_yaml
+from archspec.spec.diagnostics import problems_from_validation_error
 from archspec.spec.document import Spec
+from archspec.spec.source import parse_yaml
 from archspec.weights import check_weights, read_weights, spec_hash
 
 

@@ -10,11 +10,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from archspec.api import load_with_graph
 from archspec.backend import BACKENDS
+from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
 from archspec.spec.document import Spec
+from archspec.spec.source import parse_yaml
 from archspec.summary import summary_table
 from archspec.weights import atomic_write_bytes
 
@@ -29,6 +32,12 @@ def _cmd_validate(args) -> int:
             print(error, file=sys.stderr)
             continue
         print(f"{path}: ok ({spec.name}: {len(graph.nodes)} layers, {graph.param_count:,} parameters)")
+        warnings = spec_warnings(graph)
+        if warnings:  # legal but wasteful: located like problems, the spec stays valid (exit 0)
+            filename = str(Path(path))
+            document = parse_yaml(Path(path).read_bytes(), filename)  # again, only to place the warnings
+            for warning in warnings:
+                print(warning.located(document), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -148,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("validate", help="check spec files; every problem as FILE:LINE:COL")
+    p = commands.add_parser("validate", help="check spec files; every problem (and warning) as FILE:LINE:COL")
     p.add_argument("specs", nargs="+", metavar="SPEC")
     p.set_defaults(run=_cmd_validate)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from archspec.checks import training_problems
 from archspec.spec.common import Shape
 from archspec.spec.document import Spec
-from archspec.spec.layers import LayerBase, LayerShapeError, ParamSpec, layer_type_name
+from archspec.spec.layers import LAYER_TYPES, LayerBase, LayerShapeError, ParamSpec, layer_type_name
+from archspec.spec.source import Location, suggest
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
-
-Location = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,14 @@ class Node:
 
     @property
     def activation(self) -> str | None:
-        if self.layer.type == "simple_rnn":
-            return None  # its activation acts inside the recurrence, not after the layer
-        return getattr(self.layer, "activation", None)
+        """The layer's ``activation`` where it acts on the layer's whole result, as the
+        layer class says: after its own computation (``activation_after``: dense, conv2d)
+        or as all of it (``activation_only``: the activation layer, whose input is then
+        the pre-activation). ``None`` otherwise: layers without one, and simple_rnn,
+        whose activation acts inside the recurrence."""
+        if self.layer.activation_after or self.layer.activation_only:
+            return getattr(self.layer, "activation", None)
+        return None
 
     @property
     def param_count(self) -> int:
@@ -129,10 +134,8 @@ def _default_ids(spec: Spec) -> list[str]:
 
 
 def _suggest(word: str, options) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    hint = suggest(word, options)
+    return f"; {hint}" if hint else ""
 
 
 def resolve(spec: Spec) -> ModelGraph:
@@ -236,7 +239,7 @@ def resolve(spec: Spec) -> ModelGraph:
     graph = ModelGraph(spec, tuple(nodes), outputs, ())
     heads = tuple(_head(graph, name) for name in outputs)
     graph = ModelGraph(spec, tuple(nodes), outputs, heads)
-    problems.extend(_check_training(graph))
+    problems.extend(training_problems(graph))
     if problems:
         raise GraphProblems(problems)
     return graph
@@ -263,12 +266,13 @@ def _topological_order(ids, sources, problems) -> list[int]:
 
 def _check_input_kinds(spec: Spec, layer: LayerBase, refs) -> str | None:
     int_refs = [r for r in refs if r in spec.inputs and spec.inputs[r].dtype != "float"]
-    if layer.type == "embedding":
+    if layer.integer_input:
         bad = [r for r in refs if r not in spec.inputs or spec.inputs[r].dtype == "float"]
         if bad:
-            return f"embedding expects an integer model input (dtype int32 or int64), received '{bad[0]}'"
+            return f"{layer.type} expects an integer model input (dtype int32 or int64), received '{bad[0]}'"
     elif int_refs:
-        return f"integer input '{int_refs[0]}' can only feed an embedding layer, not {layer.type}"
+        readers = " or ".join(layer_type_name(cls) for cls in LAYER_TYPES if cls.integer_input)
+        return f"integer input '{int_refs[0]}' can only feed an {readers} layer, not {layer.type}"
     return None
 
 
@@ -278,7 +282,7 @@ def _head(graph: ModelGraph, output: str) -> Head:
     loss = spec.training.loss if spec.training else None
     activation = node.activation or "linear"
     logits = f"{output}:pre" if node.activation is not None else output
-    if node.type == "activation":
+    if node.layer.activation_only:
         logits = node.inputs[0]
     if loss in CROSS_ENTROPY_LOSSES and activation in ("softmax", "sigmoid"):
         return Head(output, logits, True, activation)
@@ -288,128 +292,8 @@ def _head(graph: ModelGraph, output: str) -> Head:
     return Head(output, output, False, activation)
 
 
-def _check_training(graph: ModelGraph) -> list[tuple[Location, str]]:
-    spec = graph.spec
-    training = spec.training
-    if training is None:
-        return []
-    problems: list[tuple[Location, str]] = []
-    if len(graph.outputs) != 1:
-        problems.append((("outputs",), f"training needs exactly one output, the spec has {len(graph.outputs)}"))
-        return problems
-    node = graph.node_by_id[graph.outputs[0]]
-    where = ("layers", node.index)
-    activation = node.activation or "linear"
-    shape = node.output_shape
-    loss = training.loss
-    if loss in CROSS_ENTROPY_LOSSES and activation not in ("softmax", "sigmoid", "linear"):
-        problems.append(
-            (
-                where,
-                f"{loss} expects the output layer's activation to be softmax, sigmoid or linear (logits), received {activation}",
-            )
-        )
-    if loss == "binary_crossentropy":
-        if activation == "softmax":
-            problems.append(
-                (
-                    where,
-                    "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output; use sigmoid, or sparse_categorical_crossentropy for classes",
-                )
-            )
-        if shape[-1:] != (1,) or len(shape) != 1:
-            problems.append((where, f"binary_crossentropy expects an output of shape [1], received {list(shape)}"))
-    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-        if activation == "sigmoid":
-            problems.append(
-                (
-                    where,
-                    f"{loss} expects a softmax (or linear) output, received sigmoid; use binary_crossentropy for one sigmoid unit",
-                )
-            )
-        if len(shape) != 1 or shape[0] < 2:
-            problems.append(
-                (where, f"{loss} expects an output of shape [classes] with at least 2 classes, received {list(shape)}")
-            )
-    classifier = loss in CROSS_ENTROPY_LOSSES
-    for k, metric in enumerate(training.metrics):
-        if classifier and metric in ("mse", "mae"):
-            problems.append(
-                (("training", "metrics", k), f"metric '{metric}' is for regression, but the loss is {loss}")
-            )
-        if not classifier and metric not in ("mse", "mae"):
-            problems.append(
-                (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
-            )
-    problems.extend(_check_data(graph, shape))
-    return problems
-
-
-MNIST_VIEWS = {"flat": (784,), "image": (28, 28, 1), "sequence": (28, 28)}
-
-
-def _check_data(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, str]]:
-    spec = graph.spec
-    data, loss = spec.data, spec.training.loss
-    if data is None:
-        return []
-    problems = []
-    (input_name, model_input), *rest = spec.inputs.items()
-    if rest:
-        return [(("data",), "data sets feed a single input; this spec has several")]
-    if data.dataset == "mnist":
-        expected = MNIST_VIEWS[data.view]
-        if tuple(model_input.shape) != expected:
-            problems.append(
-                (
-                    ("inputs", input_name, "shape"),
-                    f"mnist view '{data.view}' gives samples of shape {list(expected)}, but input '{input_name}' has shape {model_input.shape}",
-                )
-            )
-        if loss not in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-            problems.append(
-                (
-                    ("training", "loss"),
-                    f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}",
-                )
-            )
-        elif output_shape != (10,):
-            problems.append(
-                (
-                    ("layers", len(spec.layers) - 1),
-                    f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}",
-                )
-            )
-    else:
-        if tuple(model_input.shape) != (data.n_features,):
-            problems.append(
-                (
-                    ("inputs", input_name, "shape"),
-                    f"the {data.dataset} data set gives samples of shape [{data.n_features}], but input '{input_name}' has shape {model_input.shape}",
-                )
-            )
-        allowed = ("mse", "mae") if data.dataset == "regression" else ("binary_crossentropy",)
-        if loss not in allowed:
-            problems.append(
-                (
-                    ("training", "loss"),
-                    f"the {data.dataset} data set expects loss {' or '.join(allowed)}, received {loss}",
-                )
-            )
-        if output_shape != (1,):
-            problems.append(
-                (
-                    ("outputs",),
-                    f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}",
-                )
-            )
-    return problems
-
-
 def layer_types() -> list[str]:
     """Every layer type of the catalogue, in catalogue order."""
-    from archspec.spec.layers import LAYER_TYPES
-
     return [layer_type_name(cls) for cls in LAYER_TYPES]
 
 

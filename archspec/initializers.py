@@ -90,8 +90,9 @@ def initial_value(init: Initializer, shape: Shape, rng: np.random.Generator) -> 
 def canonical_weights(graph, seed: int | None = None, dtype: str = "float64") -> dict[str, np.ndarray]:
     """Every parameter of ``graph``'s model, by canonical name, in the canonical layout.
 
-    ``seed`` defaults to the spec's training seed (0 without training).
-    LSTM forget-gate biases start at 1 when ``unit_forget_bias`` is set.
+    ``seed`` defaults to the spec's training seed (0 without training). Parts a layer
+    type fixes (``LayerBase.initial_constants``: LSTM forget-gate biases start at 1 with
+    ``unit_forget_bias``) overwrite the drawn values.
     """
     if seed is None:
         seed = graph.spec.training.seed if graph.spec.training else 0
@@ -100,13 +101,7 @@ def canonical_weights(graph, seed: int | None = None, dtype: str = "float64") ->
         for param in node.params:
             name = node.canonical_name(param)
             value = initial_value(param.initializer, param.shape, generator_for(seed, name))
-            if _is_lstm_bias(node.layer, param.name):
-                units = param.shape[0] // 4
-                value[units : 2 * units] = 1.0
+            for part, constant in node.layer.initial_constants(param.name):
+                value[part] = constant
             weights[name] = value.astype(dtype)
     return weights
-
-
-def _is_lstm_bias(layer, param_name: str) -> bool:
-    inner = getattr(layer, "layer", layer)
-    return inner.type == "lstm" and inner.unit_forget_bias and param_name.split(".")[-1] == "bias"

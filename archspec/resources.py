@@ -15,11 +15,11 @@ from pathlib import Path
 
 from archspec.errors import ResourceError, UsageError
 from archspec.graph import ModelGraph
+from archspec.reference.optimizers import state_slots
 
 BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
 EVALUATION_BATCH = 2048  # the batch size of ``archspec.training.evaluation.evaluate``
 MEMORY_CAP_VARIABLE = "ARCHSPEC_MEMORY_CAP"
-_GATES = {"simple_rnn": 1, "lstm": 6, "gru": 4}  # gates and states kept per time step for the backward pass
 _UNITS = {
     "": 1,
     "b": 1,
@@ -87,11 +87,11 @@ def parse_size(text: str | int, name: str = MEMORY_CAP_VARIABLE) -> int:
     else:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
         if not match or match.group(2).lower() not in _UNITS:
-            raise UsageError(f"expected {name} as bytes or a size like 512MiB or 2GB. Received: {text!r}")
+            raise UsageError(f"expected {name} as bytes or a size like 512MiB or 2GB, received {text!r}")
         value, unit = float(match.group(1)), match.group(2).lower()
     size = int(value * _UNITS[unit])
     if size < 1:
-        raise UsageError(f"expected {name} to be a positive size. Received: {text!r}")
+        raise UsageError(f"expected {name} to be a positive size, received {text!r}")
     return size
 
 
@@ -101,12 +101,9 @@ def _activation_elements(graph: ModelGraph) -> int:
     for node in graph.nodes:
         size = math.prod(node.output_shape)
         total += size * (2 if node.activation not in (None, "linear") else 1)
-        layer = node.layer
-        inner = getattr(layer, "layer", None) if node.type == "bidirectional" else layer
-        if inner is not None and inner.type in _GATES:
-            steps = node.input_shapes[0][0]
-            directions = 2 if node.type == "bidirectional" else 1
-            total += steps * inner.units * _GATES[inner.type] * directions
+        per_step = node.layer.step_state_size()  # recurrent layers' gates and states
+        if per_step:
+            total += node.input_shapes[0][0] * per_step
     return total
 
 
@@ -152,8 +149,6 @@ def estimate_for_training(
     graph: ModelGraph, training, *, dtype: str | None = None, data_samples: int = 0
 ) -> MemoryEstimate:
     """``estimate_memory`` with the batch size, optimizer and dtype of a spec's training section."""
-    from archspec.reference.optimizers import state_slots
-
     options = {
         "lr": training.optimizer.learning_rate,
         **training.optimizer.model_dump(exclude={"type", "learning_rate"}),

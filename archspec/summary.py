@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from archspec.graph import ModelGraph
+from archspec.resources import estimate_for_training, estimate_memory
 
 
 def summary_rows(graph: ModelGraph) -> list[tuple[str, str, str, str, int]]:
@@ -36,8 +37,6 @@ def summary_table(graph: ModelGraph) -> str:
 
 
 def _memory_line(graph: ModelGraph) -> str:
-    from archspec.resources import estimate_for_training, estimate_memory
-
     if graph.spec.training is not None:
         estimate = estimate_for_training(graph, graph.spec.training)
     else:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
-from archspec.spec.common import StrictModel
+from archspec.spec.common import Number, PositiveInteger, StrictModel
 
 
 class MnistData(StrictModel):
@@ -16,7 +16,7 @@ class MnistData(StrictModel):
     dataset: Literal["mnist"]
     view: Literal["flat", "image", "sequence"] = "flat"
     normalization: Literal["scale", "standardize", "none"] = "scale"
-    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    validation_split: Number = Field(0.0, ge=0.0, lt=1.0)
 
 
 class RegressionData(StrictModel):
@@ -24,22 +24,22 @@ class RegressionData(StrictModel):
     Samples are split in order: train, validation, test."""
 
     dataset: Literal["regression"]
-    n_samples: PositiveInt = 1000
-    n_features: PositiveInt = 8
-    noise: float = Field(0.1, ge=0)
-    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
-    test_split: float = Field(0.2, ge=0.0, lt=1.0)
+    n_samples: PositiveInteger = 1000
+    n_features: PositiveInteger = 8
+    noise: Number = Field(0.1, ge=0)
+    validation_split: Number = Field(0.0, ge=0.0, lt=1.0)
+    test_split: Number = Field(0.2, ge=0.0, lt=1.0)
 
 
 class BinaryData(StrictModel):
     """Synthetic binary classification (labels 0/1 from a logistic model), drawn from the seed."""
 
     dataset: Literal["binary"]
-    n_samples: PositiveInt = 1000
-    n_features: PositiveInt = 8
-    noise: float = Field(0.1, ge=0)
-    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
-    test_split: float = Field(0.2, ge=0.0, lt=1.0)
+    n_samples: PositiveInteger = 1000
+    n_features: PositiveInteger = 8
+    noise: Number = Field(0.1, ge=0)
+    validation_split: Number = Field(0.0, ge=0.0, lt=1.0)
+    test_split: Number = Field(0.2, ge=0.0, lt=1.0)
 
 
 Data = Annotated[MnistData | RegressionData | BinaryData, Field(discriminator="dataset")]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
-from archspec.spec.common import StrictModel
+from archspec.spec.common import PositiveInteger, StrictModel
 from archspec.spec.data import Data
 from archspec.spec.layers import Layer
 from archspec.spec.training import Training
@@ -18,7 +19,7 @@ class Input(StrictModel):
     """One named model input: its per-sample shape (no batch axis) and kind.
     ``float`` inputs take the run's dtype; integer inputs feed embeddings."""
 
-    shape: list[PositiveInt] = Field(min_length=1)
+    shape: list[PositiveInteger] = Field(min_length=1)
     dtype: Literal["float", "int32", "int64"] = "float"
 
 
@@ -41,8 +42,6 @@ class Spec(StrictModel):
     @field_validator("inputs")
     @classmethod
     def _input_names(cls, value):
-        import re
-
         for name in value:
             if not re.match(IDENTIFIER, name):
                 raise ValueError(f"expected input names made of letters, digits and '_', received {name!r}")

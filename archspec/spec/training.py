@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
-from archspec.spec.common import StrictModel
+from archspec.spec.common import Integer, Number, PositiveInteger, StrictModel
 
 LossName = Literal[
     "sparse_categorical_crossentropy",
@@ -25,7 +25,7 @@ CROSS_ENTROPY_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossent
 
 
 class _Optimizer(StrictModel):
-    learning_rate: float = Field(gt=0)
+    learning_rate: Number = Field(gt=0)
 
 
 class SGD(_Optimizer):
@@ -33,10 +33,10 @@ class SGD(_Optimizer):
     ``w -= lr * (g + momentum * buf if nesterov else buf)``; weight decay adds ``wd * w`` to g."""
 
     type: Literal["sgd"]
-    learning_rate: float = Field(0.01, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
+    learning_rate: Number = Field(0.01, gt=0)
+    momentum: Number = Field(0.0, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: Number = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
@@ -50,18 +50,18 @@ class Adam(_Optimizer):
     added to the bias-corrected ``sqrt(v_hat)``; weight decay is added to the gradient."""
 
     type: Literal["adam"]
-    learning_rate: float = Field(1e-3, gt=0)
-    beta_1: float = Field(0.9, ge=0, lt=1)
-    beta_2: float = Field(0.999, ge=0, lt=1)
-    epsilon: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    learning_rate: Number = Field(1e-3, gt=0)
+    beta_1: Number = Field(0.9, ge=0, lt=1)
+    beta_2: Number = Field(0.999, ge=0, lt=1)
+    epsilon: Number = Field(1e-8, gt=0)
+    weight_decay: Number = Field(0.0, ge=0)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``w -= lr * wd * w`` before the Adam step."""
 
     type: Literal["adamw"]  # type: ignore[assignment]
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: Number = Field(0.01, ge=0)
 
 
 class RMSprop(_Optimizer):
@@ -69,19 +69,19 @@ class RMSprop(_Optimizer):
     (with momentum: ``buf = momentum * buf + g / (sqrt(v) + eps)``, ``w -= lr * buf``)."""
 
     type: Literal["rmsprop"]
-    learning_rate: float = Field(1e-2, gt=0)
-    rho: float = Field(0.99, ge=0, lt=1)
-    epsilon: float = Field(1e-8, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
+    learning_rate: Number = Field(1e-2, gt=0)
+    rho: Number = Field(0.99, ge=0, lt=1)
+    epsilon: Number = Field(1e-8, gt=0)
+    momentum: Number = Field(0.0, ge=0, lt=1)
 
 
 class Adadelta(_Optimizer):
     """Zeiler's Adadelta as in ``torch.optim.Adadelta``."""
 
     type: Literal["adadelta"]
-    learning_rate: float = Field(1.0, gt=0)
-    rho: float = Field(0.9, ge=0, lt=1)
-    epsilon: float = Field(1e-6, gt=0)
+    learning_rate: Number = Field(1.0, gt=0)
+    rho: Number = Field(0.9, ge=0, lt=1)
+    epsilon: Number = Field(1e-6, gt=0)
 
 
 Optimizer = Annotated[SGD | Adam | AdamW | RMSprop | Adadelta, Field(discriminator="type")]
@@ -97,16 +97,16 @@ class StepSchedule(StrictModel):
     """``lr * gamma ** (step // step_size)``."""
 
     type: Literal["step"]
-    step_size: PositiveInt
-    gamma: float = Field(0.1, gt=0)
+    step_size: PositiveInteger
+    gamma: Number = Field(0.1, gt=0)
 
 
 class ExponentialSchedule(StrictModel):
     """``lr * decay_rate ** (step / decay_steps)`` (floored exponent with ``staircase``)."""
 
     type: Literal["exponential"]
-    decay_steps: PositiveInt
-    decay_rate: float = Field(gt=0)
+    decay_steps: PositiveInteger
+    decay_rate: Number = Field(gt=0)
     staircase: bool = False
 
 
@@ -114,8 +114,8 @@ class CosineSchedule(StrictModel):
     """Keras' CosineDecay: ``lr * ((1 - alpha) * (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2 + alpha)``."""
 
     type: Literal["cosine"]
-    decay_steps: PositiveInt
-    alpha: float = Field(0.0, ge=0, le=1)
+    decay_steps: PositiveInteger
+    alpha: Number = Field(0.0, ge=0, le=1)
 
 
 Schedule = Annotated[
@@ -130,10 +130,10 @@ class Training(StrictModel):
     loss: LossName
     optimizer: Optimizer = Field(default_factory=lambda: Adam(type="adam"))
     schedule: Schedule = Field(default_factory=lambda: ConstantSchedule(type="constant"))
-    batch_size: PositiveInt = 32
-    epochs: PositiveInt = 1
+    batch_size: PositiveInteger = 32
+    epochs: PositiveInteger = 1
     metrics: list[MetricName] = Field(default_factory=list)
-    seed: int = Field(0, ge=0, lt=2**31)
+    seed: Integer = Field(0, ge=0, lt=2**31)
     dtype: Literal["float32", "float64"] = "float32"
     shuffle: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"

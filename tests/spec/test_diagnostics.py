@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from archspec.diagnostics import problems_from_validation_error
 from archspec.errors import Problem, SpecError
-from archspec.source import parse_yaml
+from archspec.spec.diagnostics import problems_from_validation_error
+from archspec.spec.source import parse_yaml
 
 STRICT = ConfigDict(extra="forbid", frozen=True)
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from archspec.errors import SpecError
-from archspec.source import MAX_SOURCE_CHARS, parse_yaml, suggest
+from archspec.spec.source import MAX_SOURCE_CHARS, parse_yaml, suggest
 
 SPEC = """\
 name: mlp

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem
-from archspec.source import SourceDocument, suggest
+from archspec.spec.common import written
+from archspec.spec.source import SourceDocument, suggest
 
 
 @dataclass
@@ -234,13 +235,9 @@ def _singular(noun: str) -> str:
 
 def _show(value: Any) -> str:
     """A received value as the user wrote it in YAML, kept short."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, (list, tuple)):
         return "a list"
-    text = repr(value)
+    text = written(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -22,6 +22,9 @@ MAX_SOURCE_CHARS = 5_000_000
 MAX_ALIAS_EXPANSION = 10_000  # nodes that aliases may add on top of the written ones
 MAX_NESTING_DEPTH = 100
 
+Location = tuple[str | int, ...]
+"""A path from a document's root to a value: keys and list indexes (``("layers", 3, "units")``)."""
+
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -74,7 +77,7 @@ class SourceDocument:
     # id(mapping node) -> {constructed key: (key node, value node)}
     _keys: dict[int, dict[Any, tuple[Node, Node]]] = field(default_factory=dict, repr=False, compare=False)
 
-    def locate(self, loc: tuple[str | int, ...], *, key: bool = False) -> tuple[int, int]:
+    def locate(self, loc: Location, *, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at ``loc``, or of its key when ``key`` is true.
 
         Parts that do not exist stop the walk at the deepest node found, except a
@@ -103,7 +106,7 @@ class SourceDocument:
                 break
         return _position(node)
 
-    def problem(self, message: str, loc: tuple[str | int, ...] = (), *, key: bool = False) -> Problem:
+    def problem(self, message: str, loc: Location = (), *, key: bool = False) -> Problem:
         """A Problem in this document, placed at ``loc``."""
         line, column = self.locate(loc, key=key)
         return Problem(message, self.filename, line, column)

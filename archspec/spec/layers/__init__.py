@@ -1,0 +1,79 @@
+"""The layer catalogue: one final class per layer type.
+
+Each class holds its options, validates them, infers its output shape from its
+input shapes (per sample, no batch axis, images channels-last) and lists its
+parameters in the canonical layout (see ``docs/layout.md``). Backends build
+what these classes describe; they never decide shapes or parameters themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec
+from archspec.spec.layers._convolution import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
+from archspec.spec.layers._merge import Add, Concatenate, Multiply
+from archspec.spec.layers._normalization import BatchNorm, LayerNorm
+from archspec.spec.layers._recurrent import GRU, LSTM, Bidirectional, RecurrentLayer, SimpleRNN
+
+LAYER_TYPES: tuple[type[LayerBase], ...] = (
+    Dense,
+    Activation,
+    Dropout,
+    Flatten,
+    Reshape,
+    Conv2D,
+    MaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    BatchNorm,
+    LayerNorm,
+    Embedding,
+    SimpleRNN,
+    LSTM,
+    GRU,
+    Bidirectional,
+    Add,
+    Concatenate,
+    Multiply,
+)
+
+Layer = Annotated[Union[LAYER_TYPES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007 (a union built from a tuple)
+
+
+def layer_type_name(cls: type[LayerBase]) -> str:
+    """The ``type`` tag of a layer class (``Dense`` -> ``"dense"``)."""
+    return cls.model_fields["type"].annotation.__args__[0]
+
+
+__all__ = [
+    "GRU",
+    "LAYER_TYPES",
+    "LSTM",
+    "Activation",
+    "Add",
+    "AvgPool2D",
+    "BatchNorm",
+    "Bidirectional",
+    "Concatenate",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "Layer",
+    "LayerBase",
+    "LayerNorm",
+    "LayerShapeError",
+    "MaxPool2D",
+    "Multiply",
+    "ParamSpec",
+    "RecurrentLayer",
+    "Reshape",
+    "SimpleRNN",
+    "layer_type_name",
+]

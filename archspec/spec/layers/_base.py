@@ -1,0 +1,89 @@
+"""What every layer class shares: the base class, parameter descriptions, shape errors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import Field
+
+from archspec.spec.common import Initializer, Regularizer, Shape, StrictModel
+
+
+class LayerShapeError(ValueError):
+    """A layer cannot take the shapes it was given (turned into a located Problem)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a layer, in the canonical layout.
+
+    ``name`` is local to the layer (``kernel``); the canonical name of the
+    parameter in a model is ``"{layer_id}.{name}"``.
+    """
+
+    name: str
+    shape: Shape
+    initializer: Initializer
+    trainable: bool = True
+    regularizer: Regularizer | None = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def init(name: str, **options) -> Initializer:
+    """A default initializer for a field (``init("zeros")``)."""
+    return Initializer(type=name, **options)
+
+
+class LayerBase(StrictModel):
+    """Fields every layer has, and the facts about a layer type that the graph, the
+    initializers and the resource estimate ask for (so no other module lists layer
+    types). Not a layer type itself."""
+
+    id: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    inputs: list[str] | None = Field(None, min_length=1)
+
+    # How many inputs the layer takes: (minimum, maximum or None for any).
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+
+    activation_after: ClassVar[bool] = False
+    """The layer's ``activation`` field is applied as a separate step after its own
+    computation, so the pre-activation tensor ``"{id}:pre"`` exists (dense, conv2d)."""
+
+    activation_only: ClassVar[bool] = False
+    """The layer is nothing but its ``activation`` (its own computation is the identity),
+    so its input is its pre-activation (the activation layer)."""
+
+    integer_input: ClassVar[bool] = False
+    """The layer reads integer ids, and only it may: integer model inputs feed these
+    layers and nothing else (embedding)."""
+
+    removes_channel_offsets: ClassVar[bool] = False
+    """The layer subtracts a per-channel mean over the batch, so a constant per-channel
+    offset in its input (a bias just before it) has no effect (batch_norm)."""
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        raise NotImplementedError
+
+    def parameters(self, input_shapes: list[Shape]) -> list[ParamSpec]:
+        return []
+
+    def initial_constants(self, param_name: str) -> tuple[tuple[slice, float], ...]:
+        """Parts of parameter ``param_name`` (slices of its first axis) that start at a
+        constant whatever its initializer says; none unless a layer type says otherwise."""
+        return ()
+
+    def step_state_size(self) -> int:
+        """Values per sample and time step a recurrent layer keeps for the backward pass
+        (gates and states; 0 for layers that do not recur)."""
+        return 0
+
+
+def need_rank(layer: str, shape: Shape, rank: int, what: str) -> None:
+    """Refuse an input of the wrong rank, naming what ``layer`` expects."""
+    if len(shape) != rank:
+        raise LayerShapeError(f"{layer} expects {what} (rank {rank} per sample), received shape {list(shape)}")
