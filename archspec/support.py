@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import importlib
 
-from archspec.backend import BACKENDS
+from archspec.backend import BACKENDS, backend_entry
 from archspec.graph import layer_types
 
 
 def builders(backend: str) -> set[str]:
-    """Layer types that ``backend`` has a builder for."""
-    module = importlib.import_module(f"archspec.backends.{backend}.layers")
+    """Layer types that ``backend`` (a name in the registry) has a builder for."""
+    module = importlib.import_module(f"{backend_entry(backend).package}.layers")
     return set(module.BUILDERS)
 
 
 def support_matrix() -> str:
-    """A Markdown table: one row per layer type, one column per backend."""
+    """A Markdown table: one row per layer type, one column per registered backend."""
     available = {backend: builders(backend) for backend in BACKENDS}
     lines = ["| layer type | " + " | ".join(BACKENDS) + " |", "|---|" + ":---:|" * len(BACKENDS)]
     for layer in layer_types():

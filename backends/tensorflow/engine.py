@@ -169,6 +169,9 @@ class Engine:
             self.optimizer.apply([distributed.local(grad) for grad in grads], learning_rate, step + 1)
         return distributed.local(loss)
 
+    def unwrap(self) -> None:
+        """Nothing to let go of: the strategy lives as long as the process (``distributed.leave``)."""
+
     def _replica_gradients(self, indices, fraction):
         """This worker's loss and the summed gradients of all workers, each weighted by its share."""
         loss, grads = self._gradients(indices, fraction)
