@@ -22,7 +22,21 @@ if TYPE_CHECKING:  # annotations only: the contract imports nothing it does not 
     from archspec.model import Inputs
     from archspec.spec.training import Training
 
-__all__ = ["Backend", "CompiledModel", "Distributed", "Engine", "Environment", "Layers", "Layout"]
+__all__ = ["MODULES", "Backend", "CompiledModel", "Distributed", "Engine", "Environment", "Layers", "Layout"]
+
+# The modules of every backend folder, the same names in each (a reader who knows one finds
+# their way in the others); the protocols below say what the contract needs from some of them.
+MODULES = (
+    "model",
+    "layers",
+    "layout",
+    "engine",
+    "optimizers",
+    "distributed",
+    "environment",
+    "activations",
+    "random",
+)
 
 
 class CompiledModel(Protocol):
@@ -250,9 +264,8 @@ class Backend(Protocol):
     """The package ``archspec.backends.<name>`` (``backends/<name>/__init__.py``).
 
     It imports its framework only when one of these names is first used, so that its
-    ``environment`` module imports without it. Its folder has the same module names as the
-    other backends: ``model``, ``layers``, ``layout``, ``engine``, ``optimizers``,
-    ``distributed``, ``environment``, ``activations``, ``random``.
+    ``environment`` module imports without it. Its folder has the module names of ``MODULES``,
+    the same in every backend.
     """
 
     Engine: type[Engine]
