@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 
-from archspec.backend import BACKENDS, backend_entry
+from archspec.backend import BACKENDS, load_backend
 from archspec.graph import layer_types
 
 
 def builders(backend: str) -> set[str]:
     """Layer types that ``backend`` (a name in the registry) has a builder for."""
-    module = importlib.import_module(f"{backend_entry(backend).package}.layers")
+    package = load_backend(backend)  # says what to install if the framework is missing
+    module = importlib.import_module(f"{package.__name__}.layers")
     return set(module.BUILDERS)
 
 
