@@ -11,12 +11,13 @@ from __future__ import annotations
 from archspec.errors import BackendUnavailableError
 from archspec.graph import Node
 from archspec.layout import Slot
+from archspec.spec.layers import Bidirectional
 
 _Entry = tuple[str, int | None]  # (attribute path inside the Keras layer, row or None)
 
-_DENSE = {"kernel": ("kernel", None), "bias": ("bias", None)}
-_NORM = {"gamma": ("gamma", None), "beta": ("beta", None)}
-_RECURRENT = {
+_DENSE: dict[str, _Entry] = {"kernel": ("kernel", None), "bias": ("bias", None)}
+_NORM: dict[str, _Entry] = {"gamma": ("gamma", None), "beta": ("beta", None)}
+_RECURRENT: dict[str, _Entry] = {
     "kernel": ("cell.kernel", None),
     "recurrent_kernel": ("cell.recurrent_kernel", None),
     "bias": ("cell.bias", None),
@@ -57,7 +58,7 @@ def node_slots(node: Node) -> list[Slot]:
 
     Raises ``BackendUnavailableError`` naming the layer type and parameter if this table has no entry.
     """
-    layer_type = node.layer.layer.type if node.type == "bidirectional" else node.type
+    layer_type = node.layer.layer.type if isinstance(node.layer, Bidirectional) else node.type
     slots = []
     for param in node.params:
         path, row = _entry(layer_type, param.name)

@@ -13,6 +13,7 @@ import numpy as np
 from archspec.errors import BackendUnavailableError
 from archspec.graph import Node
 from archspec.layout import Convert, Slot, same
+from archspec.spec.layers import Bidirectional
 
 
 def _transpose(array: np.ndarray) -> np.ndarray:
@@ -41,26 +42,28 @@ def _gru_to_canonical(weight: np.ndarray) -> np.ndarray:
     return _swap_first_blocks(weight.T)
 
 
-_DENSE = {"kernel": ("weight", _transpose, _transpose), "bias": ("bias", same, same)}
-_CONV = {"kernel": ("weight", _hwio_to_oihw, _oihw_to_hwio), "bias": ("bias", same, same)}
-_NORM = {
+_Entry = tuple[str, Convert, Convert]  # (tensor path inside the module, to native, to canonical)
+
+_DENSE: dict[str, _Entry] = {"kernel": ("weight", _transpose, _transpose), "bias": ("bias", same, same)}
+_CONV: dict[str, _Entry] = {"kernel": ("weight", _hwio_to_oihw, _oihw_to_hwio), "bias": ("bias", same, same)}
+_NORM: dict[str, _Entry] = {
     "gamma": ("weight", same, same),
     "beta": ("bias", same, same),
     "moving_mean": ("running_mean", same, same),
     "moving_variance": ("running_var", same, same),
 }
-_RECURRENT = {
+_RECURRENT: dict[str, _Entry] = {
     "kernel": ("weight_ih", _transpose, _transpose),
     "recurrent_kernel": ("weight_hh", _transpose, _transpose),
     "bias": ("bias_ih", same, same),
 }
-_GRU = {
+_GRU: dict[str, _Entry] = {
     "kernel": ("weight_ih", _gru_to_native, _gru_to_canonical),
     "recurrent_kernel": ("weight_hh", _gru_to_native, _gru_to_canonical),
     "bias": ("bias_ih", _swap_first_blocks, _swap_first_blocks),
     "recurrent_bias": ("bias_hh", _swap_first_blocks, _swap_first_blocks),
 }
-_BY_TYPE = {
+_BY_TYPE: dict[str, dict[str, _Entry]] = {
     "dense": _DENSE,
     "conv2d": _CONV,
     "batch_norm": _NORM,
@@ -72,7 +75,7 @@ _BY_TYPE = {
 }
 
 
-def _entry(layer_type: str, name: str) -> tuple[str, Convert, Convert]:
+def _entry(layer_type: str, name: str) -> _Entry:
     if "." in name:  # bidirectional: "forward.kernel" -> "forward_layer.weight_ih"
         direction, inner = name.split(".", 1)
         native, to_native, to_canonical = _entry(layer_type, inner)
@@ -96,7 +99,7 @@ def node_slots(node: Node) -> list[Slot]:
 
     Raises ``BackendUnavailableError`` naming the layer type and parameter if this table has no entry.
     """
-    layer_type = node.layer.layer.type if node.type == "bidirectional" else node.type
+    layer_type = node.layer.layer.type if isinstance(node.layer, Bidirectional) else node.type
     slots = []
     for param in node.params:
         path, to_native, to_canonical = _entry(layer_type, param.name)
