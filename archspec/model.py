@@ -100,11 +100,11 @@ class CompiledModel(ABC):
         names = list(self.spec.inputs)
         if not isinstance(inputs, Mapping):
             if len(names) != 1:
-                raise UsageError(f"this model has inputs {names}: pass a dict of arrays")
+                raise UsageError(f"expected a dict of arrays for this model's inputs {names}, received one array")
             inputs = {names[0]: inputs}
         missing = [n for n in names if n not in inputs]
         if missing:
-            raise UsageError(f"missing model input '{missing[0]}' (expected {names})")
+            raise UsageError(f"expected the model inputs {names}, received {list(inputs)}: '{missing[0]}' is missing")
         arrays = {}
         for name in names:
             array = np.asarray(inputs[name])

@@ -23,10 +23,12 @@ from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext, Dropout
 def resolve_device(device: str) -> str:
     """ "auto" | "cpu" | "cuda" -> a TensorFlow device name."""
     if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"expected device 'auto', 'cpu' or 'cuda'. Received: {device!r}")
+        raise UsageError(f"expected device 'auto', 'cpu' or 'cuda', received {device!r}")
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
     if device == "cuda" and not has_gpu:
-        raise BackendUnavailableError("device 'cuda' was asked for, but TensorFlow sees no GPU (use 'auto' or 'cpu')")
+        raise BackendUnavailableError(
+            "expected a GPU for device 'cuda', received none: TensorFlow sees no GPU (use device 'auto' or 'cpu')"
+        )
     if device != "cpu" and has_gpu:
         # float32 parity on a GPU needs full-precision matmuls (docs/semantics.md).
         tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -134,12 +136,12 @@ class TensorFlowModel(CompiledModel):
             return key
         if key not in self.graph.outputs:
             expected = [*self.graph.outputs, *([self.graph.heads[0].logits] if self.graph.heads else [])]
-            raise UsageError(f"expected a key among {expected}. Received: {key!r}")
+            raise UsageError(f"expected a key among {expected}, received {key!r}")
         return key
 
     def predict(self, inputs: Inputs, batch_size: int = 1024):
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError(f"expected a positive integer batch_size. Received: batch_size={batch_size!r}")
+            raise UsageError(f"expected a positive integer batch_size, received batch_size={batch_size!r}")
         arrays = self._as_input_dict(inputs)
         count = len(next(iter(arrays.values())))
         chunks = []
@@ -179,7 +181,7 @@ class TensorFlowModel(CompiledModel):
         """Gradients of ``sum_k sum(tensor_k * cotangents[k])``: (canonical name -> gradient
         for trainable parameters, input name -> gradient for float inputs)."""
         if not cotangents:
-            raise UsageError("expected at least one cotangent (by output id or 'logits'). Received: none")
+            raise UsageError("expected at least one cotangent (by output id or the logits tensor name), received none")
         names = {key: self._tensor_name(key) for key in cotangents}
         trainable = [name for name, slot in self.slots.items() if slot.trainable]
         groups = self.trainable_arrays()

@@ -30,8 +30,8 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda":
         if not torch.cuda.is_available():
             raise BackendUnavailableError(
-                "device 'cuda' was requested, but torch sees no CUDA GPU (torch.cuda.is_available() is False); "
-                "use device 'auto' or 'cpu', or install a CUDA build of torch"
+                "expected a CUDA GPU for device 'cuda', received none: torch sees no CUDA GPU "
+                "(torch.cuda.is_available() is False); use device 'auto' or 'cpu', or install a CUDA build of torch"
             )
         _exact_float32()
         return torch.device("cuda")
