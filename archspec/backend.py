@@ -4,24 +4,53 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
 from archspec.errors import BackendUnavailableError, UsageError
 
-BACKENDS = ("torch", "tensorflow")
 
-_PACKAGES = {
-    "torch": ("torch", "pip install torch (see README: 'Installing with a GPU')"),
-    "tensorflow": ("tensorflow", "pip install tensorflow (CPU only: tensorflow-cpu) and keras>=3"),
+@dataclass(frozen=True)
+class BackendEntry:
+    """One backend of the registry.
+
+    A backend is the folder ``backends/<name>/`` (imported as ``archspec.backends.<name>``,
+    implementing ``archspec/contract.py``), this entry, and its requirements: the
+    ``pyproject.toml`` extra ``[<name>]`` and its pins in ``requirements/frameworks-*.txt``.
+    """
+
+    name: str  # the argument of compile(spec, backend=...), and the folder's name
+    framework: str  # the module that must import for the backend to work
+    install: str  # what to run when it does not
+
+    @property
+    def package(self) -> str:
+        return f"archspec.backends.{self.name}"
+
+
+# The one registry of backends: everything that lists or checks backend names reads it.
+REGISTRY: dict[str, BackendEntry] = {
+    entry.name: entry
+    for entry in (
+        BackendEntry("torch", "torch", "pip install torch (see README: 'Installing with a GPU')"),
+        BackendEntry("tensorflow", "tensorflow", "pip install tensorflow (CPU only: tensorflow-cpu) and keras>=3"),
+    )
 }
+BACKENDS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def check_name(name: str) -> str:
-    if name not in BACKENDS:
+    """``name`` if it is a registered backend; else a ``UsageError`` listing them."""
+    if name not in REGISTRY:
         close = difflib.get_close_matches(name, BACKENDS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UsageError(f"unknown backend '{name}': expected one of {', '.join(BACKENDS)}{hint}")
+        raise UsageError(f"unknown backend: expected one of {', '.join(BACKENDS)}, received '{name}'{hint}")
     return name
+
+
+def backend_entry(name: str) -> BackendEntry:
+    """The registry entry of backend ``name`` (a ``UsageError`` listing the backends if unknown)."""
+    return REGISTRY[check_name(name)]
 
 
 def load_environment(name: str) -> ModuleType:
@@ -32,14 +61,13 @@ def load_environment(name: str) -> ModuleType:
 
 def load_backend(name: str) -> ModuleType:
     """Import ``archspec.backends.<name>``; say which package to install if the framework is missing."""
-    check_name(name)
-    framework, install = _PACKAGES[name]
+    entry = backend_entry(name)
     load_environment(name).preflight()
     try:
-        importlib.import_module(framework)
+        importlib.import_module(entry.framework)
     except ImportError as error:
         raise BackendUnavailableError(
-            f"the {name} backend needs the '{framework}' package, which cannot be imported "
-            f"({error}); install it: {install}"
+            f"the {name} backend needs the '{entry.framework}' package, which cannot be imported "
+            f"({error}); install it: {entry.install}"
         ) from None
-    return importlib.import_module(f"archspec.backends.{name}")
+    return importlib.import_module(entry.package)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from archspec.graph import ModelGraph
+from archspec.spec.layers import Embedding
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
 
@@ -99,11 +100,11 @@ class CompiledModel(ABC):
         names = list(self.spec.inputs)
         if not isinstance(inputs, Mapping):
             if len(names) != 1:
-                raise UsageError(f"this model has inputs {names}: pass a dict of arrays")
+                raise UsageError(f"expected a dict of arrays for this model's inputs {names}, received one array")
             inputs = {names[0]: inputs}
         missing = [n for n in names if n not in inputs]
         if missing:
-            raise UsageError(f"missing model input '{missing[0]}' (expected {names})")
+            raise UsageError(f"expected the model inputs {names}, received {list(inputs)}: '{missing[0]}' is missing")
         arrays = {}
         for name in names:
             array = np.asarray(inputs[name])
@@ -126,12 +127,13 @@ class CompiledModel(ABC):
         if ids.dtype.kind not in "iu":
             raise DataError(f"input '{name}' expects integer ids, received an array of {ids.dtype}")
         for node in self.graph.nodes:
-            if node.type == "embedding" and name in node.inputs and ids.size:
+            if isinstance(node.layer, Embedding) and name in node.inputs and ids.size:
                 low, high = int(ids.min()), int(ids.max())
-                if low < 0 or high >= node.layer.input_dim:
+                input_dim = node.layer.input_dim
+                if low < 0 or high >= input_dim:
                     raise DataError(
-                        f"input '{name}' feeds embedding '{node.id}' with input_dim {node.layer.input_dim}: "
-                        f"expected ids in [0, {node.layer.input_dim - 1}], received ids from {low} to {high}"
+                        f"input '{name}' feeds embedding '{node.id}' with input_dim {input_dim}: "
+                        f"expected ids in [0, {input_dim - 1}], received ids from {low} to {high}"
                     )
 
     def __repr__(self) -> str:

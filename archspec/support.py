@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import importlib
 
-from archspec.backend import BACKENDS
+from archspec.backend import BACKENDS, load_backend
 from archspec.graph import layer_types
 
 
 def builders(backend: str) -> set[str]:
-    """Layer types that ``backend`` has a builder for."""
-    module = importlib.import_module(f"archspec.backends.{backend}.layers")
+    """Layer types that ``backend`` (a name in the registry) has a builder for."""
+    package = load_backend(backend)  # says what to install if the framework is missing
+    module = importlib.import_module(f"{package.__name__}.layers")
     return set(module.BUILDERS)
 
 
 def support_matrix() -> str:
-    """A Markdown table: one row per layer type, one column per backend."""
+    """A Markdown table: one row per layer type, one column per registered backend."""
     available = {backend: builders(backend) for backend in BACKENDS}
     lines = ["| layer type | " + " | ".join(BACKENDS) + " |", "|---|" + ":---:|" * len(BACKENDS)]
     for layer in layer_types():

@@ -14,10 +14,11 @@ import numpy as np
 import tensorflow as tf
 
 from archspec.errors import DataError, UsageError
+from archspec.layout import to_canonical, to_native
 from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
-from . import distributed, layout
+from . import distributed
 from .model import TensorFlowModel
 from .optimizers import Optimizer
 
@@ -108,10 +109,11 @@ class Engine:
             self.y = tf.constant(y.astype(target_dtype))
 
         self.trainable = {name: slot for name, slot in model.slots.items() if slot.trainable}
-        self.groups = layout.group_by_variable(self.trainable)  # [(variable, [(name, slot), ...])]
+        self.groups = model.trainable_arrays()  # [(variable, [slot, ...])]
         self.variables = [variable for variable, _ in self.groups]
+        holding = {slot.canonical: variable for variable, group in model.arrays for slot in group}
         self.penalties = [
-            (model.slots[name], param.regularizer.l1, param.regularizer.l2)
+            (model.slots[name], holding[name], param.regularizer.l1, param.regularizer.l2)
             for name, param in graph.parameters.items()
             if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
         ]
@@ -133,8 +135,8 @@ class Engine:
     def _loss(self, inputs: dict[str, tf.Tensor], target: tf.Tensor) -> tf.Tensor:
         logits = self.model.logits_model(inputs, training=True)
         loss = batch_loss(self.training.loss, logits, target, self.head.from_logits)
-        for slot, l1, l2 in self.penalties:
-            weight = slot.view(tf.convert_to_tensor(slot.variable))
+        for slot, variable, l1, l2 in self.penalties:
+            weight = slot.view(tf.convert_to_tensor(variable))
             if l1:
                 loss = loss + l1 * tf.reduce_sum(tf.abs(weight))
             if l2:
@@ -166,6 +168,9 @@ class Engine:
             loss, grads = strategy.run(self._replica_gradients, args=(indices, fraction))
             self.optimizer.apply([distributed.local(grad) for grad in grads], learning_rate, step + 1)
         return distributed.local(loss)
+
+    def unwrap(self) -> None:
+        """Nothing to let go of: the strategy lives as long as the process (``distributed.leave``)."""
 
     def _replica_gradients(self, indices, fraction):
         """This worker's loss and the summed gradients of all workers, each weighted by its share."""
@@ -203,7 +208,7 @@ class Engine:
         state = {}
         for (_, parts), slots in zip(self.groups, self.optimizer.slots):
             for slot_name, variable in slots.items():
-                for name, value in layout.to_canonical(parts, variable.numpy()).items():
+                for name, value in to_canonical(parts, variable.numpy()).items():
                     state[f"{name}/{slot_name}"] = value
         return {f"{name}/{s}": state[f"{name}/{s}"] for name in self.trainable for s in self.optimizer.slot_names}
 
@@ -225,8 +230,8 @@ class Engine:
                 )
         for (_, parts), slots in zip(self.groups, self.optimizer.slots):
             for slot_name, variable in slots.items():
-                canonical = {name: state[f"{name}/{slot_name}"] for name, _ in parts}
-                variable.assign(layout.to_native(parts, canonical).astype(self.model.dtype))
+                canonical = {slot.canonical: state[f"{slot.canonical}/{slot_name}"] for slot in parts}
+                variable.assign(to_native(parts, canonical).astype(self.model.dtype))
         self.steps_taken = step
 
     def optimizer_step_only(self, grads: Mapping[str, np.ndarray], learning_rate: float, step: int) -> None:
@@ -234,7 +239,7 @@ class Engine:
 
         ``step`` is the 0-based index of this update (the reference's count is ``step + 1``).
         """
-        native = [tf.constant(layout.to_native(parts, grads).astype(self.model.dtype)) for _, parts in self.groups]
+        native = [tf.constant(to_native(parts, grads).astype(self.model.dtype)) for _, parts in self.groups]
         with tf.device(self.model.device):
             self.optimizer.apply(native, tf.constant(learning_rate, tf.float64), tf.constant(step + 1, tf.int64))
         self.steps_taken = step + 1

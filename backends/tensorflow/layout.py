@@ -1,90 +1,66 @@
-"""Canonical layout <-> Keras variables: the one place that knows where each parameter lives.
+"""Canonical layout <-> Keras variables (``docs/layout.md``): the only place that says where a parameter lives.
 
 Keras already stores every parameter in the canonical layout except one: GRU keeps
 its input and recurrent biases as the two rows of one ``(2, 3u)`` variable. So a
-canonical parameter is a :class:`NativeSlot`: a variable, and a row of it or all of it.
+canonical parameter is a variable of its node's layer, or a row of one, and no slot
+needs a conversion (``archspec.layout`` applies them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from archspec.errors import BackendUnavailableError
+from archspec.graph import Node
+from archspec.layout import Slot
+from archspec.spec.layers import Bidirectional
 
-import numpy as np
+_Entry = tuple[str, int | None]  # (attribute path inside the Keras layer, row or None)
 
-from archspec.graph import ModelGraph
-
-_GRU_BIAS_ROWS = {"bias": 0, "recurrent_bias": 1}
-
-
-@dataclass(frozen=True)
-class NativeSlot:
-    """Where one canonical parameter lives: ``variable``, or its row ``row``."""
-
-    variable: Any  # a keras.Variable
-    row: int | None = None
-    trainable: bool = True
-
-    def view(self, value):
-        """The canonical part of ``value`` (the variable's value, gradient or optimizer slot)."""
-        return value if self.row is None else value[self.row]
-
-
-def _slot(layer_type: str, keras_layer, local_name: str, trainable: bool) -> NativeSlot:
-    if layer_type in ("simple_rnn", "lstm", "gru"):
-        holder = keras_layer.cell
-        if layer_type == "gru" and local_name in _GRU_BIAS_ROWS:
-            return NativeSlot(holder.bias, _GRU_BIAS_ROWS[local_name], trainable)
-        return NativeSlot(getattr(holder, local_name), None, trainable)
-    return NativeSlot(getattr(keras_layer, local_name), None, trainable)
+_DENSE: dict[str, _Entry] = {"kernel": ("kernel", None), "bias": ("bias", None)}
+_NORM: dict[str, _Entry] = {"gamma": ("gamma", None), "beta": ("beta", None)}
+_RECURRENT: dict[str, _Entry] = {
+    "kernel": ("cell.kernel", None),
+    "recurrent_kernel": ("cell.recurrent_kernel", None),
+    "bias": ("cell.bias", None),
+}
+_BY_TYPE: dict[str, dict[str, _Entry]] = {
+    "dense": _DENSE,
+    "conv2d": _DENSE,
+    "batch_norm": {**_NORM, "moving_mean": ("moving_mean", None), "moving_variance": ("moving_variance", None)},
+    "layer_norm": _NORM,
+    "embedding": {"embeddings": ("embeddings", None)},
+    "simple_rnn": _RECURRENT,
+    "lstm": _RECURRENT,
+    "gru": {**_RECURRENT, "bias": ("cell.bias", 0), "recurrent_bias": ("cell.bias", 1)},
+}
 
 
-def native_slots(graph: ModelGraph, keras_layers: Mapping[str, Any]) -> dict[str, NativeSlot]:
-    """Canonical name -> slot, for every parameter of ``graph`` (``keras_layers`` by node id)."""
-    slots = {}
-    for node in graph.nodes:
-        keras_layer = keras_layers[node.id]
-        for param in node.params:
-            layer_type, holder, local_name = node.type, keras_layer, param.name
-            if node.type == "bidirectional":
-                direction, local_name = param.name.split(".", 1)
-                layer_type = node.layer.layer.type
-                holder = keras_layer.forward_layer if direction == "forward" else keras_layer.backward_layer
-            slots[node.canonical_name(param)] = _slot(layer_type, holder, local_name, param.trainable)
+def _entry(layer_type: str, name: str) -> _Entry:
+    if "." in name:  # bidirectional: "backward.kernel" -> "backward_layer.cell.kernel"
+        direction, inner = name.split(".", 1)
+        path, row = _entry(layer_type, inner)
+        return f"{direction}_layer.{path}", row
+    entries = _BY_TYPE.get(layer_type)
+    if entries is None:
+        raise BackendUnavailableError(
+            f"{layer_type}: no weight layout on backend 'tensorflow' (parameter '{name}'); "
+            f"expected a layer type among {', '.join(_BY_TYPE)}, received '{layer_type}'"
+        )
+    if name not in entries:
+        raise BackendUnavailableError(
+            f"{layer_type}: no layout entry for '{name}' on backend 'tensorflow'; "
+            f"expected one of {', '.join(entries)}, received '{name}'"
+        )
+    return entries[name]
+
+
+def node_slots(node: Node) -> list[Slot]:
+    """Every canonical parameter of ``node``, in canonical order: the variable (or row) holding it.
+
+    Raises ``BackendUnavailableError`` naming the layer type and parameter if this table has no entry.
+    """
+    layer_type = node.layer.layer.type if isinstance(node.layer, Bidirectional) else node.type
+    slots = []
+    for param in node.params:
+        path, row = _entry(layer_type, param.name)
+        slots.append(Slot(node.canonical_name(param), node.id, path, row, param.trainable))
     return slots
-
-
-def read(slots: Mapping[str, NativeSlot]) -> dict[str, np.ndarray]:
-    """Every parameter's current value, canonical layout (copies)."""
-    values = {}
-    for variable, parts in group_by_variable(slots):
-        values.update(to_canonical(parts, variable.numpy()))
-    return {name: values[name] for name in slots}
-
-
-def write(slots: Mapping[str, NativeSlot], weights: Mapping[str, np.ndarray]) -> None:
-    """Assign canonical ``weights`` (all parameters) to their variables, one assignment per variable."""
-    for variable, parts in group_by_variable(slots):
-        variable.assign(to_native(parts, weights))
-
-
-def group_by_variable(slots: Mapping[str, NativeSlot]) -> list[tuple[Any, list[tuple[str, NativeSlot]]]]:
-    """(variable, the (canonical name, slot) pairs stored in it), each variable once, in canonical order."""
-    groups: dict[int, tuple[Any, list]] = {}  # by id(): variables are not hashable
-    for name, slot in slots.items():
-        groups.setdefault(id(slot.variable), (slot.variable, []))[1].append((name, slot))
-    return list(groups.values())
-
-
-def to_canonical(parts: list[tuple[str, NativeSlot]], native: np.ndarray) -> dict[str, np.ndarray]:
-    """The canonical arrays stored in one variable's native array (values, gradients or state)."""
-    return {name: np.array(slot.view(native)) for name, slot in parts}
-
-
-def to_native(parts: list[tuple[str, NativeSlot]], canonical: Mapping[str, np.ndarray]) -> np.ndarray:
-    """A variable's native array assembled from canonical arrays (values, gradients or state)."""
-    if len(parts) == 1 and parts[0][1].row is None:
-        return np.asarray(canonical[parts[0][0]])
-    rows = sorted((slot.row, name) for name, slot in parts)
-    return np.stack([np.asarray(canonical[name]) for _, name in rows])

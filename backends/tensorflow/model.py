@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from archspec.errors import BackendUnavailableError, UsageError
 from archspec.graph import ModelGraph
+from archspec.layout import Slot, group_by_array, to_canonical, to_native
 from archspec.model import CompiledModel, Inputs
 
 from . import layout
@@ -22,10 +23,12 @@ from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext, Dropout
 def resolve_device(device: str) -> str:
     """ "auto" | "cpu" | "cuda" -> a TensorFlow device name."""
     if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"expected device 'auto', 'cpu' or 'cuda'. Received: {device!r}")
+        raise UsageError(f"expected device 'auto', 'cpu' or 'cuda', received {device!r}")
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
     if device == "cuda" and not has_gpu:
-        raise BackendUnavailableError("device 'cuda' was asked for, but TensorFlow sees no GPU (use 'auto' or 'cpu')")
+        raise BackendUnavailableError(
+            "expected a GPU for device 'cuda', received none: TensorFlow sees no GPU (use device 'auto' or 'cpu')"
+        )
     if device != "cpu" and has_gpu:
         # float32 parity on a GPU needs full-precision matmuls (docs/semantics.md).
         tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -69,7 +72,12 @@ class TensorFlowModel(CompiledModel):
             # Where this worker's share starts in the global batch (dropout indexes samples by it).
             self.offset = tf.Variable(0, dtype=tf.int64, trainable=False, name="dropout_offset")
             self._build()
-        self.slots = layout.native_slots(graph, self.layers)
+        # Canonical name -> slot; and each variable holding parameters, with the slots it holds.
+        self.slots = {slot.canonical: slot for node in graph.nodes for slot in layout.node_slots(node)}
+        self.arrays = [
+            (_attribute(self.layers[group[0].node], group[0].path), group)
+            for group in group_by_array(self.slots.values())
+        ]
         # TensorFlow's "frequent retracing" warning counts traces per code object, so every
         # model built in one process would add to one count; a partial has no code object.
         self._infer = tf.function(functools.partial(TensorFlowModel._call_forward_model, self), reduce_retracing=True)
@@ -128,12 +136,12 @@ class TensorFlowModel(CompiledModel):
             return key
         if key not in self.graph.outputs:
             expected = [*self.graph.outputs, *([self.graph.heads[0].logits] if self.graph.heads else [])]
-            raise UsageError(f"expected a key among {expected}. Received: {key!r}")
+            raise UsageError(f"expected a key among {expected}, received {key!r}")
         return key
 
     def predict(self, inputs: Inputs, batch_size: int = 1024):
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError(f"expected a positive integer batch_size. Received: batch_size={batch_size!r}")
+            raise UsageError(f"expected a positive integer batch_size, received batch_size={batch_size!r}")
         arrays = self._as_input_dict(inputs)
         count = len(next(iter(arrays.values())))
         chunks = []
@@ -173,10 +181,10 @@ class TensorFlowModel(CompiledModel):
         """Gradients of ``sum_k sum(tensor_k * cotangents[k])``: (canonical name -> gradient
         for trainable parameters, input name -> gradient for float inputs)."""
         if not cotangents:
-            raise UsageError("expected at least one cotangent (by output id or 'logits'). Received: none")
+            raise UsageError("expected at least one cotangent (by output id or the logits tensor name), received none")
         names = {key: self._tensor_name(key) for key in cotangents}
-        trainable = {name: slot for name, slot in self.slots.items() if slot.trainable}
-        groups = layout.group_by_variable(trainable)
+        trainable = [name for name, slot in self.slots.items() if slot.trainable]
+        groups = self.trainable_arrays()
         with tf.GradientTape() as tape:
             tensors, values = self._run(inputs, training, step, tape)
             total = tf.add_n(
@@ -192,21 +200,35 @@ class TensorFlowModel(CompiledModel):
         grads = [tf.convert_to_tensor(grad).numpy() for grad in grads]
         param_grads = {}
         for (_, parts), grad in zip(groups, grads):
-            param_grads.update(layout.to_canonical(parts, grad))
+            param_grads.update(to_canonical(parts, grad))
         param_grads = {name: param_grads[name] for name in trainable}
         input_grads = dict(zip(float_inputs, grads[len(groups) :]))
         return param_grads, input_grads
 
     # --- weights ---------------------------------------------------------------------
 
+    def trainable_arrays(self) -> list[tuple[keras.Variable, list[Slot]]]:
+        """(variable, the slots it holds) for every variable holding trainable parameters, in canonical order."""
+        return [(variable, group) for variable, group in self.arrays if group[0].trainable]
+
     def get_weights(self) -> dict[str, np.ndarray]:
-        return layout.read(self.slots)
+        values = {}
+        for variable, group in self.arrays:
+            values.update(to_canonical(group, variable.numpy()))
+        return {name: values[name] for name in self.slots}
 
     def _assign_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        layout.write(self.slots, {name: np.asarray(value, dtype=self.dtype) for name, value in weights.items()})
+        weights = {name: np.asarray(value, dtype=self.dtype) for name, value in weights.items()}
+        for variable, group in self.arrays:  # one assignment per variable
+            variable.assign(to_native(group, weights))
 
     def native_param_count(self) -> int:
         return self._native.count_params()
+
+
+def _attribute(layer: keras.layers.Layer, path: str) -> keras.Variable:
+    """The variable at ``path`` (``"cell.bias"``) inside ``layer``."""
+    return functools.reduce(getattr, path.split("."), layer)
 
 
 def build(

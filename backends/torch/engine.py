@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from archspec.errors import DataError, UsageError
+from archspec.layout import to_canonical, to_native
 from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
-from . import distributed, layout
+from . import distributed
 from .layers import BatchNorm
 from .model import TorchModel
 from .optimizers import build_optimizer, read_slot, set_learning_rate, slots, write_state
@@ -172,9 +173,9 @@ class Engine:
     def optimizer_state(self) -> dict[str, np.ndarray]:
         """``"{canonical parameter name}/{slot}"`` -> array in the canonical layout (zeros before any step)."""
         return {
-            f"{slot.canonical}/{name}": layout.to_canonical(
-                slot, read_slot(self.optimizer, tensor, name).detach().cpu().numpy()
-            )
+            f"{slot.canonical}/{name}": to_canonical(
+                [slot], read_slot(self.optimizer, tensor, name).detach().cpu().numpy()
+            )[slot.canonical]
             for slot, tensor in self.trainable
             for name in self.slots
         }
@@ -197,7 +198,7 @@ class Engine:
                         f"optimizer slot '{slot.canonical}/{name}' expects shape "
                         f"{list(shapes[slot.canonical])}, received {list(array.shape)}"
                     )
-                values[name] = torch.from_numpy(layout.to_native(slot, array))
+                values[name] = torch.from_numpy(to_native([slot], {slot.canonical: array}))
             write_state(self.optimizer, tensor, values, step)
 
     def optimizer_step_only(self, grads: Mapping[str, np.ndarray], learning_rate: float, step: int) -> None:
@@ -207,9 +208,7 @@ class Engine:
         TensorFlow engine; torch.optim counts its updates itself.
         """
         for slot, tensor in self.trainable:
-            tensor.grad = torch.from_numpy(layout.to_native(slot, grads[slot.canonical])).to(
-                tensor.device, tensor.dtype
-            )
+            tensor.grad = torch.from_numpy(to_native([slot], grads)).to(tensor.device, tensor.dtype)
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()
 

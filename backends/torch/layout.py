@@ -1,35 +1,19 @@
-"""Canonical <-> torch weight layout (``docs/layout.md``): the only place that converts.
+"""Canonical <-> torch weight layout (``docs/layout.md``): the only place that says where a parameter lives.
 
 Each canonical parameter maps to one tensor of its node's module, named by its
 path inside that module (``weight``, ``forward_layer.weight_ih``), with a pair
-of numpy conversions. The conversions are linear (transposes, block swaps), so
-they also convert gradients and optimizer slots.
+of numpy conversions (``archspec.layout`` applies them). torch never keeps two
+canonical parameters in one tensor, so no slot has a ``row``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
+from archspec.errors import BackendUnavailableError
 from archspec.graph import Node
-
-Convert = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One canonical parameter and the torch tensor holding it."""
-
-    canonical: str  # "dense_1.kernel"
-    native: str  # path inside the node's module: "weight", "backward_layer.bias_ih"
-    to_native: Convert
-    to_canonical: Convert
-
-
-def _same(array: np.ndarray) -> np.ndarray:
-    return array
+from archspec.layout import Convert, Slot, same
+from archspec.spec.layers import Bidirectional
 
 
 def _transpose(array: np.ndarray) -> np.ndarray:
@@ -58,56 +42,66 @@ def _gru_to_canonical(weight: np.ndarray) -> np.ndarray:
     return _swap_first_blocks(weight.T)
 
 
-_DENSE = {"kernel": ("weight", _transpose, _transpose), "bias": ("bias", _same, _same)}
-_CONV = {"kernel": ("weight", _hwio_to_oihw, _oihw_to_hwio), "bias": ("bias", _same, _same)}
-_NORM = {
-    "gamma": ("weight", _same, _same),
-    "beta": ("bias", _same, _same),
-    "moving_mean": ("running_mean", _same, _same),
-    "moving_variance": ("running_var", _same, _same),
+_Entry = tuple[str, Convert, Convert]  # (tensor path inside the module, to native, to canonical)
+
+_DENSE: dict[str, _Entry] = {"kernel": ("weight", _transpose, _transpose), "bias": ("bias", same, same)}
+_CONV: dict[str, _Entry] = {"kernel": ("weight", _hwio_to_oihw, _oihw_to_hwio), "bias": ("bias", same, same)}
+_NORM: dict[str, _Entry] = {
+    "gamma": ("weight", same, same),
+    "beta": ("bias", same, same),
+    "moving_mean": ("running_mean", same, same),
+    "moving_variance": ("running_var", same, same),
 }
-_RECURRENT = {
+_RECURRENT: dict[str, _Entry] = {
     "kernel": ("weight_ih", _transpose, _transpose),
     "recurrent_kernel": ("weight_hh", _transpose, _transpose),
-    "bias": ("bias_ih", _same, _same),
+    "bias": ("bias_ih", same, same),
 }
-_GRU = {
+_GRU: dict[str, _Entry] = {
     "kernel": ("weight_ih", _gru_to_native, _gru_to_canonical),
     "recurrent_kernel": ("weight_hh", _gru_to_native, _gru_to_canonical),
     "bias": ("bias_ih", _swap_first_blocks, _swap_first_blocks),
     "recurrent_bias": ("bias_hh", _swap_first_blocks, _swap_first_blocks),
 }
-_BY_TYPE = {
+_BY_TYPE: dict[str, dict[str, _Entry]] = {
     "dense": _DENSE,
     "conv2d": _CONV,
     "batch_norm": _NORM,
     "layer_norm": _NORM,
-    "embedding": {"embeddings": ("weight", _same, _same)},
+    "embedding": {"embeddings": ("weight", same, same)},
     "simple_rnn": _RECURRENT,
     "lstm": _RECURRENT,
     "gru": _GRU,
 }
 
 
-def _local(layer_type: str, name: str) -> tuple[str, Convert, Convert]:
+def _entry(layer_type: str, name: str) -> _Entry:
     if "." in name:  # bidirectional: "forward.kernel" -> "forward_layer.weight_ih"
         direction, inner = name.split(".", 1)
-        native, to_native, to_canonical = _local(layer_type, inner)
+        native, to_native, to_canonical = _entry(layer_type, inner)
         return f"{direction}_layer.{native}", to_native, to_canonical
-    return _BY_TYPE[layer_type][name]
+    entries = _BY_TYPE.get(layer_type)
+    if entries is None:
+        raise BackendUnavailableError(
+            f"{layer_type}: no weight layout on backend 'torch' (parameter '{name}'); "
+            f"expected a layer type among {', '.join(_BY_TYPE)}, received '{layer_type}'"
+        )
+    if name not in entries:
+        raise BackendUnavailableError(
+            f"{layer_type}: no layout entry for '{name}' on backend 'torch'; "
+            f"expected one of {', '.join(entries)}, received '{name}'"
+        )
+    return entries[name]
 
 
 def node_slots(node: Node) -> list[Slot]:
-    """Every canonical parameter of ``node`` with its tensor path and conversions."""
-    layer_type = node.layer.layer.type if node.type == "bidirectional" else node.type
-    return [Slot(node.canonical_name(param), *_local(layer_type, param.name)) for param in node.params]
+    """Every canonical parameter of ``node``, in canonical order: the tensor holding it and its conversions.
 
-
-def to_native(slot: Slot, array: np.ndarray) -> np.ndarray:
-    """A canonical array in the torch layout (a contiguous copy, ready for ``torch.from_numpy``)."""
-    return np.array(slot.to_native(np.asarray(array)), order="C")
-
-
-def to_canonical(slot: Slot, array: np.ndarray) -> np.ndarray:
-    """A torch-layout array in the canonical layout (a contiguous copy: never shares the tensor's memory)."""
-    return np.array(slot.to_canonical(np.asarray(array)), order="C")
+    Raises ``BackendUnavailableError`` naming the layer type and parameter if this table has no entry.
+    """
+    layer_type = node.layer.layer.type if isinstance(node.layer, Bidirectional) else node.type
+    slots = []
+    for param in node.params:
+        path, to_native, to_canonical = _entry(layer_type, param.name)
+        slots.append(Slot(node.canonical_name(param), node.id, path, None, param.trainable, to_native, to_canonical))
+    return slots

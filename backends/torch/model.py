@@ -11,6 +11,7 @@ from torch import nn
 
 from archspec.errors import BackendUnavailableError, UsageError
 from archspec.graph import ModelGraph
+from archspec.layout import Slot, to_canonical, to_native
 from archspec.model import CompiledModel, Inputs
 
 from . import layout
@@ -29,8 +30,8 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda":
         if not torch.cuda.is_available():
             raise BackendUnavailableError(
-                "device 'cuda' was requested, but torch sees no CUDA GPU (torch.cuda.is_available() is False); "
-                "use device 'auto' or 'cpu', or install a CUDA build of torch"
+                "expected a CUDA GPU for device 'cuda', received none: torch sees no CUDA GPU "
+                "(torch.cuda.is_available() is False); use device 'auto' or 'cpu', or install a CUDA build of torch"
             )
         _exact_float32()
         return torch.device("cuda")
@@ -168,10 +169,10 @@ class TorchModel(CompiledModel):
         self._module = GraphModule(graph, BuildContext(self.torch_dtype, self.device, seed))
         self._module.eval()
         keys = {planned.output: planned.key for planned in self._module.plan}
+        self.slots = {slot.canonical: slot for node in graph.nodes for slot in layout.node_slots(node)}
+        # torch keeps each parameter in a tensor of its own, so a slot is its array.
         self._slots = [
-            (slot, _tensor_at(self._module.layers[keys[node.id]], slot.native))
-            for node in graph.nodes
-            for slot in layout.node_slots(node)
+            (slot, _tensor_at(self._module.layers[keys[slot.node]], slot.path)) for slot in self.slots.values()
         ]
 
     @property
@@ -181,14 +182,15 @@ class TorchModel(CompiledModel):
     # --- weights ------------------------------------------------------------------
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return {
-            slot.canonical: layout.to_canonical(slot, tensor.detach().cpu().numpy()) for slot, tensor in self._slots
-        }
+        weights = {}
+        for slot, tensor in self._slots:
+            weights.update(to_canonical([slot], tensor.detach().cpu().numpy()))
+        return weights
 
     def _assign_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         with torch.no_grad():
             for slot, tensor in self._slots:
-                tensor.copy_(torch.from_numpy(layout.to_native(slot, weights[slot.canonical])))
+                tensor.copy_(torch.from_numpy(to_native([slot], weights)))
 
     def native_param_count(self) -> int:
         parameters = sum(p.numel() for p in self._module.parameters())
@@ -197,10 +199,9 @@ class TorchModel(CompiledModel):
         )
         return parameters + statistics
 
-    def trainable_slots(self) -> list[tuple[layout.Slot, nn.Parameter]]:
+    def trainable_slots(self) -> list[tuple[Slot, nn.Parameter]]:
         """(slot, parameter) for every trainable parameter, in canonical order."""
-        parameters = self.graph.parameters
-        return [(slot, tensor) for slot, tensor in self._slots if parameters[slot.canonical].trainable]
+        return [(slot, tensor) for slot, tensor in self._slots if slot.trainable]
 
     # --- running ------------------------------------------------------------------
 
@@ -285,7 +286,9 @@ class TorchModel(CompiledModel):
         finally:
             self._module.eval()
         grads = [torch.zeros_like(source) if g is None else g for g, source in zip(grads, sources)]
-        params = {slot.canonical: layout.to_canonical(slot, g.cpu().numpy()) for (slot, _), g in zip(trainable, grads)}
+        params = {}
+        for (slot, _), grad in zip(trainable, grads):
+            params.update(to_canonical([slot], grad.cpu().numpy()))
         inputs_grads = {name: g.cpu().numpy() for name, g in zip(float_inputs, grads[len(trainable) :])}
         return params, inputs_grads
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from archspec.graph import layer_types
 from archspec.spec.common import ActivationName
 
 IMAGE = [9, 8, 3]
@@ -137,6 +136,8 @@ ACTIVATION_CASES: dict[str, dict] = {
 
 
 def covered_layer_types() -> set[str]:
+    """Layer types that appear in at least one of ``LAYER_CASES`` (``tests/backends/test_conformance.py`` checks
+    that this is every type of the catalogue)."""
     types = set()
     for document in LAYER_CASES.values():
         for layer in document["layers"]:
@@ -155,9 +156,6 @@ def random_inputs(graph, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
             embedding = next(n for n in graph.nodes if n.type == "embedding" and name in n.inputs)
             arrays[name] = rng.integers(0, embedding.layer.input_dim, shape).astype(np.int64)
     return arrays
-
-
-assert covered_layer_types() == set(layer_types()), "a layer type has no parity case"
 
 
 def scaled_error(actual, expected) -> float:

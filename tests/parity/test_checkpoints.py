@@ -6,7 +6,11 @@ from paths import mnist_dir
 from safetensors import safe_open
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.errors import CheckpointError
+
+# Each backend is paired with the first: weights go both ways between it and every other.
+FIRST, OTHERS = BACKENDS[0], BACKENDS[1:]
 
 
 def perturbed(model, seed=0):
@@ -18,40 +22,42 @@ def perturbed(model, seed=0):
     }
 
 
+@pytest.mark.parametrize("other", OTHERS)
 @pytest.mark.parametrize("config", ["mnist_cnn", "mnist_gru", "mnist_bidirectional", "mnist_residual"])
-def test_round_trip_torch_tensorflow_torch(configs_dir, tmp_path, config):
+def test_round_trip_first_other_first(configs_dir, tmp_path, config, other):
     spec = archspec.load(configs_dir / f"{config}.yaml")
-    first = archspec.compile(spec, backend="torch", dtype="float64")
+    first = archspec.compile(spec, backend=FIRST, dtype="float64")
     first.set_weights(perturbed(first))
     original = first.get_weights()
     first.save_weights(tmp_path / "a.safetensors")
 
-    keras_model = archspec.compile(spec, backend="tensorflow", dtype="float64")
-    archspec.load_weights(keras_model, tmp_path / "a.safetensors")
-    keras_model.save_weights(tmp_path / "b.safetensors")
+    other_model = archspec.compile(spec, backend=other, dtype="float64")
+    archspec.load_weights(other_model, tmp_path / "a.safetensors")
+    other_model.save_weights(tmp_path / "b.safetensors")
 
-    last = archspec.compile(spec, backend="torch", dtype="float64")
+    last = archspec.compile(spec, backend=FIRST, dtype="float64")
     archspec.load_weights(last, tmp_path / "b.safetensors")
     for key, value in original.items():
         assert np.array_equal(last.get_weights()[key], value), key
     with safe_open(str(tmp_path / "b.safetensors"), framework="numpy") as handle:
         metadata = handle.metadata()
-    assert metadata["saved_by_backend"] == "tensorflow"
+    assert metadata["saved_by_backend"] == other
     from archspec.weights import spec_hash
 
     assert metadata["spec_hash"] == spec_hash(spec)
 
 
+@pytest.mark.parametrize("other", OTHERS)
 @pytest.mark.parametrize("dtype, required", [("float64", 1.0), ("float32", 0.9999)])
 @pytest.mark.parametrize("config", ["mnist_mlp", "mnist_cnn"])
-def test_loaded_models_predict_the_same_classes_on_mnist(configs_dir, tmp_path, config, dtype, required):
+def test_loaded_models_predict_the_same_classes_on_mnist(configs_dir, tmp_path, config, dtype, required, other):
     from archspec.data import load_dataset
 
     spec = archspec.load(configs_dir / f"{config}.yaml")
-    source = archspec.compile(spec, backend="tensorflow", dtype=dtype)
+    source = archspec.compile(spec, backend=other, dtype=dtype)
     source.set_weights(perturbed(source, seed=1))
     source.save_weights(tmp_path / "w.safetensors")
-    target = archspec.compile(spec, backend="torch", dtype=dtype)
+    target = archspec.compile(spec, backend=FIRST, dtype=dtype)
     archspec.load_weights(target, tmp_path / "w.safetensors")
 
     splits = load_dataset(spec.data.model_dump(mode="json"), data_dir=mnist_dir())
@@ -63,10 +69,11 @@ def test_loaded_models_predict_the_same_classes_on_mnist(configs_dir, tmp_path, 
     assert agreement >= required, f"{config} {dtype}: classes agree on {agreement:.4%} of the test set"
 
 
-def test_weights_of_another_architecture_are_refused(configs_dir, tmp_path):
-    mlp = archspec.compile(configs_dir / "mnist_mlp.yaml", backend="torch")
+@pytest.mark.parametrize("reader", BACKENDS)
+def test_weights_of_another_architecture_are_refused(configs_dir, tmp_path, reader):
+    mlp = archspec.compile(configs_dir / "mnist_mlp.yaml", backend=FIRST)
     mlp.save_weights(tmp_path / "mlp.safetensors")
-    other = archspec.compile(configs_dir / "mnist_residual.yaml", backend="tensorflow")
+    other = archspec.compile(configs_dir / "mnist_residual.yaml", backend=reader)
     before = other.get_weights()
     with pytest.raises(CheckpointError, match="parameter 'stem.kernel' is missing"):
         archspec.load_weights(other, tmp_path / "mlp.safetensors")
@@ -74,8 +81,9 @@ def test_weights_of_another_architecture_are_refused(configs_dir, tmp_path):
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
-def test_corrupt_file_is_refused(configs_dir, tmp_path):
-    model = archspec.compile(configs_dir / "mnist_mlp.yaml", backend="torch")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_corrupt_file_is_refused(configs_dir, tmp_path, backend):
+    model = archspec.compile(configs_dir / "mnist_mlp.yaml", backend=backend)
     model.save_weights(tmp_path / "w.safetensors")
     data = (tmp_path / "w.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])

@@ -1,4 +1,4 @@
-"""Same weights, same function: both backends against each other and the numpy reference.
+"""Same weights, same function: every registered backend against the numpy reference and the first backend.
 
 For every layer type, every activation and every config: outputs (inference and
 training mode), gradients of a scalar loss with respect to every parameter and to
@@ -12,13 +12,13 @@ import pytest
 
 import archspec
 from archspec.api import load_with_graph
+from archspec.backend import BACKENDS
 from archspec.initializers import canonical_weights
 from archspec.reference.forward import reference_forward
 from parity.support import ACTIVATION_CASES, LAYER_CASES, random_inputs, scaled_error
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
-BACKENDS = ("torch", "tensorflow")
 
 
 def build_all(source, dtype):
@@ -68,19 +68,23 @@ def compare_gradients(graph, models, dtype, inputs, training):
         for out in graph.outputs
     }
     results = {name: model.gradients(inputs, cotangents, training=training, step=5) for name, model in models.items()}
-    (param_a, input_a), (param_b, input_b) = results["torch"], results["tensorflow"]
+    first, *others = BACKENDS
+    param_a, input_a = results[first]
     trainable = [n for n, p in graph.parameters.items() if p.trainable]
-    assert sorted(param_a) == sorted(param_b) == sorted(trainable)
+    assert sorted(param_a) == sorted(trainable), first
     tolerance = TOLERANCE[dtype]
-    for key in trainable:
-        error = scaled_error(param_a[key], param_b[key])
-        assert error <= tolerance, (
-            f"{graph.spec.name} [{dtype}, training={training}] d/d{key}: torch vs tensorflow error {error:.3g}"
-        )
-    assert sorted(input_a) == sorted(input_b)
-    for key in input_a:
-        error = scaled_error(input_a[key], input_b[key])
-        assert error <= tolerance, f"{graph.spec.name} [{dtype}] d/d input {key}: error {error:.3g}"
+    for other in others:
+        param_b, input_b = results[other]
+        assert sorted(param_b) == sorted(trainable), other
+        for key in trainable:
+            error = scaled_error(param_b[key], param_a[key])
+            assert error <= tolerance, (
+                f"{graph.spec.name} [{dtype}, training={training}] d/d{key}: {other} vs {first} error {error:.3g}"
+            )
+        assert sorted(input_b) == sorted(input_a), other
+        for key in input_a:
+            error = scaled_error(input_b[key], input_a[key])
+            assert error <= tolerance, f"{graph.spec.name} [{other}, {dtype}] d/d input {key}: error {error:.3g}"
 
 
 def check(document, dtype, batch=4):
