@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archspec.errors import UsageError
+from archspec.errors import lookup
 from archspec.graph import Node
 from archspec.random import keep_threshold
 from archspec.spec.common import as_pair
@@ -345,10 +345,4 @@ BUILDERS: dict[str, Builder] = {
 
 def build_layer(node: Node, context: BuildContext) -> nn.Module:
     """The torch module for ``node``; the error lists the layer types this backend knows."""
-    try:
-        builder = BUILDERS[node.type]
-    except KeyError:
-        raise UsageError(
-            f"the torch backend expected a layer type among {sorted(BUILDERS)}, received {node.type!r}"
-        ) from None
-    return builder(node, context)
+    return lookup(BUILDERS, node.type, "layer type", owner="the torch backend")(node, context)
