@@ -1,7 +1,7 @@
 """One builder per layer type: a spec node -> the Keras layer that computes it.
 
 Keras' own layers are used wherever their meaning equals the spec's (checked in
-tests/backends/test_tensorflow_layers.py); dropout is archspec's own, because its mask
+tests/backends/test_layers.py); dropout is archspec's own, because its mask
 comes from the neutral random stream. Every layer is named after its node id, so its
 weights are found by name, and built channels-last whatever Keras' global config says.
 """
