@@ -1,13 +1,20 @@
 """One error hierarchy for everything archspec refuses.
 
 Every message says what was expected, what was received and, where it is known,
-where (``FILE:LINE:COL`` for specs). The CLI prints ``str(error)`` and exits
-non-zero; it never shows a traceback for an ``ArchSpecError``.
+where (``FILE:LINE:COL`` for specs), in one wording: ``expected ..., received ...``
+(``tests/backends/test_messages.py`` holds the code to it). One type per kind of
+mistake: a bad argument is a ``UsageError``, bad data a ``DataError``, a bad file a
+``CheckpointError``. The CLI prints ``str(error)`` and exits non-zero; it never
+shows a traceback for an ``ArchSpecError``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class ArchSpecError(Exception):
@@ -71,3 +78,17 @@ class UsageError(ArchSpecError):
     """A command or function was called with arguments it cannot take."""
 
     exit_code = 2
+
+
+def lookup(registry: Mapping[str, T], name: str, kind: str, owner: str = "") -> T:
+    """The entry ``name`` of ``registry`` (layer builders, losses, activations, ...).
+
+    An unknown name raises :class:`UsageError` that lists the known ones, in the
+    project's wording: ``[{owner} ]expected a {kind} among ..., received '{name}'``.
+    """
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        subject = f"{owner} expected" if owner else "expected"
+        raise UsageError(f"{subject} a {kind} among {known}, received {name!r}") from None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from archspec.errors import UsageError
+from archspec.errors import lookup
 from archspec.reference.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
 
 
@@ -45,8 +45,7 @@ class Activation(keras.layers.Layer):
 
     def __init__(self, function: str, **kwargs):
         super().__init__(**kwargs)
-        if function not in ACTIVATIONS:
-            raise UsageError(f"expected an activation among {', '.join(ACTIVATIONS)}. Received: {function!r}")
+        lookup(ACTIVATIONS, function, "activation")  # refused here, at construction, not when called
         self.function = function
 
     def call(self, inputs):

@@ -8,12 +8,13 @@ until the trainer asks for many at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from archspec.errors import DataError, UsageError
+from archspec.engine import Engine as BaseEngine
+from archspec.errors import lookup
 from archspec.layout import to_canonical, to_native
 from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
@@ -44,38 +45,55 @@ def _binary_crossentropy_from_logits(z: tf.Tensor, y: tf.Tensor):
     return value, gradient
 
 
+def _sparse_categorical_crossentropy(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    log_p = _log_probabilities(output, from_logits)
+    return -tf.reduce_mean(tf.gather(log_p, target, axis=1, batch_dims=1))
+
+
+def _categorical_crossentropy(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    target = tf.reshape(target, tf.shape(output))
+    return -tf.reduce_mean(tf.reduce_sum(target * _log_probabilities(output, from_logits), axis=1))
+
+
+def _binary_crossentropy(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    target = tf.reshape(target, tf.shape(output))
+    if from_logits:
+        return tf.reduce_mean(_binary_crossentropy_from_logits(output, target))
+    p = tf.clip_by_value(output, EPSILON, 1 - EPSILON)
+    return tf.reduce_mean(-target * tf.math.log(p) - (1 - target) * tf.math.log(1 - p))
+
+
+def _mse(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    return tf.reduce_mean(tf.square(output - tf.reshape(target, tf.shape(output))))
+
+
+def _mae(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    return tf.reduce_mean(tf.abs(output - tf.reshape(target, tf.shape(output))))
+
+
+LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor, bool], tf.Tensor]] = {
+    "sparse_categorical_crossentropy": _sparse_categorical_crossentropy,
+    "categorical_crossentropy": _categorical_crossentropy,
+    "binary_crossentropy": _binary_crossentropy,
+    "mse": _mse,
+    "mae": _mae,
+}
+"""Each loss of the spec, by the formulas of ``archspec/reference/losses.py``."""
+
+
 def batch_loss(name: str, output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    """The mean loss of a batch, by the formulas of ``archspec/reference/losses.py``.
+    """The mean loss ``name`` of a batch.
 
     ``target``: int64 labels (N,) for sparse categorical cross-entropy, else floats
     with as many elements as ``output``.
     """
-    if name == "sparse_categorical_crossentropy":
-        log_p = _log_probabilities(output, from_logits)
-        return -tf.reduce_mean(tf.gather(log_p, target, axis=1, batch_dims=1))
-    target = tf.reshape(target, tf.shape(output))
-    if name == "categorical_crossentropy":
-        return -tf.reduce_mean(tf.reduce_sum(target * _log_probabilities(output, from_logits), axis=1))
-    if name == "binary_crossentropy":
-        if from_logits:
-            return tf.reduce_mean(_binary_crossentropy_from_logits(output, target))
-        p = tf.clip_by_value(output, EPSILON, 1 - EPSILON)
-        return tf.reduce_mean(-target * tf.math.log(p) - (1 - target) * tf.math.log(1 - p))
-    if name == "mse":
-        return tf.reduce_mean(tf.square(output - target))
-    if name == "mae":
-        return tf.reduce_mean(tf.abs(output - target))
-    raise UsageError(
-        f"expected a loss among sparse_categorical_crossentropy, categorical_crossentropy, "
-        f"binary_crossentropy, mse, mae. Received: {name!r}"
-    )
+    return lookup(LOSSES, name, "loss")(output, target, from_logits)
 
 
-class Engine:
-    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``).
+class Engine(BaseEngine):
+    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``); the
+    checks, the targets' dtype and the optimizer state's names come from ``archspec.engine``.
 
-    ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
-    cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
     ``compiled`` compiles the step with XLA (``jit_compile=True``). ``cluster`` (an
     ``archspec.training.cluster.Cluster``; model and engine built under ``distributed.join``):
     the step runs as one replica of MultiWorkerMirroredStrategy, gradients summed across
@@ -92,31 +110,15 @@ class Engine:
         compiled: bool = False,
         cluster=None,
     ):
-        graph = model.graph
-        if not graph.heads:
-            raise UsageError("training needs a model with one output (a head)")
-        self.model = model
-        self.training = training
-        self.head = graph.heads[0]
-        arrays = model._as_input_dict(x)
-        count = len(next(iter(arrays.values())))
-        y = np.asarray(y)
-        if len(y) != count:
-            raise DataError(f"expected {count} targets (one per training sample). Received: {len(y)}")
-        target_dtype = "int64" if training.loss == "sparse_categorical_crossentropy" else model.dtype
+        super().__init__(model, x=x, y=y, training=training)
         with tf.device(model.device):
-            self.x = {name: tf.constant(array) for name, array in arrays.items()}
-            self.y = tf.constant(y.astype(target_dtype))
+            self.x = {name: tf.constant(array) for name, array in self.inputs.items()}
+            self.y = tf.constant(self.targets)
 
-        self.trainable = {name: slot for name, slot in model.slots.items() if slot.trainable}
         self.groups = model.trainable_arrays()  # [(variable, [slot, ...])]
         self.variables = [variable for variable, _ in self.groups]
         holding = {slot.canonical: variable for variable, group in model.arrays for slot in group}
-        self.penalties = [
-            (model.slots[name], holding[name], param.regularizer.l1, param.regularizer.l2)
-            for name, param in graph.parameters.items()
-            if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
-        ]
+        self.penalty_slots = [(model.slots[name], holding[name], l1, l2) for name, l1, l2 in self.penalties]
         with tf.device(model.device):
             self.optimizer = Optimizer(training.optimizer, self.variables)
         self.steps_taken = 0
@@ -134,8 +136,8 @@ class Engine:
 
     def _loss(self, inputs: dict[str, tf.Tensor], target: tf.Tensor) -> tf.Tensor:
         logits = self.model.logits_model(inputs, training=True)
-        loss = batch_loss(self.training.loss, logits, target, self.head.from_logits)
-        for slot, variable, l1, l2 in self.penalties:
+        loss = batch_loss(self.loss, logits, target, self.from_logits)
+        for slot, variable, l1, l2 in self.penalty_slots:
             weight = slot.view(tf.convert_to_tensor(variable))
             if l1:
                 loss = loss + l1 * tf.reduce_sum(tf.abs(weight))
@@ -169,9 +171,6 @@ class Engine:
             self.optimizer.apply([distributed.local(grad) for grad in grads], learning_rate, step + 1)
         return distributed.local(loss)
 
-    def unwrap(self) -> None:
-        """Nothing to let go of: the strategy lives as long as the process (``distributed.leave``)."""
-
     def _replica_gradients(self, indices, fraction):
         """This worker's loss and the summed gradients of all workers, each weighted by its share."""
         loss, grads = self._gradients(indices, fraction)
@@ -180,12 +179,6 @@ class Engine:
     def train_step(
         self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
     ) -> tf.Tensor:
-        """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
-
-        With workers: ``indices`` are this worker's share of the global batch, starting at
-        position ``offset`` in it and making up ``fraction`` of it. Returns the share's mean
-        loss (penalties included) as a scalar tensor, without synchronising.
-        """
         arguments = [np.asarray(indices, dtype=np.int64), np.int64(step), np.float64(learning_rate)]
         if self.distributed:
             arguments += [np.int64(offset), np.float64(fraction)]
@@ -194,40 +187,20 @@ class Engine:
         return loss
 
     def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
-        """The element-wise sum of ``values`` over all workers."""
         return distributed.all_reduce_sum(values)
 
-    def losses_to_numpy(self, losses: list) -> np.ndarray:
-        """Many step losses as one float64 array, with one device synchronisation."""
-        if not losses:
-            return np.zeros(0)
-        return tf.stack(list(losses)).numpy().astype(np.float64)
+    def _stack_losses(self, losses: list[tf.Tensor]) -> np.ndarray:
+        return tf.stack(losses).numpy().astype(np.float64)
 
-    def optimizer_state(self) -> dict[str, np.ndarray]:
-        """``"{canonical parameter name}/{slot}"`` -> array in the canonical layout (zeros before any step)."""
+    def _read_optimizer_state(self) -> dict[str, np.ndarray]:
         state = {}
         for (_, parts), slots in zip(self.groups, self.optimizer.slots):
             for slot_name, variable in slots.items():
                 for name, value in to_canonical(parts, variable.numpy()).items():
                     state[f"{name}/{slot_name}"] = value
-        return {f"{name}/{s}": state[f"{name}/{s}"] for name in self.trainable for s in self.optimizer.slot_names}
+        return state
 
-    def load_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None:
-        """Restore slots saved by :meth:`optimizer_state`, ``step`` optimizer updates into the run."""
-        names = self.optimizer.slot_names
-        expected = {f"{name}/{s}" for name in self.trainable for s in names}
-        if set(state) != expected:
-            missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise UsageError(
-                f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}"
-            )
-        shapes = self.model.graph.parameters
-        for key, value in state.items():
-            name = key.rsplit("/", 1)[0]
-            if np.shape(value) != tuple(shapes[name].shape):
-                raise UsageError(
-                    f"optimizer slot '{key}' expects shape {list(shapes[name].shape)}, received {list(np.shape(value))}"
-                )
+    def _write_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None:
         for (_, parts), slots in zip(self.groups, self.optimizer.slots):
             for slot_name, variable in slots.items():
                 canonical = {slot.canonical: state[f"{slot.canonical}/{slot_name}"] for slot in parts}
@@ -235,10 +208,7 @@ class Engine:
         self.steps_taken = step
 
     def optimizer_step_only(self, grads: Mapping[str, np.ndarray], learning_rate: float, step: int) -> None:
-        """Apply one optimizer update with given gradients (canonical layout); for tests.
-
-        ``step`` is the 0-based index of this update (the reference's count is ``step + 1``).
-        """
+        # The reference's update count is ``step + 1``.
         native = [tf.constant(to_native(parts, grads).astype(self.model.dtype)) for _, parts in self.groups]
         with tf.device(self.model.device):
             self.optimizer.apply(native, tf.constant(learning_rate, tf.float64), tf.constant(step + 1, tf.int64))

@@ -1,7 +1,7 @@
 """One builder per layer type: a spec node -> the Keras layer that computes it.
 
 Keras' own layers are used wherever their meaning equals the spec's (checked in
-tests/backends/test_tensorflow_layers.py); dropout is archspec's own, because its mask
+tests/backends/test_layers.py); dropout is archspec's own, because its mask
 comes from the neutral random stream. Every layer is named after its node id, so its
 weights are found by name, and built channels-last whatever Keras' global config says.
 """
@@ -9,7 +9,6 @@ weights are found by name, and built channels-last whatever Keras' global config
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
@@ -18,20 +17,11 @@ from archspec.graph import Node
 from archspec.spec.common import as_pair
 
 from .activations import Activation
+from .context import BuildContext
 from .random import fused_dropout_keep_mask
+from .recurrent import bidirectional_layer, recurrent_layer
 
 CHANNELS_LAST = "channels_last"
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What builders need beyond the node: the run's float dtype, the dropout seed and
-    the model's dropout step variable (int64, set before each training step)."""
-
-    dtype: str
-    seed: int
-    step: tf.Variable
-    offset: tf.Variable | None = None  # the first sample's position in the global batch
 
 
 @keras.saving.register_keras_serializable(package="archspec")
@@ -180,24 +170,12 @@ def _embedding(node, context):
     return keras.layers.Embedding(layer.input_dim, layer.output_dim, name=node.id, dtype=context.dtype)
 
 
-def recurrent_layer(layer, name: str, dtype: str):
-    """The Keras layer for a simple_rnn, lstm or gru spec (also the layer a bidirectional wraps)."""
-    options = dict(return_sequences=layer.return_sequences, use_bias=layer.use_bias, name=name, dtype=dtype)
-    if layer.type == "simple_rnn":
-        return keras.layers.SimpleRNN(layer.units, activation=layer.activation, **options)
-    if layer.type == "lstm":
-        return keras.layers.LSTM(layer.units, activation="tanh", recurrent_activation="sigmoid", **options)
-    return keras.layers.GRU(layer.units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **options)
-
-
 def _recurrent(node, context):
     return recurrent_layer(node.layer, node.id, context.dtype)
 
 
 def _bidirectional(node, context):
-    inner = recurrent_layer(node.layer.layer, node.id, context.dtype)
-    # Keras names the copies "forward_{id}" and "backward_{id}".
-    return keras.layers.Bidirectional(inner, merge_mode=node.layer.merge_mode, name=node.id, dtype=context.dtype)
+    return bidirectional_layer(node, context.dtype)
 
 
 def _add(node, context):

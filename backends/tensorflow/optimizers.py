@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from archspec.errors import lookup
 from archspec.reference.optimizers import options_from_spec, resolve_options, state_slots
 from archspec.spec.training import Optimizer as OptimizerSpec
 
@@ -80,7 +81,7 @@ class Optimizer:
 
     def __init__(self, spec: OptimizerSpec, variables: list):
         options = options_from_spec(spec)
-        self.update = UPDATES[spec.type]
+        self.update = lookup(UPDATES, spec.type, "optimizer", owner="the tensorflow backend")
         self.settings = {k: v for k, v in resolve_options(spec.type, options).items() if k != "lr"}
         self.slot_names = state_slots(spec.type, options)
         self.variables = list(variables)

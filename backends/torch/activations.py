@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from archspec.errors import lookup
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda x: x,
     "relu": torch.relu,
@@ -22,7 +24,4 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The function for activation ``name``; the error lists the valid names."""
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"expected an activation among {sorted(ACTIVATIONS)}, received {name!r}") from None
+    return lookup(ACTIVATIONS, name, "activation")

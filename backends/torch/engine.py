@@ -7,13 +7,14 @@ the host. Losses stay tensors until the trainer asks for many at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archspec.errors import DataError, UsageError
+from archspec.engine import Engine as BaseEngine
+from archspec.errors import lookup
 from archspec.layout import to_canonical, to_native
 from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
@@ -21,7 +22,7 @@ from archspec.spec.training import Training
 from . import distributed
 from .layers import BatchNorm
 from .model import TorchModel
-from .optimizers import build_optimizer, read_slot, set_learning_rate, slots, write_state
+from .optimizers import build_optimizer, read_slot, set_learning_rate, write_state
 
 
 def _log_probabilities(output: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -30,42 +31,60 @@ def _log_probabilities(output: torch.Tensor, from_logits: bool) -> torch.Tensor:
     return torch.log(torch.clamp(output / output.sum(dim=1, keepdim=True), EPSILON, 1 - EPSILON))
 
 
+def _sparse_categorical_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    log_p = _log_probabilities(output, from_logits)
+    return -log_p.gather(1, target.unsqueeze(1)).mean()
+
+
+def _categorical_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    target = target.reshape(output.shape)
+    return -(target * _log_probabilities(output, from_logits)).sum(dim=1).mean()
+
+
+def _binary_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    target = target.reshape(output.shape)
+    if from_logits:
+        # max(z, 0) - z*y + log1p(exp(-|z|)), with the gradient sigmoid(z) - y everywhere
+        # (differentiating the formula as written gives 1 - y at z = 0).
+        return F.binary_cross_entropy_with_logits(output, target)
+    p = torch.clamp(output, EPSILON, 1 - EPSILON)
+    return (-target * torch.log(p) - (1 - target) * torch.log(1 - p)).mean()
+
+
+def _mse(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    return ((output - target.reshape(output.shape)) ** 2).mean()
+
+
+def _mae(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    return (output - target.reshape(output.shape)).abs().mean()
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]] = {
+    "sparse_categorical_crossentropy": _sparse_categorical_crossentropy,
+    "categorical_crossentropy": _categorical_crossentropy,
+    "binary_crossentropy": _binary_crossentropy,
+    "mse": _mse,
+    "mae": _mae,
+}
+"""Each loss of the spec, by the formulas of ``archspec/reference/losses.py``."""
+
+
 def batch_loss(name: str, output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    """The mean loss of a batch, by the formulas of ``archspec/reference/losses.py``.
+    """The mean loss ``name`` of a batch.
 
     ``target``: int64 labels (N,) for sparse categorical cross-entropy, else floats
     with as many elements as ``output``.
     """
-    if name == "sparse_categorical_crossentropy":
-        log_p = _log_probabilities(output, from_logits)
-        return -log_p.gather(1, target.unsqueeze(1)).mean()
-    target = target.reshape(output.shape)
-    if name == "categorical_crossentropy":
-        return -(target * _log_probabilities(output, from_logits)).sum(dim=1).mean()
-    if name == "binary_crossentropy":
-        if from_logits:
-            # max(z, 0) - z*y + log1p(exp(-|z|)), with the gradient sigmoid(z) - y everywhere
-            # (differentiating the formula as written gives 1 - y at z = 0).
-            return F.binary_cross_entropy_with_logits(output, target)
-        p = torch.clamp(output, EPSILON, 1 - EPSILON)
-        return (-target * torch.log(p) - (1 - target) * torch.log(1 - p)).mean()
-    if name == "mse":
-        return ((output - target) ** 2).mean()
-    if name == "mae":
-        return (output - target).abs().mean()
-    raise UsageError(
-        f"expected a loss among sparse_categorical_crossentropy, categorical_crossentropy, "
-        f"binary_crossentropy, mse, mae, received {name!r}"
-    )
+    return lookup(LOSSES, name, "loss")(output, target, from_logits)
 
 
-class Engine:
-    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``).
+class Engine(BaseEngine):
+    """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``); the
+    checks, the targets' dtype and the optimizer state's names come from ``archspec.engine``.
 
-    ``x``: the training inputs by name; ``y``: int64 labels (N,) for sparse
-    cross-entropy, float one-hot (N, C) for categorical, float (N, 1) otherwise.
-    ``compiled`` runs the forward pass and loss through ``torch.compile``. ``cluster``
-    (an ``archspec.training.cluster.Cluster``, after ``distributed.join``): the loss runs through
+    ``compiled`` runs the forward pass and loss through ``torch.compile``. ``foreach``
+    selects torch.optim's multi-tensor implementations. ``cluster`` (an
+    ``archspec.training.cluster.Cluster``, after ``distributed.join``): the loss runs through
     ``DistributedDataParallel``, which averages the gradients across workers, and batch
     normalisation uses the statistics of the global batch.
     """
@@ -81,35 +100,20 @@ class Engine:
         foreach: bool = True,
         cluster=None,
     ):
-        graph = model.graph
-        if not graph.heads:
-            raise UsageError("training needs a model with one output (a head)")
-        self.model = model
+        super().__init__(model, x=x, y=y, training=training)
         self.module = model.native
-        self.training = training
-        self.head = graph.heads[0]
-        arrays = model._as_input_dict(x)
-        self.x = model.input_tensors(arrays)
-        count = len(next(iter(self.x.values())))
-        y = np.asarray(y)
-        if len(y) != count:
-            raise DataError(f"expected {count} targets (one per training sample), received {len(y)}")
-        target_dtype = torch.int64 if training.loss == "sparse_categorical_crossentropy" else model.torch_dtype
-        self.y = torch.as_tensor(y).to(device=model.device, dtype=target_dtype)
-        self.trainable = model.trainable_slots()
-        self.parameters = [tensor for _, tensor in self.trainable]
-        by_name = {slot.canonical: tensor for slot, tensor in self.trainable}
-        self.penalties = [
-            (by_name[name], param.regularizer.l1, param.regularizer.l2)
-            for name, param in graph.parameters.items()
-            if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
-        ]
+        self.x = model.input_tensors(self.inputs)
+        self.y = torch.as_tensor(self.targets).to(device=model.device)
+        self.trainable_parameters = model.trainable_slots()
+        self.parameters = [tensor for _, tensor in self.trainable_parameters]
+        by_name = {slot.canonical: tensor for slot, tensor in self.trainable_parameters}
+        self.penalty_tensors = [(by_name[name], l1, l2) for name, l1, l2 in self.penalties]
         self.optimizer = build_optimizer(training.optimizer, self.parameters, foreach=foreach)
-        self.slots = slots(training.optimizer)
         self.compiled = compiled
         self._loss = torch.compile(self._forward_loss, dynamic=False) if compiled else self._forward_loss
         self.world_size = 1
         if cluster is not None:
+            # Imported here: only a distributed run needs DDP.
             from torch.nn.parallel import DistributedDataParallel
 
             self.world_size = cluster.world_size
@@ -126,8 +130,8 @@ class Engine:
 
     def _forward_loss(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         logits = self.module.tensors(inputs, (self.head.logits,))[self.head.logits]
-        loss = batch_loss(self.training.loss, logits, target, self.head.from_logits)
-        for tensor, l1, l2 in self.penalties:
+        loss = batch_loss(self.loss, logits, target, self.from_logits)
+        for tensor, l1, l2 in self.penalty_tensors:
             if l1:
                 loss = loss + l1 * tensor.abs().sum()
             if l2:
@@ -137,12 +141,6 @@ class Engine:
     def train_step(
         self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
     ) -> torch.Tensor:
-        """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
-
-        With workers: ``indices`` are this worker's share of the global batch, starting at
-        position ``offset`` in it and making up ``fraction`` of it. Returns the share's mean
-        loss (penalties included) as a 0-d tensor, without synchronising.
-        """
         index = torch.as_tensor(indices, dtype=torch.int64).to(self.model.device, non_blocking=True)
         if not self.module.training:
             self.module.train()
@@ -161,53 +159,31 @@ class Engine:
         return loss.detach()
 
     def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
-        """The element-wise sum of ``values`` over all workers."""
         return distributed.all_reduce_sum(values, self.model.device)
 
-    def losses_to_numpy(self, losses: list) -> np.ndarray:
-        """Many step losses as one float64 array, with one device synchronisation."""
-        if not losses:
-            return np.zeros(0)
-        return torch.stack(list(losses)).to(torch.float64).cpu().numpy()
+    def _stack_losses(self, losses: list[torch.Tensor]) -> np.ndarray:
+        return torch.stack(losses).to(torch.float64).cpu().numpy()
 
-    def optimizer_state(self) -> dict[str, np.ndarray]:
-        """``"{canonical parameter name}/{slot}"`` -> array in the canonical layout (zeros before any step)."""
+    def _read_optimizer_state(self) -> dict[str, np.ndarray]:
         return {
             f"{slot.canonical}/{name}": to_canonical(
                 [slot], read_slot(self.optimizer, tensor, name).detach().cpu().numpy()
             )[slot.canonical]
-            for slot, tensor in self.trainable
-            for name in self.slots
+            for slot, tensor in self.trainable_parameters
+            for name in self.slot_names
         }
 
-    def load_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None:
-        """Restore slots saved by :meth:`optimizer_state`, ``step`` optimizer updates into the run."""
-        expected = {f"{slot.canonical}/{name}" for slot, _ in self.trainable for name in self.slots}
-        if set(state) != expected:
-            missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise UsageError(
-                f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}"
-            )
-        shapes = {name: param.shape for name, param in self.model.graph.parameters.items()}
-        for slot, tensor in self.trainable:
-            values = {}
-            for name in self.slots:
-                array = np.asarray(state[f"{slot.canonical}/{name}"])
-                if array.shape != tuple(shapes[slot.canonical]):
-                    raise UsageError(
-                        f"optimizer slot '{slot.canonical}/{name}' expects shape "
-                        f"{list(shapes[slot.canonical])}, received {list(array.shape)}"
-                    )
-                values[name] = torch.from_numpy(to_native([slot], {slot.canonical: array}))
+    def _write_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None:
+        for slot, tensor in self.trainable_parameters:
+            values = {
+                name: torch.from_numpy(to_native([slot], {slot.canonical: state[f"{slot.canonical}/{name}"]}))
+                for name in self.slot_names
+            }
             write_state(self.optimizer, tensor, values, step)
 
     def optimizer_step_only(self, grads: Mapping[str, np.ndarray], learning_rate: float, step: int) -> None:
-        """Apply one optimizer update with given gradients (canonical layout); for tests.
-
-        ``step`` (the 0-based index of this update) is accepted for symmetry with the
-        TensorFlow engine; torch.optim counts its updates itself.
-        """
-        for slot, tensor in self.trainable:
+        # ``step`` is unused: torch.optim counts its updates itself.
+        for slot, tensor in self.trainable_parameters:
             tensor.grad = torch.from_numpy(to_native([slot], grads)).to(tensor.device, tensor.dtype)
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()

@@ -2,43 +2,27 @@
 
 Tensors between layers are channels-last, as in the spec: image layers permute to
 channels-first around their torch op and back, so flatten and concatenate read the
-spec's own axis order. Parameters are created empty in torch's layout, named as
-torch names them; their values always come from canonical weights (``layout.py``).
+spec's own axis order. Parameters are named as torch names them (``context.py``
+creates them empty). The recurrent layers live in ``recurrent.py``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archspec.errors import lookup
 from archspec.graph import Node
 from archspec.random import keep_threshold
 from archspec.spec.common import as_pair
 
 from . import random
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What every builder needs besides the node: parameter dtype, device and the dropout seed."""
-
-    dtype: torch.dtype
-    device: torch.device
-    seed: int
-
-
-def _parameter(context: BuildContext, *shape: int) -> nn.Parameter:
-    return nn.Parameter(torch.empty(shape, dtype=context.dtype, device=context.device))
-
-
-def _buffer(context: BuildContext, *shape: int) -> torch.Tensor:
-    return torch.empty(shape, dtype=context.dtype, device=context.device)
-
+from .context import BuildContext, buffer, parameter
+from .recurrent import Bidirectional, Recurrent
 
 # --- core -------------------------------------------------------------------------
 
@@ -48,8 +32,8 @@ class Dense(nn.Module):
 
     def __init__(self, context: BuildContext, in_features: int, units: int, use_bias: bool):
         super().__init__()
-        self.weight = _parameter(context, units, in_features)
-        self.bias = _parameter(context, units) if use_bias else None
+        self.weight = parameter(context, units, in_features)
+        self.bias = parameter(context, units) if use_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
@@ -138,8 +122,8 @@ class Conv2D(nn.Module):
             as_pair(v) for v in (layer.kernel_size, layer.strides, layer.dilation_rate)
         )
         in_channels = node.input_shapes[0][-1]
-        self.weight = _parameter(context, layer.filters, in_channels, *kernel)
-        self.bias = _parameter(context, layer.filters) if layer.use_bias else None
+        self.weight = parameter(context, layer.filters, in_channels, *kernel)
+        self.bias = parameter(context, layer.filters) if layer.use_bias else None
         left, right, top, bottom = _paddings(node, kernel, self.stride, self.dilation)
         # Even padding goes to the convolution itself; only an odd total needs an explicit pad.
         self.symmetric = (top, left) if (top, left) == (bottom, right) else (0, 0)
@@ -210,10 +194,10 @@ class BatchNorm(nn.Module):
     ):
         super().__init__()
         self.momentum, self.epsilon = momentum, epsilon
-        self.weight = _parameter(context, channels) if scale else None
-        self.bias = _parameter(context, channels) if center else None
-        self.register_buffer("running_mean", _buffer(context, channels))
-        self.register_buffer("running_var", _buffer(context, channels))
+        self.weight = parameter(context, channels) if scale else None
+        self.bias = parameter(context, channels) if center else None
+        self.register_buffer("running_mean", buffer(context, channels))
+        self.register_buffer("running_var", buffer(context, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -281,8 +265,8 @@ class LayerNorm(nn.Module):
     def __init__(self, context: BuildContext, channels: int, epsilon: float, scale: bool, center: bool):
         super().__init__()
         self.epsilon = epsilon
-        self.weight = _parameter(context, channels) if scale else None
-        self.bias = _parameter(context, channels) if center else None
+        self.weight = parameter(context, channels) if scale else None
+        self.bias = parameter(context, channels) if center else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.epsilon)
@@ -293,88 +277,10 @@ class Embedding(nn.Module):
 
     def __init__(self, context: BuildContext, input_dim: int, output_dim: int):
         super().__init__()
-        self.weight = _parameter(context, input_dim, output_dim)
+        self.weight = parameter(context, input_dim, output_dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids.long(), self.weight)
-
-
-# --- recurrent ----------------------------------------------------------------------
-
-
-class Recurrent(nn.Module):
-    """One unidirectional simple_rnn, lstm or gru on (batch, steps, features), batch first.
-
-    Calls the fused kernels behind ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with the flat
-    weight list ``[weight_ih, weight_hh, bias_ih, bias_hh]``. simple_rnn and lstm have
-    one bias in the spec, so ``bias_hh`` is a constant zero buffer there, not a parameter.
-    """
-
-    def __init__(self, context: BuildContext, layer, features: int):
-        super().__init__()
-        self.kind = layer.type
-        self.function = {
-            "lstm": torch.lstm,
-            "gru": torch.gru,
-            "simple_rnn": torch.rnn_relu if getattr(layer, "activation", "tanh") == "relu" else torch.rnn_tanh,
-        }[self.kind]
-        self.units, self.return_sequences, self.use_bias = layer.units, layer.return_sequences, layer.use_bias
-        width = layer.gates * layer.units
-        self.weight_ih = _parameter(context, width, features)
-        self.weight_hh = _parameter(context, width, layer.units)
-        if self.use_bias:
-            self.bias_ih = _parameter(context, width)
-            if self.kind == "gru":
-                self.bias_hh = _parameter(context, width)
-            else:
-                self.register_buffer(
-                    "bias_hh", torch.zeros(width, dtype=context.dtype, device=context.device), persistent=False
-                )
-
-    # torch.compile cannot trace the fused recurrent kernels (it leaves nn.LSTM alone for
-    # the same reason), so the recurrence runs eagerly inside a compiled step.
-    @torch.compiler.disable
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = [self.weight_ih, self.weight_hh]
-        if self.use_bias:
-            weights += [self.bias_ih, self.bias_hh]
-        h0 = x.new_zeros((1, x.shape[0], self.units))
-        hidden = (h0, h0) if self.kind == "lstm" else h0
-        # Arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first.
-        outputs, last, *_ = self.function(x, hidden, weights, self.use_bias, 1, 0.0, self.training, False, True)
-        return outputs if self.return_sequences else last[0]
-
-    def extra_repr(self) -> str:
-        return f"{self.kind}, units={self.units}, return_sequences={self.return_sequences}"
-
-
-class Bidirectional(nn.Module):
-    """A forward and a backward recurrent layer; the backward one reads the reversed sequence."""
-
-    def __init__(self, context: BuildContext, node: Node):
-        super().__init__()
-        features = node.input_shapes[0][-1]
-        self.merge_mode = node.layer.merge_mode
-        self.return_sequences = node.layer.layer.return_sequences
-        # Not 'forward'/'backward': those names are nn.Module methods.
-        self.forward_layer = Recurrent(context, node.layer.layer, features)
-        self.backward_layer = Recurrent(context, node.layer.layer, features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        forward = self.forward_layer(x)
-        backward = self.backward_layer(x.flip(1))
-        if self.return_sequences:
-            backward = backward.flip(1)  # line the backward outputs up in time
-        if self.merge_mode == "concat":
-            return torch.cat([forward, backward], dim=-1)
-        if self.merge_mode == "sum":
-            return forward + backward
-        if self.merge_mode == "mul":
-            return forward * backward
-        return (forward + backward) / 2
-
-    def extra_repr(self) -> str:
-        return f"merge_mode={self.merge_mode}"
 
 
 # --- merges -------------------------------------------------------------------------
@@ -439,10 +345,4 @@ BUILDERS: dict[str, Builder] = {
 
 def build_layer(node: Node, context: BuildContext) -> nn.Module:
     """The torch module for ``node``; the error lists the layer types this backend knows."""
-    try:
-        builder = BUILDERS[node.type]
-    except KeyError:
-        raise ValueError(
-            f"the torch backend expected a layer type among {sorted(BUILDERS)}, received {node.type!r}"
-        ) from None
-    return builder(node, context)
+    return lookup(BUILDERS, node.type, "layer type", owner="the torch backend")(node, context)

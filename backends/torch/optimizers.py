@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from archspec.reference.optimizers import options_from_spec, state_slots
+from archspec.errors import UsageError
 from archspec.spec.training import Optimizer
 
 TORCH_SLOTS = {
@@ -20,11 +20,6 @@ TORCH_SLOTS = {
     "acc_delta": "acc_delta",
 }
 """Canonical slot name -> the key of torch.optim's per-parameter state."""
-
-
-def slots(optimizer: Optimizer) -> tuple[str, ...]:
-    """The canonical state slots the optimizer keeps per parameter."""
-    return state_slots(optimizer.type, options_from_spec(optimizer))
 
 
 def build_optimizer(
@@ -57,7 +52,7 @@ def build_optimizer(
         )
     if o.type == "adadelta":
         return torch.optim.Adadelta(parameters, lr=o.learning_rate, rho=o.rho, eps=o.epsilon, foreach=foreach)
-    raise ValueError(
+    raise UsageError(
         f"the torch backend expected an optimizer among sgd, adam, adamw, rmsprop, adadelta, received {o.type!r}"
     )
 

@@ -1,4 +1,4 @@
-"""The torch model is a real nn.Module: torch.compile, a plain optimizer loop, state_dict files."""
+"""The torch model and engine are real torch objects: torch.compile, torch.optim options, a plain optimizer loop, state_dict files."""
 
 import numpy as np
 import torch
@@ -55,3 +55,40 @@ def test_each_training_call_of_the_native_module_draws_fresh_dropout_masks():
         native.eval()
         native(x)
     assert int(native.step) == int(other.native.step) == 3  # inference calls leave it alone
+
+
+def test_buffers_are_constants_and_the_step_not_parameters():
+    model = archspec.compile(
+        """
+name: buffers
+inputs: {x: {shape: [5, 4]}}
+layers:
+  - {id: lstm, type: lstm, units: 3, return_sequences: true}
+  - {id: bi, type: bidirectional, layer: {type: simple_rnn, units: 2}}
+  - {id: drop, type: dropout, rate: 0.5}
+""",
+        backend="torch",
+        dtype="float64",
+    )
+    assert sum(p.numel() for p in model.native.parameters()) == model.graph.trainable_param_count
+    assert {n for n, _ in model.native.named_buffers()} >= {"layers.lstm.bias_hh", "step"}
+
+
+def test_dense_gradients_are_exact_for_any_pre_activation_tensor():
+    """torch's ``gradients`` takes any node id or ``{id}:pre`` tensor, not only outputs and logits."""
+    model = archspec.compile(
+        """
+name: affine
+inputs: {x: {shape: [3]}}
+layers: [{id: d, type: dense, units: 2, activation: tanh}]
+""",
+        backend="torch",
+        dtype="float64",
+    )
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    cotangent = np.random.default_rng(1).normal(size=(5, 2))
+    params, inputs = model.gradients(x, {"d:pre": cotangent})
+    kernel = model.get_weights()["d.kernel"]
+    np.testing.assert_allclose(params["d.kernel"], x.T @ cotangent, rtol=1e-14)
+    np.testing.assert_allclose(params["d.bias"], cotangent.sum(0), rtol=1e-14)
+    np.testing.assert_allclose(inputs["x"], cotangent @ kernel.T, rtol=1e-14)

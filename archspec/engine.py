@@ -1,0 +1,140 @@
+"""The framework-free half of every training engine: what a step trains on, and the names
+and shapes of the optimizer state.
+
+A backend's ``Engine`` (``backends/<name>/engine.py``) derives from :class:`Engine` and
+adds only tensor work: holding the data on its device, the step, the update, and reading
+and writing the optimizer's slots. The neutral trainer (``archspec/training/loop.py``) calls
+the public methods below and nothing else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from archspec.errors import DataError, UsageError
+from archspec.reference.optimizers import options_from_spec, state_slots
+from archspec.spec.training import Training
+
+SPARSE_LOSS = "sparse_categorical_crossentropy"
+"""The one loss whose targets are int64 labels (N,); every other loss takes float targets."""
+
+
+class Engine(ABC):
+    """Executes optimizer steps on a compiled model for the neutral trainer.
+
+    ``model``: an ``archspec.model.CompiledModel`` with one head (its loss reads
+    ``head.logits``, from logits or not as ``head.from_logits`` says). ``x``: the training
+    inputs by name (checked like ``predict``'s); ``y``: one target per sample, int64 labels
+    (N,) for sparse cross-entropy, float one-hot (N, C) for categorical, float (N, 1) or
+    (N, K) otherwise.
+
+    After ``__init__``, a backend finds here: ``inputs`` (checked numpy arrays by input
+    name) and ``targets`` (numpy, already in the target dtype) to move onto its device,
+    ``loss`` and ``from_logits`` for its batch loss, ``penalties`` (canonical name, l1, l2)
+    to add to it, ``trainable`` (canonical names, in canonical order) and ``slot_names``
+    (the optimizer's canonical state slots per parameter).
+    """
+
+    def __init__(self, model: Any, *, x: Mapping[str, np.ndarray], y: np.ndarray, training: Training):
+        graph = model.graph
+        if not graph.heads:
+            raise UsageError("training needs a model with one output (a head)")
+        self.model = model
+        self.training = training
+        self.head = graph.heads[0]
+        self.loss: str = training.loss
+        self.from_logits: bool = self.head.from_logits
+        self.inputs: dict[str, np.ndarray] = model._as_input_dict(x)
+        self.sample_count = len(next(iter(self.inputs.values())))
+        y = np.asarray(y)
+        if len(y) != self.sample_count:
+            raise DataError(f"expected {self.sample_count} targets (one per training sample), received {len(y)}")
+        self.targets: np.ndarray = y.astype("int64" if self.loss == SPARSE_LOSS else model.dtype)
+        self.trainable: list[str] = [name for name, param in graph.parameters.items() if param.trainable]
+        self.penalties: list[tuple[str, float, float]] = [
+            (name, param.regularizer.l1, param.regularizer.l2)
+            for name, param in graph.parameters.items()
+            if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
+        ]
+        self.slot_names: tuple[str, ...] = state_slots(training.optimizer.type, options_from_spec(training.optimizer))
+
+    # --- what the trainer calls -------------------------------------------------------
+
+    @abstractmethod
+    def train_step(
+        self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
+    ) -> Any:
+        """One optimizer step on samples ``indices``; dropout uses masks of ``step`` (0-based).
+
+        With workers: ``indices`` are this worker's share of the global batch, starting at
+        position ``offset`` in it and making up ``fraction`` of it. Returns the share's mean
+        loss (penalties included) as a 0-d tensor of the framework, without synchronising.
+        """
+
+    @abstractmethod
+    def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise sum of ``values`` over all workers."""
+
+    def losses_to_numpy(self, losses: Sequence[Any]) -> np.ndarray:
+        """Many step losses (from :meth:`train_step`) as one float64 array, with one device synchronisation."""
+        if not losses:
+            return np.zeros(0)
+        return self._stack_losses(list(losses))
+
+    def state_keys(self) -> list[str]:
+        """``"{canonical parameter name}/{slot}"`` for every slot of the optimizer state, in canonical order."""
+        return [f"{name}/{slot}" for name in self.trainable for slot in self.slot_names]
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """``"{canonical parameter name}/{slot}"`` -> array in the canonical layout (zeros before any step)."""
+        state = self._read_optimizer_state()
+        return {key: state[key] for key in self.state_keys()}
+
+    def load_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None:
+        """Restore slots saved by :meth:`optimizer_state`, ``step`` optimizer updates into the run."""
+        self._write_optimizer_state(self.check_optimizer_state(state), step)
+
+    def check_optimizer_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``state`` as numpy arrays, once its keys and shapes are those of this model and optimizer."""
+        expected = self.state_keys()
+        if set(state) != set(expected):
+            missing, unknown = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise UsageError(
+                f"optimizer state does not fit this model and optimizer: missing {missing[:3]}, unknown {unknown[:3]}"
+            )
+        parameters = self.model.graph.parameters
+        arrays = {}
+        for key in expected:
+            array = np.asarray(state[key])
+            shape = tuple(parameters[key.rsplit("/", 1)[0]].shape)
+            if array.shape != shape:
+                raise UsageError(f"optimizer slot '{key}': expected shape {list(shape)}, received {list(array.shape)}")
+            arrays[key] = array
+        return arrays
+
+    @abstractmethod
+    def optimizer_step_only(self, grads: Mapping[str, np.ndarray], learning_rate: float, step: int) -> None:
+        """Apply one optimizer update with ``grads`` (canonical names and layout), the update
+        of 0-based index ``step``, without a forward pass; for tests against the reference."""
+
+    def unwrap(self) -> None:
+        """Drop whatever wraps the step for distributed training; nothing to drop by default."""
+        return None
+
+    # --- what a backend implements ----------------------------------------------------
+
+    @abstractmethod
+    def _stack_losses(self, losses: list[Any]) -> np.ndarray:
+        """A non-empty list of 0-d loss tensors as one float64 numpy array."""
+
+    @abstractmethod
+    def _read_optimizer_state(self) -> Mapping[str, np.ndarray]:
+        """Every slot as ``"{name}/{slot}"`` -> canonical array, in any order."""
+
+    @abstractmethod
+    def _write_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None:
+        """Write checked canonical slots (every key of :meth:`state_keys`), ``step`` updates into the run."""

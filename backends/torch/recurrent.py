@@ -1,0 +1,89 @@
+"""The recurrent layers of the torch backend: simple_rnn, lstm and gru, and bidirectional wrappers.
+
+They call torch's fused recurrent kernels with the canonical weights converted to
+torch's layout (``layout.py``); inputs are (batch, steps, features), batch first.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archspec.graph import Node
+
+from .context import BuildContext, parameter
+
+
+class Recurrent(nn.Module):
+    """One unidirectional simple_rnn, lstm or gru on (batch, steps, features), batch first.
+
+    Calls the fused kernels behind ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with the flat
+    weight list ``[weight_ih, weight_hh, bias_ih, bias_hh]``. simple_rnn and lstm have
+    one bias in the spec, so ``bias_hh`` is a constant zero buffer there, not a parameter.
+    """
+
+    def __init__(self, context: BuildContext, layer, features: int):
+        super().__init__()
+        self.kind = layer.type
+        self.function = {
+            "lstm": torch.lstm,
+            "gru": torch.gru,
+            "simple_rnn": torch.rnn_relu if getattr(layer, "activation", "tanh") == "relu" else torch.rnn_tanh,
+        }[self.kind]
+        self.units, self.return_sequences, self.use_bias = layer.units, layer.return_sequences, layer.use_bias
+        width = layer.gates * layer.units
+        self.weight_ih = parameter(context, width, features)
+        self.weight_hh = parameter(context, width, layer.units)
+        if self.use_bias:
+            self.bias_ih = parameter(context, width)
+            if self.kind == "gru":
+                self.bias_hh = parameter(context, width)
+            else:
+                self.register_buffer(
+                    "bias_hh", torch.zeros(width, dtype=context.dtype, device=context.device), persistent=False
+                )
+
+    # torch.compile cannot trace the fused recurrent kernels (it leaves nn.LSTM alone for
+    # the same reason), so the recurrence runs eagerly inside a compiled step.
+    @torch.compiler.disable
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = [self.weight_ih, self.weight_hh]
+        if self.use_bias:
+            weights += [self.bias_ih, self.bias_hh]
+        h0 = x.new_zeros((1, x.shape[0], self.units))
+        hidden = (h0, h0) if self.kind == "lstm" else h0
+        # Arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first.
+        outputs, last, *_ = self.function(x, hidden, weights, self.use_bias, 1, 0.0, self.training, False, True)
+        return outputs if self.return_sequences else last[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, units={self.units}, return_sequences={self.return_sequences}"
+
+
+class Bidirectional(nn.Module):
+    """A forward and a backward recurrent layer; the backward one reads the reversed sequence."""
+
+    def __init__(self, context: BuildContext, node: Node):
+        super().__init__()
+        features = node.input_shapes[0][-1]
+        self.merge_mode = node.layer.merge_mode
+        self.return_sequences = node.layer.layer.return_sequences
+        # Not 'forward'/'backward': those names are nn.Module methods.
+        self.forward_layer = Recurrent(context, node.layer.layer, features)
+        self.backward_layer = Recurrent(context, node.layer.layer, features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        forward = self.forward_layer(x)
+        backward = self.backward_layer(x.flip(1))
+        if self.return_sequences:
+            backward = backward.flip(1)  # line the backward outputs up in time
+        if self.merge_mode == "concat":
+            return torch.cat([forward, backward], dim=-1)
+        if self.merge_mode == "sum":
+            return forward + backward
+        if self.merge_mode == "mul":
+            return forward * backward
+        return (forward + backward) / 2
+
+    def extra_repr(self) -> str:
+        return f"merge_mode={self.merge_mode}"
