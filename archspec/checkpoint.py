@@ -407,7 +407,7 @@ _FREE_TRAINING_KEYS = frozenset({"epochs", "device", "metrics"})
 
 def check_resumable(checkpoint: Checkpoint, graph, training) -> None:
     """Refuse a checkpoint of another architecture or training setup, or whose arrays do not fit."""
-    from archspec.reference.optimizers import state_slots
+    from archspec.definitions.optimizers import state_slots
 
     state, folder = checkpoint.state, checkpoint.folder
     spec = graph.spec

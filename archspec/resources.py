@@ -152,7 +152,7 @@ def estimate_for_training(
     graph: ModelGraph, training, *, dtype: str | None = None, data_samples: int = 0
 ) -> MemoryEstimate:
     """``estimate_memory`` with the batch size, optimizer and dtype of a spec's training section."""
-    from archspec.reference.optimizers import state_slots
+    from archspec.definitions.optimizers import state_slots
 
     options = {
         "lr": training.optimizer.learning_rate,

@@ -148,8 +148,8 @@ def evaluate(
 
     ``forward(x, batch_size)``: the model's ``{"output", "logits"}`` (default: ``model.forward_batches``).
     """
+    from archspec.losses import loss_value
     from archspec.metrics import compute_metrics
-    from archspec.reference.losses import loss_value
 
     outputs = (forward or model.forward_batches)(x, batch_size=batch_size)
     logits, probabilities = outputs["logits"], outputs["output"]
@@ -506,7 +506,7 @@ class _Run:
     # --- training -------------------------------------------------------------------
 
     def loop(self, progress: bool) -> None:
-        from archspec.reference.schedules import learning_rate
+        from archspec.definitions.schedules import learning_rate
 
         training = self.training
         schedule = training.schedule.model_dump()
@@ -689,8 +689,8 @@ class _Run:
     def _locate(self, step: int) -> str:
         """Replay from the last good state to the weights ``step`` started from, then find the
         first non-finite parameter or layer tensor of its forward pass (numpy reference)."""
+        from archspec.definitions.schedules import learning_rate
         from archspec.divergence import first_nonfinite_parameter, first_nonfinite_tensor
-        from archspec.reference.schedules import learning_rate
 
         training = self.training
         schedule = training.schedule.model_dump()

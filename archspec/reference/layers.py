@@ -227,7 +227,7 @@ def embedding(layer, params: Params, inputs, training, context) -> LayerOutput:
     """y[n, t] = embeddings[ids[n, t]]"""
     (ids,) = inputs
     if ids.size and (ids.min() < 0 or ids.max() >= layer.input_dim):
-        raise DataError(f"expected embedding ids in [0, {layer.input_dim}). Received: [{ids.min()}, {ids.max()}]")
+        raise DataError(f"expected embedding ids in [0, {layer.input_dim}), received [{ids.min()}, {ids.max()}]")
     return LayerOutput(params["embeddings"][ids])
 
 
@@ -371,5 +371,5 @@ REFERENCE_LAYERS: dict[str, LayerFunction] = {
 def reference_layer(layer_type: str) -> LayerFunction:
     """The reference function of a layer type; the error lists the known types."""
     if layer_type not in REFERENCE_LAYERS:
-        raise UsageError(f"expected a layer type among {', '.join(REFERENCE_LAYERS)}. Received: {layer_type!r}")
+        raise UsageError(f"expected a layer type among {', '.join(REFERENCE_LAYERS)}, received {layer_type!r}")
     return REFERENCE_LAYERS[layer_type]

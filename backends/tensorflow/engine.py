@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from archspec.definitions.constants import EPSILON
 from archspec.errors import DataError, UsageError
-from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
 from . import distributed, layout

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from archspec.definitions.constants import EPSILON
 from archspec.errors import DataError, UsageError
-from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
 from . import distributed, layout

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from archspec.reference.optimizers import options_from_spec, state_slots
+from archspec.definitions.optimizers import options_from_spec, state_slots
 from archspec.spec.training import Optimizer
 
 TORCH_SLOTS = {

@@ -8,11 +8,11 @@ import tensorflow as tf
 import archspec
 from archspec.backends.tensorflow import Engine
 from archspec.backends.tensorflow.engine import batch_loss
+from archspec.definitions.optimizers import options_from_spec, state_slots
 from archspec.errors import UsageError
 from archspec.reference import optimizers as reference_optimizers
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty
-from archspec.reference.optimizers import options_from_spec as reference_options
 
 NET = """
 name: tf-engine
@@ -124,7 +124,7 @@ def test_optimizer_steps_equal_reference(optimizer):
     x, y = data("sparse_categorical_crossentropy")
     engine = engine_for(model, x, y)
     spec = model.spec.training.optimizer
-    options = reference_options(spec)
+    options = options_from_spec(spec)
     trainable = [name for name, p in model.graph.parameters.items() if p.trainable]
     params = {name: value for name, value in model.get_weights().items() if name in trainable}
     state = reference_optimizers.init_state(spec.type, options, params)
@@ -137,7 +137,7 @@ def test_optimizer_steps_equal_reference(optimizer):
     for name, value in params.items():
         np.testing.assert_allclose(weights[name], value, rtol=1e-12, atol=1e-14, err_msg=name)
     saved = engine.optimizer_state()
-    assert set(saved) == {f"{n}/{s}" for n in trainable for s in reference_optimizers.state_slots(spec.type, options)}
+    assert set(saved) == {f"{n}/{s}" for n in trainable for s in state_slots(spec.type, options)}
     for name, slots in state.items():
         for slot, value in slots.items():
             np.testing.assert_allclose(saved[f"{name}/{slot}"], value, rtol=1e-12, atol=1e-14, err_msg=f"{name}/{slot}")
@@ -181,7 +181,7 @@ def test_train_step_equals_reference(loss):
     for name, factors in regularizers.items():
         grads[name] = grads[name] + factors["l1"] * np.sign(before[name]) + 2 * factors["l2"] * before[name]
     spec = model.spec.training.optimizer
-    options = reference_options(spec)
+    options = options_from_spec(spec)
     trainable = {name: before[name] for name in grads}
     state = reference_optimizers.init_state(spec.type, options, trainable)
     expected, _ = reference_optimizers.apply(spec.type, options, trainable, grads, state, step + 1, lr)

@@ -10,11 +10,11 @@ import archspec
 from archspec.api import load_with_graph
 from archspec.backends.torch import Engine
 from archspec.backends.torch.engine import batch_loss
+from archspec.definitions.optimizers import options_from_spec, state_slots
 from archspec.errors import UsageError
 from archspec.reference import optimizers as reference
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty
-from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.trainer import prepare_targets
 
 SPEC = """
@@ -62,7 +62,7 @@ def setup(optimizer="{type: adam}", n=12, foreach=True, dtype="float64", compile
 def test_optimizer_steps_and_state_equal_the_reference(optimizer, foreach):
     model, engine, _, _ = setup(optimizer, foreach=foreach)
     spec_optimizer = model.spec.training.optimizer
-    name, options = spec_optimizer.type, reference_options(spec_optimizer)
+    name, options = spec_optimizer.type, options_from_spec(spec_optimizer)
     trainable = {k: p for k, p in model.graph.parameters.items() if p.trainable}
     params = {k: v for k, v in model.get_weights().items() if k in trainable}
     state = reference.init_state(name, options, params)
@@ -76,7 +76,7 @@ def test_optimizer_steps_and_state_equal_the_reference(optimizer, foreach):
         np.testing.assert_allclose(weights[key], value, rtol=1e-12, atol=1e-15)
         for slot, expected in state[key].items():
             np.testing.assert_allclose(slots[f"{key}/{slot}"], expected, rtol=1e-12, atol=1e-15)
-    assert set(slots) == {f"{k}/{s}" for k in params for s in reference.state_slots(name, options)}
+    assert set(slots) == {f"{k}/{s}" for k in params for s in state_slots(name, options)}
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_train_steps_equal_reference_forward_gradients_and_updates():
     model, engine, x, y = setup(optimizer)
     helper = archspec.compile(model.spec, backend="torch", dtype="float64")
     graph, opt = model.graph, model.spec.training.optimizer
-    name, options = opt.type, reference_options(opt)
+    name, options = opt.type, options_from_spec(opt)
     regularizers = {k: p.regularizer.model_dump() for k, p in graph.parameters.items() if p.regularizer}
     weights = model.get_weights()
     trainable = [k for k, p in graph.parameters.items() if p.trainable]
