@@ -49,7 +49,8 @@ class _StepClock:
 
     def __init__(self, warmup: int, last: int):
         self.warmup, self.last = warmup, last
-        self.start = self.end = None
+        self.start: float | None = None
+        self.end: float | None = None
 
     def on_step_end(self, step, loss) -> None:
         if step == self.warmup - 1:
