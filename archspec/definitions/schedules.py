@@ -1,8 +1,9 @@
 """Learning-rate schedules: the learning rate of each optimizer step.
 
-The trainer computes it here once per step and hands the number to the backend, so
-both backends follow one schedule; ``tests/definitions/test_schedules.py`` holds these formulas to
-torch's and Keras' own schedulers.
+A shared definition rather than reference code: the neutral trainer evaluates it once per
+step and hands the number to the backend, so no backend implements a schedule and a numpy
+copy in the reference would only witness itself. ``tests/definitions/test_schedules.py``
+holds it to hand-computed values and to Keras' own schedules instead.
 
 A schedule is a dict tagged by ``type`` (as the spec dumps it), e.g.
 ``{"type": "cosine", "decay_steps": 1000}``; ``None`` means constant. ``step`` is
