@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/.data
 BIN := $(VENV)/bin
 export ARCHSPEC_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install test lint demo bench bench-distributed bench-validate parity-report accuracy clean
+.PHONY: install test lint demo bench bench-distributed bench-validate parity-report gpu-check accuracy clean
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-validate:
 
 parity-report:
 	$(BIN)/python benchmarks/parity_report.py
+
+# On a CUDA machine (install with FRAMEWORKS=requirements/frameworks-gpu.txt): float64 and float32
+# parity and speed of every config on both backends, under 10 minutes; see the README's *Devices*.
+gpu-check:
+	$(BIN)/python benchmarks/gpu_check.py --out benchmarks/gpu_check.md
 
 # Full training runs of the example configs on both backends (the README's accuracy table).
 accuracy:

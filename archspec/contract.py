@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:  # annotations only: the contract imports nothing it does not need to run
-    from archspec.training.cluster import Cluster
     from archspec.graph import ModelGraph, Node
     from archspec.layout import Slot
     from archspec.model import Inputs
     from archspec.spec.training import Training
+    from archspec.training.cluster import Cluster
 
 __all__ = ["MODULES", "Backend", "CompiledModel", "Distributed", "Engine", "Environment", "Layers", "Layout"]
 
@@ -167,7 +167,7 @@ class Engine(Protocol):
         """The optimizer state as ``"{canonical parameter name}/{slot}"`` -> array, canonical layout.
 
         One entry per trainable parameter and state slot of the optimizer
-        (``archspec.reference.optimizers.state_slots``), each shaped like its parameter;
+        (``archspec.definitions.optimizers.state_slots``), each shaped like its parameter;
         zeros before the first step. Copies.
         """
 

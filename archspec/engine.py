@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from archspec.definitions.optimizers import options_from_spec, state_slots
 from archspec.errors import DataError, UsageError
-from archspec.reference.optimizers import options_from_spec, state_slots
 from archspec.spec.training import Training
 
 SPARSE_LOSS = "sparse_categorical_crossentropy"

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from archspec.errors import DataError, UsageError
-from archspec.reference import losses
+from archspec.losses import mean_absolute_error, mean_squared_error
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 REGRESSION_METRICS = ("mse", "mae")
@@ -136,5 +136,5 @@ def _multiclass_inputs(probabilities: np.ndarray, targets: np.ndarray) -> tuple[
 
 def _regression_metrics(names: Sequence[str], predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """The mse and mae losses: means over all elements of (prediction - target)**2 and |...|."""
-    formulas = {"mse": losses.mse, "mae": losses.mae}
-    return {name: formulas[name](predictions, targets, from_logits=False) for name in names}
+    formulas = {"mse": mean_squared_error, "mae": mean_absolute_error}
+    return {name: formulas[name](predictions, targets) for name in names}

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from archspec.definitions.optimizers import state_slots
 from archspec.errors import ResourceError, UsageError
 from archspec.graph import ModelGraph
-from archspec.reference.optimizers import state_slots
 
 BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
 EVALUATION_BATCH = 2048  # the batch size of ``archspec.training.evaluation.evaluate``

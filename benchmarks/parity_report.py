@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+from trajectories import train_both
 
 import archspec
 from archspec.api import load_with_graph
-from archspec.comparison import relative_difference, tensor_relative_difference
 from archspec.data import load_dataset
 from archspec.initializers import canonical_weights
 from archspec.reference.forward import reference_forward
@@ -64,16 +64,8 @@ def trajectory(path: Path, steps: int) -> tuple[float, float] | None:
     spec = spec.model_copy(update={"training": spec.training.model_copy(update={"batch_size": 64})})
     splits = load_dataset({"dataset": "mnist", "view": spec.data.view})
     data = {"train": (splits.train[0][:3200], splits.train[1][:3200])}
-    runs = [
-        archspec.train(
-            spec, backend=b, data=data, dtype="float64", max_steps=steps, epochs=100, evaluate_every_epoch=False
-        )
-        for b in ("torch", "tensorflow")
-    ]
-    loss_gap = relative_difference(runs[0].step_losses, runs[1].step_losses)
-    wa, wb = runs[0].model.get_weights(), runs[1].model.get_weights()
-    weight_gap = max(tensor_relative_difference(wa[n], wb[n]) for n in wa)
-    return loss_gap, weight_gap
+    result, _ = train_both(spec, data, dtype="float64", steps=steps)
+    return result.loss_gap, result.weight_gap
 
 
 def main() -> None:

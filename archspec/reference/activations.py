@@ -8,11 +8,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import erf, expit
 
+from archspec.definitions.constants import ELU_ALPHA, LEAKY_RELU_SLOPE
 from archspec.errors import UsageError
-
-LEAKY_RELU_SLOPE = 0.2
-"""Slope of ``leaky_relu`` for negative inputs (Keras' default)."""
-ELU_ALPHA = 1.0
 
 
 def linear(x: np.ndarray) -> np.ndarray:
@@ -24,12 +21,12 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def leaky_relu(x: np.ndarray) -> np.ndarray:
-    """x if x >= 0 else 0.2 * x"""
+    """x if x >= 0 else LEAKY_RELU_SLOPE * x"""
     return np.where(x >= 0.0, x, LEAKY_RELU_SLOPE * x)
 
 
 def elu(x: np.ndarray) -> np.ndarray:
-    """x if x > 0 else exp(x) - 1"""
+    """x if x > 0 else ELU_ALPHA * (exp(x) - 1)"""
     # expm1 of a large positive x overflows to inf (a warning) in the branch np.where discards.
     return np.where(x > 0.0, x, ELU_ALPHA * np.expm1(np.minimum(x, 0.0)))
 
@@ -76,5 +73,5 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def activation(name: str, x: np.ndarray) -> np.ndarray:
     """Applies the activation called ``name`` to ``x``."""
     if name not in ACTIVATIONS:
-        raise UsageError(f"expected an activation among {', '.join(ACTIVATIONS)}. Received: {name!r}")
+        raise UsageError(f"expected an activation among {', '.join(ACTIVATIONS)}, received {name!r}")
     return ACTIVATIONS[name](x)

@@ -33,24 +33,24 @@ def _input_arrays(graph: ModelGraph, inputs) -> dict[str, np.ndarray]:
     names = list(graph.spec.inputs)
     if not isinstance(inputs, Mapping):
         if len(names) != 1:
-            raise UsageError(f"expected a dict of arrays by input name ({', '.join(names)}). Received: one array")
+            raise UsageError(f"expected a dict of arrays by input name ({', '.join(names)}), received one array")
         inputs = {names[0]: inputs}
     if set(inputs) != set(names):
-        raise UsageError(f"expected arrays for the inputs {sorted(names)}. Received: {sorted(inputs)}")
+        raise UsageError(f"expected arrays for the inputs {sorted(names)}, received {sorted(inputs)}")
     arrays = {}
     for name, model_input in graph.spec.inputs.items():
         value = np.asarray(inputs[name])
         if value.ndim < 1 or tuple(value.shape[1:]) != tuple(model_input.shape):
             raise DataError(
-                f"expected input '{name}' of shape [batch, {', '.join(map(str, model_input.shape))}]. "
-                f"Received: {list(value.shape)}"
+                f"expected input '{name}' of shape [batch, {', '.join(map(str, model_input.shape))}], "
+                f"received {list(value.shape)}"
             )
         if model_input.dtype == "float":
             arrays[name] = value.astype(np.float64)
         elif np.issubdtype(value.dtype, np.integer):
             arrays[name] = value.astype(np.int64)
         else:
-            raise DataError(f"expected integer ids for input '{name}' ({model_input.dtype}). Received: {value.dtype}")
+            raise DataError(f"expected integer ids for input '{name}' ({model_input.dtype}), received {value.dtype}")
     return arrays
 
 
@@ -59,12 +59,14 @@ def _float64_weights(graph: ModelGraph, weights: Mapping[str, np.ndarray]) -> di
     missing = [name for name in expected if name not in weights]
     extra = [name for name in weights if name not in expected]
     if missing or extra:
-        raise UsageError(f"expected weights for exactly the model's parameters. Missing: {missing}; unknown: {extra}")
+        raise UsageError(
+            f"expected weights for exactly the model's parameters, received missing: {missing}, unknown: {extra}"
+        )
     converted = {}
     for name, param in expected.items():
         value = np.asarray(weights[name], dtype=np.float64)
         if value.shape != tuple(param.shape):
-            raise UsageError(f"expected weight '{name}' of shape {list(param.shape)}. Received: {list(value.shape)}")
+            raise UsageError(f"expected weight '{name}' of shape {list(param.shape)}, received {list(value.shape)}")
         converted[name] = value
     return converted
 

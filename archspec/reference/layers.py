@@ -141,7 +141,7 @@ def conv2d(layer, params: Params, inputs, training, context) -> LayerOutput:
     kernel = params["kernel"]
     size, strides, dilation = as_pair(layer.kernel_size), as_pair(layer.strides), as_pair(layer.dilation_rate)
     padded = _pad_image(x, size, strides, dilation, layer.padding, 0.0)
-    pre = 0.0
+    pre: np.ndarray = np.zeros(())  # a float64 zero that broadcasts like the patches
     for (di, dj), patch in _windows(padded, size, strides, dilation):
         pre = pre + patch @ kernel[di, dj]
     if layer.use_bias:
@@ -154,7 +154,7 @@ def maxpool2d(layer, params, inputs, training, context) -> LayerOutput:
     (x,) = inputs
     size, strides = as_pair(layer.pool_size), layer.stride_pair
     padded = _pad_image(x, size, strides, (1, 1), layer.padding, -np.inf)
-    output = -np.inf
+    output: np.ndarray = np.full((), -np.inf)
     for _, patch in _windows(padded, size, strides, (1, 1)):
         output = np.maximum(output, patch)
     return LayerOutput(output)
@@ -166,7 +166,8 @@ def avgpool2d(layer, params, inputs, training, context) -> LayerOutput:
     size, strides = as_pair(layer.pool_size), layer.stride_pair
     padded = _pad_image(x, size, strides, (1, 1), layer.padding, 0.0)
     real = _pad_image(np.ones_like(x[:1, ..., :1]), size, strides, (1, 1), layer.padding, 0.0)
-    total, count = 0.0, 0.0
+    total: np.ndarray = np.zeros(())
+    count: np.ndarray = np.zeros(())
     windows = zip(_windows(padded, size, strides, (1, 1)), _windows(real, size, strides, (1, 1)))
     for (_, patch), (_, real_patch) in windows:
         total = total + patch
@@ -227,7 +228,7 @@ def embedding(layer, params: Params, inputs, training, context) -> LayerOutput:
     """y[n, t] = embeddings[ids[n, t]]"""
     (ids,) = inputs
     if ids.size and (ids.min() < 0 or ids.max() >= layer.input_dim):
-        raise DataError(f"expected embedding ids in [0, {layer.input_dim}). Received: [{ids.min()}, {ids.max()}]")
+        raise DataError(f"expected embedding ids in [0, {layer.input_dim}), received [{ids.min()}, {ids.max()}]")
     return LayerOutput(params["embeddings"][ids])
 
 
@@ -371,5 +372,5 @@ REFERENCE_LAYERS: dict[str, LayerFunction] = {
 def reference_layer(layer_type: str) -> LayerFunction:
     """The reference function of a layer type; the error lists the known types."""
     if layer_type not in REFERENCE_LAYERS:
-        raise UsageError(f"expected a layer type among {', '.join(REFERENCE_LAYERS)}. Received: {layer_type!r}")
+        raise UsageError(f"expected a layer type among {', '.join(REFERENCE_LAYERS)}, received {layer_type!r}")
     return REFERENCE_LAYERS[layer_type]

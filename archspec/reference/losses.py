@@ -10,10 +10,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from archspec.definitions.constants import EPSILON
 from archspec.errors import DataError, UsageError
-
-EPSILON = 1e-7
-"""Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as Keras does."""
 
 
 def sparse_categorical_crossentropy(output: np.ndarray, labels: np.ndarray, from_logits: bool) -> float:
@@ -26,9 +24,9 @@ def sparse_categorical_crossentropy(output: np.ndarray, labels: np.ndarray, from
     """
     labels = np.asarray(labels)
     if labels.shape != output.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"expected integer labels of shape {output.shape[:1]}. Received: {labels.dtype} {labels.shape}")
+        raise DataError(f"expected integer labels of shape {output.shape[:1]}, received {labels.dtype} {labels.shape}")
     if labels.min(initial=0) < 0 or labels.max(initial=0) >= output.shape[1]:
-        raise DataError(f"expected labels in [0, {output.shape[1]}). Received: [{labels.min()}, {labels.max()}]")
+        raise DataError(f"expected labels in [0, {output.shape[1]}), received [{labels.min()}, {labels.max()}]")
     log_p = _log_probabilities(output, from_logits)
     return float(-np.mean(log_p[np.arange(len(labels)), labels]))
 
@@ -80,12 +78,12 @@ LOSS_NAMES = tuple(_LOSSES)
 def loss_value(name: str, output: np.ndarray, target: np.ndarray, *, from_logits: bool) -> float:
     """The loss ``name`` of a batch; ``output`` is pre-activation when ``from_logits``."""
     if name not in _LOSSES:
-        raise UsageError(f"expected a loss among {list(LOSS_NAMES)}. Received: {name!r}")
+        raise UsageError(f"expected a loss among {list(LOSS_NAMES)}, received {name!r}")
     output = np.asarray(output, dtype=np.float64)
     if output.ndim == 0 or len(output) == 0:
-        raise DataError(f"expected a non-empty batch of outputs. Received shape {output.shape}")
+        raise DataError(f"expected a non-empty batch of outputs, received shape {output.shape}")
     if name.endswith("categorical_crossentropy") and output.ndim != 2:
-        raise DataError(f"{name} expected outputs of shape (N, C). Received shape {output.shape}")
+        raise DataError(f"{name} expected outputs of shape (N, C), received shape {output.shape}")
     return _LOSSES[name](output, target, from_logits)
 
 
@@ -97,10 +95,10 @@ def regularization_penalty(weights: Mapping[str, np.ndarray], regularizers: Mapp
     total = 0.0
     for name, factors in regularizers.items():
         if name not in weights:
-            raise UsageError(f"expected a regularized weight among {sorted(weights)}. Received: {name!r}")
+            raise UsageError(f"expected a regularized weight among {sorted(weights)}, received {name!r}")
         unknown = sorted(set(factors) - {"l1", "l2"})
         if unknown:
-            raise UsageError(f"expected regularizer factors 'l1' and/or 'l2' for {name!r}. Received: {unknown}")
+            raise UsageError(f"expected regularizer factors 'l1' and/or 'l2' for {name!r}, received {unknown}")
         w = np.asarray(weights[name], dtype=np.float64)
         total += factors.get("l1", 0.0) * np.sum(np.abs(w)) + factors.get("l2", 0.0) * np.sum(w * w)
     return float(total)
@@ -119,7 +117,7 @@ def _same_shape(output: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``target`` as float64 in ``output``'s shape; (N,) and (N, 1) are interchangeable."""
     target = np.asarray(target, dtype=np.float64)
     if _without_unit_column(target.shape) != _without_unit_column(output.shape):
-        raise DataError(f"expected targets of shape {output.shape}. Received shape {target.shape}")
+        raise DataError(f"expected targets of shape {output.shape}, received shape {target.shape}")
     return target.reshape(output.shape)
 
 

@@ -2,27 +2,21 @@
 
 The canonical definition is ``torch.optim`` with its default flags (amsgrad=False,
 maximize=False, dampening=0, centered=False). Optimizer state is a dict
-``{parameter name: {slot name: array}}``; backends save and restore it under the
-slot names returned by :func:`state_slots`:
+``{parameter name: {slot name: array}}`` under the slot names, and options are completed
+with the defaults, of ``archspec.definitions.optimizers`` (shared with the backends);
+the update rules below are the reference's own.
 
-=========  =====================================================================
-sgd        ``momentum`` (only when momentum != 0): the momentum buffer
-adam(w)    ``m``: first moment, ``v``: second moment (both without bias correction)
-rmsprop    ``square_avg``: running mean of g**2; ``momentum`` (only when momentum != 0)
-adadelta   ``square_avg``: running mean of g**2; ``acc_delta``: running mean of delta**2
-=========  =====================================================================
-
-Every slot starts at zeros. ``step`` is the 1-based count of updates including the
-one being taken; ``lr`` is this step's learning rate (already scheduled).
+``step`` is the 1-based count of updates including the one being taken; ``lr`` is this
+step's learning rate (already scheduled).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
+from archspec.definitions.optimizers import completed_options, state_slots
 from archspec.errors import UsageError
 
 Slots = dict[str, np.ndarray]
@@ -104,58 +98,14 @@ def adadelta(param, grad, slots, *, lr, step, rho, epsilon):
     return param - lr * delta, {"square_avg": square_avg, "acc_delta": acc_delta}
 
 
-@dataclass(frozen=True)
-class _Optimizer:
-    update: Callable[..., tuple[np.ndarray, Slots]]
-    defaults: dict[str, float | bool | None]  # None marks a required option
-    slots: Callable[[Mapping], tuple[str, ...]]
-
-
-_OPTIMIZERS = {
-    "sgd": _Optimizer(
-        sgd,
-        {"lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
-        lambda o: ("momentum",) if o["momentum"] != 0 else (),
-    ),
-    "adam": _Optimizer(
-        adam,
-        {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "weight_decay": 0.0},
-        lambda o: ("m", "v"),
-    ),
-    "adamw": _Optimizer(
-        adamw,
-        {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "weight_decay": 0.01},
-        lambda o: ("m", "v"),
-    ),
-    "rmsprop": _Optimizer(
-        rmsprop,
-        {"lr": 1e-2, "rho": 0.99, "epsilon": 1e-8, "momentum": 0.0},
-        lambda o: ("square_avg", "momentum") if o["momentum"] != 0 else ("square_avg",),
-    ),
-    "adadelta": _Optimizer(
-        adadelta,
-        {"lr": 1.0, "rho": 0.9, "epsilon": 1e-6},
-        lambda o: ("square_avg", "acc_delta"),
-    ),
+# One rule for every name of ``archspec.definitions.optimizers.OPTIMIZER_NAMES`` (a test checks it).
+UPDATE_RULES: dict[str, Callable[..., tuple[np.ndarray, Slots]]] = {
+    "sgd": sgd,
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+    "adadelta": adadelta,
 }
-
-OPTIMIZER_NAMES = tuple(_OPTIMIZERS)
-
-
-def resolve_options(name: str, options: Mapping) -> dict:
-    """Return ``options`` completed with the defaults of optimizer ``name``, checked.
-
-    The result always holds ``lr`` (the base learning rate); SGD has no default for it.
-    """
-    resolved = _completed(name, options)
-    if resolved["lr"] is None:
-        raise UsageError(f"optimizer {name!r} needs the option 'lr'. Received: {dict(options)}")
-    return resolved
-
-
-def state_slots(name: str, options: Mapping) -> tuple[str, ...]:
-    """The canonical slot names that optimizer ``name`` keeps per parameter."""
-    return _lookup(name).slots(_completed(name, options))
 
 
 def init_state(name: str, options: Mapping, params: Mapping[str, np.ndarray]) -> dict[str, Slots]:
@@ -177,24 +127,24 @@ def apply(
 
     ``step`` counts updates from 1 including this one; ``lr`` replaces ``options['lr']``.
     """
-    optimizer = _lookup(name)
-    settings = _completed(name, options)
+    settings = completed_options(name, options)
     del settings["lr"]
+    update = UPDATE_RULES[name]
     if step < 1:
-        raise UsageError(f"expected step >= 1 (the count of updates including this one). Received: step={step}")
+        raise UsageError(f"expected step >= 1 (the count of updates including this one), received step={step}")
     if set(grads) != set(params) or set(state) != set(params):
         raise UsageError(
-            f"expected gradients and state for exactly the parameters {sorted(params)}. "
-            f"Received gradients for {sorted(grads)} and state for {sorted(state)}"
+            f"expected gradients and state for exactly the parameters {sorted(params)}, "
+            f"received gradients for {sorted(grads)} and state for {sorted(state)}"
         )
-    slots = optimizer.slots(settings)
+    slots = state_slots(name, options)
     new_params, new_state = {}, {}
     for key, param in params.items():
         if set(state[key]) != set(slots):
             raise UsageError(
-                f"optimizer {name!r} expected state slots {list(slots)} for {key!r}. Received: {sorted(state[key])}"
+                f"optimizer {name!r} expected state slots {list(slots)} for {key!r}, received {sorted(state[key])}"
             )
-        new_params[key], new_state[key] = optimizer.update(
+        new_params[key], new_state[key] = update(
             np.asarray(param, dtype=np.float64),
             np.asarray(grads[key], dtype=np.float64),
             state[key],
@@ -203,33 +153,3 @@ def apply(
             **settings,
         )
     return new_params, new_state
-
-
-def _lookup(name: str) -> _Optimizer:
-    if name not in _OPTIMIZERS:
-        raise UsageError(f"expected an optimizer among {list(OPTIMIZER_NAMES)}. Received: {name!r}")
-    return _OPTIMIZERS[name]
-
-
-def _completed(name: str, options: Mapping) -> dict:
-    defaults = _lookup(name).defaults
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise UsageError(f"optimizer {name!r} expected options among {sorted(defaults)}. Received unknown: {unknown}")
-    resolved = {**defaults, **options}
-    for key, value in resolved.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise UsageError(f"optimizer {name!r} expected {key} >= 0. Received: {key}={value}")
-    for key in ("beta_1", "beta_2"):
-        if key in resolved and not resolved[key] < 1:
-            raise UsageError(f"optimizer {name!r} expected {key} < 1. Received: {key}={resolved[key]}")
-    if "rho" in resolved and not resolved["rho"] <= 1:
-        raise UsageError(f"optimizer {name!r} expected rho <= 1. Received: rho={resolved['rho']}")
-    if resolved.get("nesterov") and resolved["momentum"] == 0:
-        raise UsageError(f"optimizer {name!r}: nesterov=True needs momentum > 0. Received: momentum=0")
-    return resolved
-
-
-def options_from_spec(optimizer) -> dict:
-    """A spec's optimizer (``archspec.spec.training``) as options of this module (``lr`` = the base rate)."""
-    return {"lr": optimizer.learning_rate, **optimizer.model_dump(exclude={"type", "learning_rate"})}

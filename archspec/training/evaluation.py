@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from archspec.losses import loss_value
 from archspec.metrics import compute_metrics
-from archspec.reference.losses import loss_value
 from archspec.resources import EVALUATION_BATCH
 from archspec.targets import prepare_targets
 from archspec.training.cluster import Cluster, share_bounds

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
+from archspec.definitions.schedules import learning_rate
 from archspec.errors import TrainingError
-from archspec.reference.schedules import learning_rate
 from archspec.training.checkpoints import Progress
 from archspec.training.cluster import Cluster, share
 from archspec.training.divergence import Snapshot, locate

@@ -11,9 +11,9 @@ import hashlib
 
 import numpy as np
 
+from archspec.definitions.optimizers import state_slots
 from archspec.errors import CheckpointError
 from archspec.graph import ModelGraph
-from archspec.reference.optimizers import state_slots
 from archspec.training.checkpoints import Checkpoint, DataFingerprint
 from archspec.weights import check_weights, spec_hash
 

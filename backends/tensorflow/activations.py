@@ -12,8 +12,8 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from archspec.definitions.constants import ELU_ALPHA, LEAKY_RELU_SLOPE
 from archspec.errors import lookup
-from archspec.reference.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
 
 
 def _gelu(x: tf.Tensor) -> tf.Tensor:

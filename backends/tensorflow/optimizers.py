@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from archspec.definitions.optimizers import options_from_spec, resolve_options, state_slots
 from archspec.errors import lookup
-from archspec.reference.optimizers import options_from_spec, resolve_options, state_slots
 from archspec.spec.training import Optimizer as OptimizerSpec
 
 

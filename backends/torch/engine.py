@@ -13,10 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from archspec.definitions.constants import EPSILON
 from archspec.engine import Engine as BaseEngine
 from archspec.errors import lookup
 from archspec.layout import to_canonical, to_native
-from archspec.reference.losses import EPSILON
 from archspec.spec.training import Training
 
 from . import distributed

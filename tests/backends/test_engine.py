@@ -7,11 +7,11 @@ from paths import CONFIGS
 
 import archspec
 from archspec.api import load_with_graph
+from archspec.definitions.optimizers import options_from_spec, state_slots
 from archspec.errors import DataError, UsageError
 from archspec.reference import optimizers as reference
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty
-from archspec.reference.optimizers import options_from_spec as reference_options
 from archspec.targets import prepare_targets
 
 # A chain through a recurrence, a reshape to an image and a convolution: layout conversions
@@ -194,7 +194,7 @@ def test_optimizer_steps_and_state_equal_the_reference(backend, optimizer):
 def _check_optimizer_steps(backend, optimizer, engine_options):
     model, engine, _, _ = setup(backend, optimizer, **engine_options)
     spec_optimizer = model.spec.training.optimizer
-    name, options = spec_optimizer.type, reference_options(spec_optimizer)
+    name, options = spec_optimizer.type, options_from_spec(spec_optimizer)
     trainable = {k: p for k, p in model.graph.parameters.items() if p.trainable}
     params = {k: v for k, v in model.get_weights().items() if k in trainable}
     state = reference.init_state(name, options, params)
@@ -208,7 +208,7 @@ def _check_optimizer_steps(backend, optimizer, engine_options):
         np.testing.assert_allclose(weights[key], value, rtol=1e-12, atol=1e-15)
         for slot, expected in state[key].items():
             np.testing.assert_allclose(slots[f"{key}/{slot}"], expected, rtol=1e-12, atol=1e-15)
-    assert set(slots) == {f"{k}/{s}" for k in params for s in reference.state_slots(name, options)}
+    assert set(slots) == {f"{k}/{s}" for k in params for s in state_slots(name, options)}
 
 
 @pytest.mark.parametrize("optimizer", sorted(NET_OPTIMIZERS))
@@ -217,7 +217,7 @@ def test_optimizer_steps_from_random_weights_equal_the_reference(backend, optimi
     x, y = data("sparse_categorical_crossentropy")
     engine = backend.engine(model, {"x": x}, y)
     spec = model.spec.training.optimizer
-    options = reference_options(spec)
+    options = options_from_spec(spec)
     trainable = [name for name, p in model.graph.parameters.items() if p.trainable]
     params = {name: value for name, value in model.get_weights().items() if name in trainable}
     state = reference.init_state(spec.type, options, params)
@@ -230,7 +230,7 @@ def test_optimizer_steps_from_random_weights_equal_the_reference(backend, optimi
     for name, value in params.items():
         np.testing.assert_allclose(weights[name], value, rtol=1e-12, atol=1e-14, err_msg=name)
     saved = engine.optimizer_state()
-    assert set(saved) == {f"{n}/{s}" for n in trainable for s in reference.state_slots(spec.type, options)}
+    assert set(saved) == {f"{n}/{s}" for n in trainable for s in state_slots(spec.type, options)}
     for name, slots in state.items():
         for slot, value in slots.items():
             np.testing.assert_allclose(saved[f"{name}/{slot}"], value, rtol=1e-12, atol=1e-14, err_msg=f"{name}/{slot}")
@@ -253,7 +253,7 @@ def test_train_steps_equal_reference_forward_gradients_and_updates(backend):
     model, engine, x, y = setup(backend, optimizer)
     helper = archspec.compile(model.spec, backend=backend.name, dtype="float64")
     graph, opt = model.graph, model.spec.training.optimizer
-    name, options = opt.type, reference_options(opt)
+    name, options = opt.type, options_from_spec(opt)
     regularizers = {k: p.regularizer.model_dump() for k, p in graph.parameters.items() if p.regularizer}
     weights = model.get_weights()
     trainable = [k for k, p in graph.parameters.items() if p.trainable]
@@ -318,7 +318,7 @@ def test_train_step_equals_reference_for_every_loss(backend, loss):
     for name, factors in regularizers.items():
         grads[name] = grads[name] + factors["l1"] * np.sign(before[name]) + 2 * factors["l2"] * before[name]
     spec = model.spec.training.optimizer
-    options = reference_options(spec)
+    options = options_from_spec(spec)
     trainable = {name: before[name] for name in grads}
     state = reference.init_state(spec.type, options, trainable)
     expected, _ = reference.apply(spec.type, options, trainable, grads, state, step + 1, lr)

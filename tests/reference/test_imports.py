@@ -1,12 +1,16 @@
-"""The reference modules load without any deep-learning framework."""
+"""The reference, the shared definitions and the core's numpy losses and metrics load without any
+deep-learning framework."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 MODULES = [
+    "archspec.definitions.constants",
+    "archspec.definitions.optimizers",
+    "archspec.definitions.schedules",
+    "archspec.losses",
     "archspec.reference.optimizers",
-    "archspec.reference.schedules",
     "archspec.reference.losses",
     "archspec.metrics",
     "archspec.random",

@@ -30,8 +30,8 @@ def make(type_, **options):
     return LAYER_CLASSES[type_].model_validate({"type": type_, **options})
 
 
-def run(layer, params, *inputs, training=False, context=LayerContext()):
-    return REFERENCE_LAYERS[layer.type](layer, params, list(inputs), training, context)
+def run(layer, params, *inputs, training=False, context=None):
+    return REFERENCE_LAYERS[layer.type](layer, params, list(inputs), training, context or LayerContext())
 
 
 def sigmoid(v):
@@ -559,7 +559,7 @@ def test_forward_refuses_wrong_inputs_and_weights():
     weights = canonical_weights(graph)
     with pytest.raises(DataError, match=r"\[batch, 784\]"):
         reference_forward(graph, weights, np.zeros((2, 28, 28)))
-    with pytest.raises(UsageError, match="Missing: \\['logits.bias'\\]"):
+    with pytest.raises(UsageError, match="missing: \\['logits.bias'\\]"):
         reference_forward(graph, {k: v for k, v in weights.items() if k != "logits.bias"}, np.zeros((2, 784)))
     with pytest.raises(UsageError, match="shape"):
         reference_forward(graph, {**weights, "logits.bias": np.zeros(9)}, np.zeros((2, 784)))

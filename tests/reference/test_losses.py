@@ -1,4 +1,5 @@
-"""Losses against torch.nn.functional, Keras' probability clipping and hand values."""
+"""Losses against torch.nn.functional, Keras' probability clipping and hand values; and the
+core's own numpy losses (the trainer's evaluation loss, the regression metrics) against the reference."""
 
 import math
 
@@ -9,8 +10,10 @@ import torch.nn.functional as F
 from keras import losses as keras_losses
 from keras import ops as keras_ops
 
+from archspec import losses as core_losses
+from archspec.definitions.constants import EPSILON
 from archspec.errors import DataError, UsageError
-from archspec.reference.losses import EPSILON, loss_value, regularization_penalty
+from archspec.reference.losses import loss_value, regularization_penalty
 
 rng = np.random.default_rng(0)
 LOGITS = rng.normal(scale=3.0, size=(8, 5))
@@ -132,3 +135,60 @@ def test_bad_calls_are_refused():
         regularization_penalty({"w": np.ones(2)}, {"v": {"l2": 0.1}})
     with pytest.raises(UsageError, match="'l1' and/or 'l2'"):
         regularization_penalty({"w": np.ones(2)}, {"w": {"l3": 0.1}})
+
+
+def core_loss_cases():
+    """(name, output, target, from_logits) for every loss, from logits and from probabilities,
+    with rows where the probability clip bites."""
+    probabilities = softmax(LOGITS)
+    probabilities[0] = [1.0, 0.0, 0.0, 0.0, 0.0]
+    soft = softmax(rng.normal(size=(8, 5)))
+    binary_logits = rng.normal(scale=5.0, size=(8, 1))
+    binary_logits[0] = 800.0
+    binary_probabilities = 1 / (1 + np.exp(-np.clip(binary_logits, -30, 30)))
+    binary_targets = rng.integers(0, 2, size=8).astype(np.float64)
+    regression = rng.normal(size=(8, 3))
+    cases = []
+    for from_logits, output in ((True, LOGITS), (False, probabilities)):
+        cases.append(("sparse_categorical_crossentropy", output, LABELS, from_logits))
+        cases.append(("categorical_crossentropy", output, soft, from_logits))
+    cases.append(("binary_crossentropy", binary_logits, binary_targets, True))
+    cases.append(("binary_crossentropy", binary_probabilities, binary_targets.reshape(-1, 1), False))
+    for name in ("mse", "mae"):
+        cases.append((name, regression, rng.normal(size=(8, 3)), False))
+        cases.append((name, regression[:, :1], rng.normal(size=8), True))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(len(core_loss_cases())))
+def test_the_core_losses_equal_the_reference(case):
+    """Bit for bit today (same formulas, same order of operations), so the trainer's evaluation
+    loss did not change when it stopped calling the reference."""
+    name, output, target, from_logits = core_loss_cases()[case]
+    ours = core_losses.loss_value(name, output, target, from_logits=from_logits)
+    assert ours == loss_value(name, output, target, from_logits=from_logits), name
+    if name == "mse":
+        assert core_losses.mean_squared_error(output, target) == ours
+    if name == "mae":
+        assert core_losses.mean_absolute_error(output, target) == ours
+
+
+def test_the_core_losses_refuse_what_the_reference_refuses():
+    bad_calls = [
+        ("hinge", LOGITS, LABELS, UsageError, "expected a loss among"),
+        ("sparse_categorical_crossentropy", LOGITS, np.full(8, 5), DataError, "expected labels in \\[0, 5\\)"),
+        (
+            "sparse_categorical_crossentropy",
+            LOGITS,
+            np.zeros(8),
+            DataError,
+            "expected integer labels of shape \\(8,\\)",
+        ),
+        ("categorical_crossentropy", LOGITS, np.zeros((8, 4)), DataError, "expected targets of shape \\(8, 5\\)"),
+        ("categorical_crossentropy", LOGITS[:, 0], LABELS, DataError, "expected outputs of shape \\(N, C\\)"),
+        ("mse", np.zeros((0, 2)), np.zeros((0, 2)), DataError, "expected a non-empty batch"),
+    ]
+    for name, output, target, error, message in bad_calls:
+        for implementation in (core_losses.loss_value, loss_value):
+            with pytest.raises(error, match=message):
+                implementation(name, output, target, from_logits=True)

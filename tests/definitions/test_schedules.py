@@ -5,8 +5,8 @@ import math
 import keras
 import pytest
 
+from archspec.definitions.schedules import learning_rate
 from archspec.errors import UsageError
-from archspec.reference.schedules import learning_rate
 
 
 def test_constant_and_none():

@@ -1,4 +1,9 @@
-"""Reference learning-rate schedules: the learning rate of each optimizer step.
+"""Learning-rate schedules: the learning rate of each optimizer step.
+
+A shared definition rather than reference code: the neutral trainer evaluates it once per
+step and hands the number to the backend, so no backend implements a schedule and a numpy
+copy in the reference would only witness itself. ``tests/definitions/test_schedules.py``
+holds it to hand-computed values and to Keras' own schedules instead.
 
 A schedule is a dict tagged by ``type`` (as the spec dumps it), e.g.
 ``{"type": "cosine", "decay_steps": 1000}``; ``None`` means constant. ``step`` is
@@ -65,7 +70,7 @@ def learning_rate(schedule: Mapping | None, base_lr: float, step: int) -> float:
         return base_lr
     name = schedule.get("type")
     if name not in _SCHEDULES:
-        raise UsageError(f"expected a schedule type among {list(SCHEDULE_NAMES)}. Received: type={name!r}")
+        raise UsageError(f"expected a schedule type among {list(SCHEDULE_NAMES)}, received type={name!r}")
     formula, defaults = _SCHEDULES[name]
     options = {key: value for key, value in schedule.items() if key != "type"}
     unknown = sorted(set(options) - set(defaults))
@@ -73,14 +78,14 @@ def learning_rate(schedule: Mapping | None, base_lr: float, step: int) -> float:
     if unknown or missing:
         raise UsageError(
             f"schedule {name!r} takes options {sorted(defaults)}, requiring "
-            f"{[key for key, value in defaults.items() if value is None]}. "
-            f"Received unknown: {unknown}, missing: {missing}"
+            f"{[key for key, value in defaults.items() if value is None]}, "
+            f"received unknown: {unknown}, missing: {missing}"
         )
     for key in ("step_size", "decay_steps"):
         if key in options and not options[key] > 0:
-            raise UsageError(f"schedule {name!r} expected {key} > 0. Received: {key}={options[key]}")
+            raise UsageError(f"schedule {name!r} expected {key} > 0, received {key}={options[key]}")
     if options.get("warmup_steps", 0) < 0:
-        raise UsageError(f"schedule {name!r} expected warmup_steps >= 0. Received: {options['warmup_steps']}")
+        raise UsageError(f"schedule {name!r} expected warmup_steps >= 0, received {options['warmup_steps']}")
     if step < 0:
-        raise UsageError(f"expected a 0-based step >= 0. Received: step={step}")
+        raise UsageError(f"expected a 0-based step >= 0, received step={step}")
     return float(formula(base_lr, step, **{**defaults, **options}))
