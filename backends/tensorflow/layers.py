@@ -213,7 +213,3 @@ BUILDERS: dict[str, Callable[[Node, BuildContext], keras.layers.Layer]] = {
     "concatenate": _concatenate,
     "multiply": _multiply,
 }
-
-ACTIVATED_AFTER = ("dense", "conv2d")
-"""Layer types whose ``activation`` is applied by a separate Activation layer, so the
-pre-activation tensor exists. (simple_rnn's activation acts inside the recurrence.)"""

@@ -17,7 +17,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import Activation
-from .layers import ACTIVATED_AFTER, BUILDERS, BuildContext, Dropout
+from .layers import BUILDERS, BuildContext, Dropout
 
 
 def resolve_device(device: str) -> str:
@@ -96,9 +96,12 @@ class TensorFlowModel(CompiledModel):
             layer = BUILDERS[node.type](node, context)
             arguments = [tensors[ref] for ref in node.inputs]
             output = layer(arguments[0] if len(arguments) == 1 else arguments)
-            if node.type == "activation":
+            # The spec class says where a layer's activation acts (archspec.spec.layers): the whole
+            # of an activation layer, or a separate Activation after dense/conv2d, so the
+            # pre-activation tensor (the logits of a softmax head) exists.
+            if node.layer.activation_only:
                 tensors[f"{node.id}:pre"] = arguments[0]
-            elif node.type in ACTIVATED_AFTER:
+            elif node.layer.activation_after:
                 tensors[f"{node.id}:pre"] = output
                 if node.activation != "linear":
                     # "." cannot occur in a node id, so this name never collides with one.
