@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from archspec.errors import DataError, UsageError
 from archspec.graph import ModelGraph
 from archspec.spec.layers import Embedding
+from archspec.weights import check_weights, save_weights
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
 
@@ -64,8 +66,6 @@ class CompiledModel(ABC):
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Replace every parameter; names and shapes must match this model exactly."""
-        from archspec.weights import check_weights
-
         expected = {name: p.shape for name, p in self.graph.parameters.items()}
         check_weights(expected, dict(weights), "set_weights")
         self._assign_weights({name: np.asarray(value) for name, value in weights.items()})
@@ -90,13 +90,9 @@ class CompiledModel(ABC):
 
     def save_weights(self, path) -> None:
         """Write the weights as safetensors (canonical layout, spec hash in the metadata)."""
-        from archspec.weights import save_weights
-
         save_weights(self.get_weights(), path, self.spec, self.backend)
 
     def _as_input_dict(self, inputs: Inputs) -> dict[str, np.ndarray]:
-        from archspec.errors import UsageError
-
         names = list(self.spec.inputs)
         if not isinstance(inputs, Mapping):
             if len(names) != 1:
@@ -122,8 +118,6 @@ class CompiledModel(ABC):
 
     def _check_ids(self, name: str, ids: np.ndarray) -> None:
         """Integer inputs feed embeddings: every id must be a whole number inside each table."""
-        from archspec.errors import DataError
-
         if ids.dtype.kind not in "iu":
             raise DataError(f"input '{name}' expects integer ids, received an array of {ids.dtype}")
         for node in self.graph.nodes:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -227,16 +228,12 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
         total = tensor.clone()
         dist.all_reduce(total)
         return total
 
     @staticmethod
     def backward(ctx, upstream: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
         total = upstream.contiguous().clone()
         dist.all_reduce(total)
         return total
