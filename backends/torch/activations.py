@@ -7,13 +7,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from archspec.definitions.constants import ELU_ALPHA, LEAKY_RELU_SLOPE
 from archspec.errors import lookup
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda x: x,
     "relu": torch.relu,
-    "leaky_relu": lambda x: F.leaky_relu(x, negative_slope=0.2),
-    "elu": lambda x: F.elu(x, alpha=1.0),
+    "leaky_relu": lambda x: F.leaky_relu(x, negative_slope=LEAKY_RELU_SLOPE),
+    "elu": lambda x: F.elu(x, alpha=ELU_ALPHA),
     "gelu": lambda x: F.gelu(x, approximate="none"),  # exact (erf), as Keras' default
     "silu": F.silu,
     "sigmoid": torch.sigmoid,
