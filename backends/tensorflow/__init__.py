@@ -12,8 +12,14 @@ _MODULE_OF = {"Engine": "engine", "TensorFlowModel": "model", "build": "model"}
 
 
 def __getattr__(name: str):
+    if name != "distributed" and name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # The first name asked for loads every module of the backend at once, in one order, before
+    # any of them is used: a torch module first imported after the process group was created
+    # (the layers, when the trainer joins the cluster before building) left gloo's threads
+    # running after destroy_process_group, which can abort the process at exit.
+    for module in ("distributed", "model", "engine"):
+        import_module(f"{__name__}.{module}")
     if name == "distributed":
         return import_module(f"{__name__}.distributed")
-    if name in _MODULE_OF:
-        return getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
