@@ -6,15 +6,19 @@ shapes and parameters this module computes, in this order.
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from archspec.checks import training_problems
 from archspec.spec.common import Shape
 from archspec.spec.document import Spec
-from archspec.spec.layers import LAYER_TYPES, LayerBase, LayerShapeError, ParamSpec, layer_type_name
+from archspec.spec.layers import LAYER_TYPES, Layer, LayerBase, LayerShapeError, ParamSpec, layer_type_name
 from archspec.spec.source import Location, suggest
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
+
+LayerT = TypeVar("LayerT", bound=LayerBase)
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Node:
 
     id: str
     index: int
-    layer: LayerBase
+    layer: Layer
     inputs: tuple[str, ...]
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
@@ -53,6 +57,15 @@ class Node:
     @property
     def param_count(self) -> int:
         return sum(p.size for p in self.params)
+
+    def layer_as(self, cls: builtins.type[LayerT]) -> LayerT:
+        """The node's layer as the class a builder for its type handles (``node.layer_as(Dense)``).
+
+        Builders are looked up by ``node.type``, so a mismatch is a wrong registry entry."""
+        layer = self.layer
+        if not isinstance(layer, cls):
+            raise TypeError(f"layer '{self.id}' is a {self.type} layer, not {cls.__name__}")
+        return layer
 
     def canonical_name(self, param: ParamSpec) -> str:
         return f"{self.id}.{param.name}"
@@ -264,7 +277,7 @@ def _topological_order(ids, sources, problems) -> list[int]:
     return order
 
 
-def _check_input_kinds(spec: Spec, layer: LayerBase, refs) -> str | None:
+def _check_input_kinds(spec: Spec, layer: Layer, refs) -> str | None:
     int_refs = [r for r in refs if r in spec.inputs and spec.inputs[r].dtype != "float"]
     if layer.integer_input:
         bad = [r for r in refs if r not in spec.inputs or spec.inputs[r].dtype == "float"]

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from archspec.errors import DataError
+from archspec.errors import DataError, UsageError
 from archspec.graph import ModelGraph
 
 
@@ -35,6 +35,9 @@ def prepare_targets(y: np.ndarray, loss: str, num_classes: int | None, dtype: st
 def check_data_fits(graph: ModelGraph, splits) -> None:
     """Refuse ``splits`` (checked ``Splits``) that do not fit ``graph``'s input or loss."""
     spec = graph.spec
+    if spec.training is None:  # refused before any data is read (archspec.training.run)
+        raise UsageError(f"spec '{spec.name}' has no 'training' section")
+    loss = spec.training.loss
     if len(spec.inputs) != 1:
         raise DataError(f"training data feeds one input, but spec '{spec.name}' has inputs {list(spec.inputs)}")
     ((name, model_input),) = spec.inputs.items()
@@ -49,7 +52,7 @@ def check_data_fits(graph: ModelGraph, splits) -> None:
             raise DataError(
                 f"{split}.x: input '{name}' ({model_input.dtype}) expected integer ids, received an array of {x.dtype}"
             )
-        check_targets(y, spec.training.loss, output_shape, f"{split}.y")
+        check_targets(y, loss, output_shape, f"{split}.y")
 
 
 def check_targets(y: np.ndarray, loss: str, output_shape: tuple[int, ...], where: str) -> None:

@@ -87,8 +87,8 @@ def _problem(details: Any, document: SourceDocument, root_model: type[BaseModel]
     if kind in ("literal_error", "enum"):
         options = _choices(target.annotation) or _quoted_values(ctx.get("expected", ""))
         message = f"expected one of {_quoted(options)}, received {_show(details.get('input'))}"
-        hint = suggest(str(details.get("input")), options)
-        return _at(document, loc, target.dotted, f"{message}; {hint}" if hint else message)
+        suggestion = suggest(str(details.get("input")), options)
+        return _at(document, loc, target.dotted, f"{message}; {suggestion}" if suggestion else message)
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return _at(document, loc, target.dotted, str(ctx["error"]))  # the validator's own words
     return _at(document, loc, target.dotted, _mismatch(kind, details, target))

@@ -165,9 +165,12 @@ def _decode(source: str | bytes, filename: str) -> str:
 
 
 def _line_column(text: str | bytes, offset: int) -> tuple[int, int]:
-    newline = "\n" if isinstance(text, str) else b"\n"
     before = text[:offset]
-    return (before.count(newline) + 1, offset - (before.rfind(newline) + 1) + 1)
+    if isinstance(before, str):
+        breaks, last_break = before.count("\n"), before.rfind("\n")
+    else:
+        breaks, last_break = before.count(b"\n"), before.rfind(b"\n")
+    return (breaks + 1, offset - (last_break + 1) + 1)
 
 
 def _check_events(text: str, filename: str) -> None:

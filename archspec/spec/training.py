@@ -33,10 +33,10 @@ class SGD(_Optimizer):
     ``w -= lr * (g + momentum * buf if nesterov else buf)``; weight decay adds ``wd * w`` to g."""
 
     type: Literal["sgd"]
-    learning_rate: Number = Field(0.01, gt=0)
-    momentum: Number = Field(0.0, ge=0, lt=1)
+    learning_rate: Number = Field(default=0.01, gt=0)
+    momentum: Number = Field(default=0.0, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: Number = Field(0.0, ge=0)
+    weight_decay: Number = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
@@ -50,18 +50,18 @@ class Adam(_Optimizer):
     added to the bias-corrected ``sqrt(v_hat)``; weight decay is added to the gradient."""
 
     type: Literal["adam"]
-    learning_rate: Number = Field(1e-3, gt=0)
-    beta_1: Number = Field(0.9, ge=0, lt=1)
-    beta_2: Number = Field(0.999, ge=0, lt=1)
-    epsilon: Number = Field(1e-8, gt=0)
-    weight_decay: Number = Field(0.0, ge=0)
+    learning_rate: Number = Field(default=1e-3, gt=0)
+    beta_1: Number = Field(default=0.9, ge=0, lt=1)
+    beta_2: Number = Field(default=0.999, ge=0, lt=1)
+    epsilon: Number = Field(default=1e-8, gt=0)
+    weight_decay: Number = Field(default=0.0, ge=0)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``w -= lr * wd * w`` before the Adam step."""
 
     type: Literal["adamw"]  # type: ignore[assignment]
-    weight_decay: Number = Field(0.01, ge=0)
+    weight_decay: Number = Field(default=0.01, ge=0)
 
 
 class RMSprop(_Optimizer):
@@ -69,19 +69,19 @@ class RMSprop(_Optimizer):
     (with momentum: ``buf = momentum * buf + g / (sqrt(v) + eps)``, ``w -= lr * buf``)."""
 
     type: Literal["rmsprop"]
-    learning_rate: Number = Field(1e-2, gt=0)
-    rho: Number = Field(0.99, ge=0, lt=1)
-    epsilon: Number = Field(1e-8, gt=0)
-    momentum: Number = Field(0.0, ge=0, lt=1)
+    learning_rate: Number = Field(default=1e-2, gt=0)
+    rho: Number = Field(default=0.99, ge=0, lt=1)
+    epsilon: Number = Field(default=1e-8, gt=0)
+    momentum: Number = Field(default=0.0, ge=0, lt=1)
 
 
 class Adadelta(_Optimizer):
     """Zeiler's Adadelta as in ``torch.optim.Adadelta``."""
 
     type: Literal["adadelta"]
-    learning_rate: Number = Field(1.0, gt=0)
-    rho: Number = Field(0.9, ge=0, lt=1)
-    epsilon: Number = Field(1e-6, gt=0)
+    learning_rate: Number = Field(default=1.0, gt=0)
+    rho: Number = Field(default=0.9, ge=0, lt=1)
+    epsilon: Number = Field(default=1e-6, gt=0)
 
 
 Optimizer = Annotated[SGD | Adam | AdamW | RMSprop | Adadelta, Field(discriminator="type")]
@@ -98,7 +98,7 @@ class StepSchedule(StrictModel):
 
     type: Literal["step"]
     step_size: PositiveInteger
-    gamma: Number = Field(0.1, gt=0)
+    gamma: Number = Field(default=0.1, gt=0)
 
 
 class ExponentialSchedule(StrictModel):
@@ -115,7 +115,7 @@ class CosineSchedule(StrictModel):
 
     type: Literal["cosine"]
     decay_steps: PositiveInteger
-    alpha: Number = Field(0.0, ge=0, le=1)
+    alpha: Number = Field(default=0.0, ge=0, le=1)
 
 
 Schedule = Annotated[
@@ -133,7 +133,7 @@ class Training(StrictModel):
     batch_size: PositiveInteger = 32
     epochs: PositiveInteger = 1
     metrics: list[MetricName] = Field(default_factory=list)
-    seed: Integer = Field(0, ge=0, lt=2**31)
+    seed: Integer = Field(default=0, ge=0, lt=2**31)
     dtype: Literal["float32", "float64"] = "float32"
     shuffle: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from archspec.graph import Node
+from archspec.spec import layers as spec
 from archspec.spec.common import as_pair
 
 from .activations import Activation
@@ -22,6 +23,8 @@ from .random import fused_dropout_keep_mask
 from .recurrent import bidirectional_layer, recurrent_layer
 
 CHANNELS_LAST = "channels_last"
+
+Builder = Callable[[Node, BuildContext], keras.layers.Layer]
 
 
 @keras.saving.register_keras_serializable(package="archspec")
@@ -60,17 +63,23 @@ class Dropout(keras.layers.Layer):
 
 
 def _dense(node: Node, context: BuildContext):
-    layer = node.layer
+    layer = node.layer_as(spec.Dense)
     return keras.layers.Dense(layer.units, use_bias=layer.use_bias, name=node.id, dtype=context.dtype)
 
 
-def _activation(node, context):
-    return Activation(node.layer.activation, name=node.id, dtype=context.dtype)
+def _activation(node: Node, context: BuildContext):
+    return Activation(node.layer_as(spec.Activation).activation, name=node.id, dtype=context.dtype)
 
 
-def _dropout(node, context):
+def _dropout(node: Node, context: BuildContext):
     return Dropout(
-        node.layer.rate, context.seed, node.index, context.step, context.offset, name=node.id, dtype=context.dtype
+        node.layer_as(spec.Dropout).rate,
+        context.seed,
+        node.index,
+        context.step,
+        context.offset,
+        name=node.id,
+        dtype=context.dtype,
     )
 
 
@@ -78,12 +87,12 @@ def _flatten(node, context):
     return keras.layers.Flatten(data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype)
 
 
-def _reshape(node, context):
-    return keras.layers.Reshape(tuple(node.layer.target_shape), name=node.id, dtype=context.dtype)
+def _reshape(node: Node, context: BuildContext):
+    return keras.layers.Reshape(tuple(node.layer_as(spec.Reshape).target_shape), name=node.id, dtype=context.dtype)
 
 
-def _conv2d(node, context):
-    layer = node.layer
+def _conv2d(node: Node, context: BuildContext):
+    layer = node.layer_as(spec.Conv2D)
     return keras.layers.Conv2D(
         layer.filters,
         as_pair(layer.kernel_size),
@@ -97,9 +106,9 @@ def _conv2d(node, context):
     )
 
 
-def _pool(keras_class):
-    def build(node, context):
-        layer = node.layer
+def _pool(keras_class, layer_class: type[spec.MaxPool2D] | type[spec.AvgPool2D]) -> Builder:
+    def build(node: Node, context: BuildContext):
+        layer = node.layer_as(layer_class)
         return keras_class(
             as_pair(layer.pool_size),
             strides=layer.stride_pair,
@@ -116,8 +125,8 @@ def _global_avgpool2d(node, context):
     return keras.layers.GlobalAveragePooling2D(data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype)
 
 
-def _batch_norm(node, context):
-    layer = node.layer
+def _batch_norm(node: Node, context: BuildContext):
+    layer = node.layer_as(spec.BatchNorm)
     return BatchNormalization(
         axis=-1,
         momentum=layer.momentum,
@@ -153,8 +162,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return mean, squares / n
 
 
-def _layer_norm(node, context):
-    layer = node.layer
+def _layer_norm(node: Node, context: BuildContext):
+    layer = node.layer_as(spec.LayerNorm)
     return keras.layers.LayerNormalization(
         axis=-1,
         epsilon=layer.epsilon,
@@ -165,13 +174,16 @@ def _layer_norm(node, context):
     )
 
 
-def _embedding(node, context):
-    layer = node.layer
+def _embedding(node: Node, context: BuildContext):
+    layer = node.layer_as(spec.Embedding)
     return keras.layers.Embedding(layer.input_dim, layer.output_dim, name=node.id, dtype=context.dtype)
 
 
-def _recurrent(node, context):
-    return recurrent_layer(node.layer, node.id, context.dtype)
+def _recurrent(layer_class: type[spec.SimpleRNN] | type[spec.LSTM] | type[spec.GRU]) -> Builder:
+    def build(node: Node, context: BuildContext):
+        return recurrent_layer(node.layer_as(layer_class), node.id, context.dtype)
+
+    return build
 
 
 def _bidirectional(node, context):
@@ -186,28 +198,28 @@ def _multiply(node, context):
     return keras.layers.Multiply(name=node.id, dtype=context.dtype)
 
 
-def _concatenate(node, context):
-    axis = node.layer.axis
+def _concatenate(node: Node, context: BuildContext):
+    axis = node.layer_as(spec.Concatenate).axis
     # The spec counts axes per sample; Keras counts the batch axis too.
     return keras.layers.Concatenate(axis=axis + 1 if axis >= 0 else axis, name=node.id, dtype=context.dtype)
 
 
-BUILDERS: dict[str, Callable[[Node, BuildContext], keras.layers.Layer]] = {
+BUILDERS: dict[str, Builder] = {
     "dense": _dense,
     "activation": _activation,
     "dropout": _dropout,
     "flatten": _flatten,
     "reshape": _reshape,
     "conv2d": _conv2d,
-    "maxpool2d": _pool(keras.layers.MaxPooling2D),
-    "avgpool2d": _pool(keras.layers.AveragePooling2D),
+    "maxpool2d": _pool(keras.layers.MaxPooling2D, spec.MaxPool2D),
+    "avgpool2d": _pool(keras.layers.AveragePooling2D, spec.AvgPool2D),
     "global_avgpool2d": _global_avgpool2d,
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
     "embedding": _embedding,
-    "simple_rnn": _recurrent,
-    "lstm": _recurrent,
-    "gru": _recurrent,
+    "simple_rnn": _recurrent(spec.SimpleRNN),
+    "lstm": _recurrent(spec.LSTM),
+    "gru": _recurrent(spec.GRU),
     "bidirectional": _bidirectional,
     "add": _add,
     "concatenate": _concatenate,

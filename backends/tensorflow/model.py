@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -103,7 +103,8 @@ class TensorFlowModel(CompiledModel):
                 tensors[f"{node.id}:pre"] = arguments[0]
             elif node.layer.activation_after:
                 tensors[f"{node.id}:pre"] = output
-                if node.activation != "linear":
+                # Never None here: a layer with activation_after has an activation field.
+                if node.activation is not None and node.activation != "linear":
                     # "." cannot occur in a node id, so this name never collides with one.
                     output = Activation(node.activation, name=f"{node.id}.activation", dtype=dtype)(output)
             tensors[node.id] = output
@@ -127,7 +128,7 @@ class TensorFlowModel(CompiledModel):
 
     # --- running ---------------------------------------------------------------------
 
-    def _call_forward_model(self, inputs, training=False) -> list[tf.Tensor]:
+    def _call_forward_model(self, inputs, training=False) -> Sequence[tf.Tensor]:
         with tf.device(self.device):
             values = self._forward_model(inputs, training=training)
         # Keras returns a bare tensor for a one-element output list.

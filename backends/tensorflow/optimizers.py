@@ -11,6 +11,8 @@ float64 and cast once, as torch.optim computes them in Python floats.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from archspec.definitions.optimizers import options_from_spec, resolve_options, state_slots
@@ -69,7 +71,10 @@ def adadelta(param, grad, slots, *, lr, count, rho, epsilon):
     return param - _scalar(lr, param.dtype) * delta, {"square_avg": square_avg, "acc_delta": acc_delta}
 
 
-UPDATES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adadelta": adadelta}
+# An update rule: (param, grad, slots, *, lr, count, **options) -> (new param, new slots).
+Update = Callable[..., tuple[tf.Tensor, dict[str, tf.Tensor]]]
+
+UPDATES: dict[str, Update] = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adadelta": adadelta}
 
 
 class Optimizer:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import keras
 
 from archspec.graph import Node
+from archspec.spec import layers as spec
 
 
-def recurrent_layer(layer, name: str, dtype: str):
+def recurrent_layer(layer: spec.SimpleRNN | spec.LSTM | spec.GRU, name: str, dtype: str):
     """The Keras layer for a simple_rnn, lstm or gru spec (also the layer a bidirectional wraps)."""
     options = dict(return_sequences=layer.return_sequences, use_bias=layer.use_bias, name=name, dtype=dtype)
     if layer.type == "simple_rnn":
@@ -23,5 +24,6 @@ def recurrent_layer(layer, name: str, dtype: str):
 
 def bidirectional_layer(node: Node, dtype: str):
     """The Keras ``Bidirectional`` for a bidirectional node; Keras names the copies "forward_{id}" and "backward_{id}"."""
-    inner = recurrent_layer(node.layer.layer, node.id, dtype)
-    return keras.layers.Bidirectional(inner, merge_mode=node.layer.merge_mode, name=node.id, dtype=dtype)
+    layer = node.layer_as(spec.Bidirectional)
+    inner = recurrent_layer(layer.layer, node.id, dtype)
+    return keras.layers.Bidirectional(inner, merge_mode=layer.merge_mode, name=node.id, dtype=dtype)

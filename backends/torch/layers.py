@@ -19,6 +19,7 @@ from torch import nn
 from archspec.errors import lookup
 from archspec.graph import Node
 from archspec.random import keep_threshold
+from archspec.spec import layers as spec
 from archspec.spec.common import as_pair
 
 from . import random
@@ -49,6 +50,9 @@ class Dropout(nn.Module):
     ``forward`` takes the optimizer step (an int64 scalar tensor held by the model) and
     the position of the first sample in the global batch (non-zero on workers after the first).
     """
+
+    element_hashes: torch.Tensor  # buffers (registered in __init__)
+    position_hashes: torch.Tensor
 
     def __init__(self, context: BuildContext, rate: float, layer_index: int, sample_shape: tuple[int, ...]):
         super().__init__()
@@ -103,9 +107,9 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     return total // 2, total - total // 2
 
 
-def _paddings(node: Node, kernel, strides, dilation) -> tuple[int, int, int, int]:
-    """F.pad's (left, right, top, bottom) for the node's padding mode."""
-    if node.layer.padding == "valid":
+def _paddings(node: Node, padding: str, kernel, strides, dilation) -> tuple[int, int, int, int]:
+    """F.pad's (left, right, top, bottom) for the node's ``padding`` mode (its layer's)."""
+    if padding == "valid":
         return (0, 0, 0, 0)
     height, width = node.input_shapes[0][:2]
     top, bottom = _same_padding(height, kernel[0], strides[0], dilation[0])
@@ -118,14 +122,14 @@ class Conv2D(nn.Module):
 
     def __init__(self, context: BuildContext, node: Node):
         super().__init__()
-        layer = node.layer
+        layer = node.layer_as(spec.Conv2D)
         kernel, self.stride, self.dilation = (
             as_pair(v) for v in (layer.kernel_size, layer.strides, layer.dilation_rate)
         )
         in_channels = node.input_shapes[0][-1]
         self.weight = parameter(context, layer.filters, in_channels, *kernel)
         self.bias = parameter(context, layer.filters) if layer.use_bias else None
-        left, right, top, bottom = _paddings(node, kernel, self.stride, self.dilation)
+        left, right, top, bottom = _paddings(node, layer.padding, kernel, self.stride, self.dilation)
         # Even padding goes to the convolution itself; only an odd total needs an explicit pad.
         self.symmetric = (top, left) if (top, left) == (bottom, right) else (0, 0)
         self.pad = None if (top, left) == (bottom, right) else (left, right, top, bottom)
@@ -143,11 +147,11 @@ class Pool2D(nn.Module):
 
     def __init__(self, node: Node, mode: str):
         super().__init__()
-        layer = node.layer
+        layer = node.layer_as(spec.MaxPool2D if mode == "max" else spec.AvgPool2D)
         self.mode = mode
         self.kernel = as_pair(layer.pool_size)
         self.stride = layer.stride_pair
-        padding = _paddings(node, self.kernel, self.stride, (1, 1))
+        padding = _paddings(node, layer.padding, self.kernel, self.stride, (1, 1))
         self.pad = padding if any(padding) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,6 +193,8 @@ class BatchNorm(nn.Module):
     """
 
     synchronized = False
+    running_mean: torch.Tensor  # buffers (registered in __init__)
+    running_var: torch.Tensor
 
     def __init__(
         self, context: BuildContext, channels: int, momentum: float, epsilon: float, scale: bool, center: bool
@@ -310,33 +316,47 @@ def _features(node: Node) -> int:
     return node.input_shapes[0][-1]
 
 
-def _norm_options(node: Node) -> dict:
-    layer = node.layer
+def _norm_options(layer: spec.BatchNorm | spec.LayerNorm) -> dict:
     return {"epsilon": layer.epsilon, "scale": layer.scale, "center": layer.center}
+
+
+def _dense(node: Node, context: BuildContext) -> Dense:
+    layer = node.layer_as(spec.Dense)
+    return Dense(context, _features(node), layer.units, layer.use_bias)
+
+
+def _batch_norm(node: Node, context: BuildContext) -> BatchNorm:
+    layer = node.layer_as(spec.BatchNorm)
+    return BatchNorm(context, _features(node), layer.momentum, **_norm_options(layer))
+
+
+def _embedding(node: Node, context: BuildContext) -> Embedding:
+    layer = node.layer_as(spec.Embedding)
+    return Embedding(context, layer.input_dim, layer.output_dim)
 
 
 Builder = Callable[[Node, BuildContext], nn.Module]
 
 BUILDERS: dict[str, Builder] = {
-    "dense": lambda node, c: Dense(c, _features(node), node.layer.units, node.layer.use_bias),
+    "dense": _dense,
     "activation": lambda node, c: nn.Identity(),  # the node's activation does the work
-    "dropout": lambda node, c: Dropout(c, node.layer.rate, node.index, node.input_shapes[0]),
+    "dropout": lambda node, c: Dropout(c, node.layer_as(spec.Dropout).rate, node.index, node.input_shapes[0]),
     "flatten": lambda node, c: Flatten(),
     "reshape": lambda node, c: Reshape(node.output_shape),
     "conv2d": lambda node, c: Conv2D(c, node),
     "maxpool2d": lambda node, c: Pool2D(node, "max"),
     "avgpool2d": lambda node, c: Pool2D(node, "avg"),
     "global_avgpool2d": lambda node, c: GlobalAvgPool2D(),
-    "batch_norm": lambda node, c: BatchNorm(c, _features(node), node.layer.momentum, **_norm_options(node)),
-    "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node)),
-    "embedding": lambda node, c: Embedding(c, node.layer.input_dim, node.layer.output_dim),
-    "simple_rnn": lambda node, c: Recurrent(c, node.layer, _features(node)),
-    "lstm": lambda node, c: Recurrent(c, node.layer, _features(node)),
-    "gru": lambda node, c: Recurrent(c, node.layer, _features(node)),
+    "batch_norm": _batch_norm,
+    "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node.layer_as(spec.LayerNorm))),
+    "embedding": _embedding,
+    "simple_rnn": lambda node, c: Recurrent(c, node.layer_as(spec.SimpleRNN), _features(node)),
+    "lstm": lambda node, c: Recurrent(c, node.layer_as(spec.LSTM), _features(node)),
+    "gru": lambda node, c: Recurrent(c, node.layer_as(spec.GRU), _features(node)),
     "bidirectional": lambda node, c: Bidirectional(c, node),
     "add": lambda node, c: Merge("add"),
     "multiply": lambda node, c: Merge("multiply"),
-    "concatenate": lambda node, c: Merge("concatenate", node.layer.axis),
+    "concatenate": lambda node, c: Merge("concatenate", node.layer_as(spec.Concatenate).axis),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -82,6 +83,8 @@ class GraphModule(nn.Module):
     training-mode ``forward`` (a user's own loop) uses it and then advances it by one, so
     every batch gets fresh masks.
     """
+
+    step: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, graph: ModelGraph, context: BuildContext):
         super().__init__()
@@ -199,7 +202,7 @@ class TorchModel(CompiledModel):
         )
         return parameters + statistics
 
-    def trainable_slots(self) -> list[tuple[Slot, nn.Parameter]]:
+    def trainable_slots(self) -> list[tuple[Slot, torch.Tensor]]:
         """(slot, parameter) for every trainable parameter, in canonical order."""
         return [(slot, tensor) for slot, tensor in self._slots if slot.trainable]
 
@@ -275,17 +278,23 @@ class TorchModel(CompiledModel):
         try:
             with torch.enable_grad():
                 values = self._module.tensors(tensors, list(cotangents))
-                total = sum(
-                    (
-                        values[key] * torch.as_tensor(np.asarray(cotangent), dtype=self.torch_dtype, device=self.device)
-                    ).sum()
-                    for key, cotangent in cotangents.items()
+                # cotangents is not empty (checked above), so the sum is a tensor, never the start value 0.
+                total = cast(
+                    torch.Tensor,
+                    sum(
+                        (
+                            values[key]
+                            * torch.as_tensor(np.asarray(cotangent), dtype=self.torch_dtype, device=self.device)
+                        ).sum()
+                        for key, cotangent in cotangents.items()
+                    ),
                 )
                 sources = [tensor for _, tensor in trainable] + [tensors[name] for name in float_inputs]
-                grads = torch.autograd.grad(total, sources, allow_unused=True) if sources else ()
+                found = torch.autograd.grad(total, sources, allow_unused=True) if sources else ()
         finally:
             self._module.eval()
-        grads = [torch.zeros_like(source) if g is None else g for g, source in zip(grads, sources)]
+        # allow_unused: None for a source the total does not depend on.
+        grads = [torch.zeros_like(source) if g is None else g for g, source in zip(found, sources)]
         params = {}
         for (slot, _), grad in zip(trainable, grads):
             params.update(to_canonical([slot], grad.cpu().numpy()))

@@ -6,10 +6,13 @@ torch's layout (``layout.py``); inputs are (batch, steps, features), batch first
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from archspec.graph import Node
+from archspec.spec import layers as spec
 
 from .context import BuildContext, parameter
 
@@ -22,14 +25,15 @@ class Recurrent(nn.Module):
     one bias in the spec, so ``bias_hh`` is a constant zero buffer there, not a parameter.
     """
 
-    def __init__(self, context: BuildContext, layer, features: int):
+    def __init__(self, context: BuildContext, layer: spec.SimpleRNN | spec.LSTM | spec.GRU, features: int):
         super().__init__()
         self.kind = layer.type
-        self.function = {
+        functions: dict[str, Callable[..., tuple[torch.Tensor, ...]]] = {
             "lstm": torch.lstm,
             "gru": torch.gru,
             "simple_rnn": torch.rnn_relu if getattr(layer, "activation", "tanh") == "relu" else torch.rnn_tanh,
-        }[self.kind]
+        }
+        self.function = functions[self.kind]
         self.units, self.return_sequences, self.use_bias = layer.units, layer.return_sequences, layer.use_bias
         width = layer.gates * layer.units
         self.weight_ih = parameter(context, width, features)
@@ -66,11 +70,12 @@ class Bidirectional(nn.Module):
     def __init__(self, context: BuildContext, node: Node):
         super().__init__()
         features = node.input_shapes[0][-1]
-        self.merge_mode = node.layer.merge_mode
-        self.return_sequences = node.layer.layer.return_sequences
+        layer = node.layer_as(spec.Bidirectional)
+        self.merge_mode = layer.merge_mode
+        self.return_sequences = layer.layer.return_sequences
         # Not 'forward'/'backward': those names are nn.Module methods.
-        self.forward_layer = Recurrent(context, node.layer.layer, features)
-        self.backward_layer = Recurrent(context, node.layer.layer, features)
+        self.forward_layer = Recurrent(context, layer.layer, features)
+        self.backward_layer = Recurrent(context, layer.layer, features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         forward = self.forward_layer(x)

@@ -8,7 +8,7 @@ what these classes describe; they never decide shapes or parameters themselves.
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated, get_args
 
 from pydantic import Field
 
@@ -19,34 +19,38 @@ from archspec.spec.layers._merge import Add, Concatenate, Multiply
 from archspec.spec.layers._normalization import BatchNorm, LayerNorm
 from archspec.spec.layers._recurrent import GRU, LSTM, Bidirectional, RecurrentLayer, SimpleRNN
 
-LAYER_TYPES: tuple[type[LayerBase], ...] = (
-    Dense,
-    Activation,
-    Dropout,
-    Flatten,
-    Reshape,
-    Conv2D,
-    MaxPool2D,
-    AvgPool2D,
-    GlobalAvgPool2D,
-    BatchNorm,
-    LayerNorm,
-    Embedding,
-    SimpleRNN,
-    LSTM,
-    GRU,
-    Bidirectional,
-    Add,
-    Concatenate,
-    Multiply,
-)
+Layer = Annotated[
+    Dense
+    | Activation
+    | Dropout
+    | Flatten
+    | Reshape
+    | Conv2D
+    | MaxPool2D
+    | AvgPool2D
+    | GlobalAvgPool2D
+    | BatchNorm
+    | LayerNorm
+    | Embedding
+    | SimpleRNN
+    | LSTM
+    | GRU
+    | Bidirectional
+    | Add
+    | Concatenate
+    | Multiply,
+    Field(discriminator="type"),
+]
+"""Any layer of the catalogue, told apart by its ``type`` tag (what a spec's ``layers`` hold)."""
 
-Layer = Annotated[Union[LAYER_TYPES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007 (a union built from a tuple)
+LAYER_TYPES: tuple[type[LayerBase], ...] = get_args(get_args(Layer)[0])
+"""Every layer class, in catalogue order (the members of ``Layer``)."""
 
 
 def layer_type_name(cls: type[LayerBase]) -> str:
     """The ``type`` tag of a layer class (``Dense`` -> ``"dense"``)."""
-    return cls.model_fields["type"].annotation.__args__[0]
+    (tag,) = get_args(cls.model_fields["type"].annotation)  # Literal["dense"] -> ("dense",)
+    return tag
 
 
 __all__ = [

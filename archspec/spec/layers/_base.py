@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from archspec.spec.common import Initializer, Regularizer, Shape, StrictModel
+from archspec.spec.common import Initializer, InitializerName, Regularizer, Shape, StrictModel
 
 
 class LayerShapeError(ValueError):
@@ -34,7 +34,7 @@ class ParamSpec:
         return math.prod(self.shape)
 
 
-def init(name: str, **options) -> Initializer:
+def init(name: InitializerName, **options) -> Initializer:
     """A default initializer for a field (``init("zeros")``)."""
     return Initializer(type=name, **options)
 
