@@ -55,9 +55,9 @@ CASES = {
     "label outside the classes": (
         "sparse",
         (X, _with(LABELS, 3, 3)),
-        r"expected class labels 0..2. Received: 3 at index \(3,\)",
+        r"expected class labels 0..2, received 3 at index \(3,\)",
     ),
-    "negative label": ("sparse", (X, _with(LABELS, 0, -1)), "expected class labels 0..2. Received: -1"),
+    "negative label": ("sparse", (X, _with(LABELS, 0, -1)), "expected class labels 0..2, received -1"),
     "float labels for sparse CE": (
         "sparse",
         (X, LABELS.astype(np.float64)),
@@ -87,9 +87,9 @@ CASES = {
     "non-0/1 targets for binary CE": (
         "binary",
         (X, _with((LABELS % 2).astype(float), 6, 0.5)),
-        "expected class labels 0..1. Received: 0.5",
+        "expected class labels 0..1, received 0.5",
     ),
-    "target 2 for binary CE": ("binary", (X, (LABELS == 1).astype(int) * 2), "expected class labels 0..1. Received: 2"),
+    "target 2 for binary CE": ("binary", (X, (LABELS == 1).astype(int) * 2), "expected class labels 0..1, received 2"),
     "two targets for binary CE": (
         "binary",
         (X, np.eye(2, dtype=int)[LABELS % 2]),
