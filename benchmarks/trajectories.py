@@ -2,7 +2,7 @@
 
 Shared by ``parity_report.py`` (the README's parity table) and ``gpu_check.py`` (``make
 gpu-check``). The gaps are the parity suite's: the worst per-step relative loss difference
-(``archspec.compare.relative_difference``) and the worst per-tensor relative difference of
+(``archspec.comparison.relative_difference``) and the worst per-tensor relative difference of
 the final weights (``tensor_relative_difference``), with the suite's bounds below.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import archspec
-from archspec.compare import relative_difference, tensor_relative_difference
+from archspec.comparison import relative_difference, tensor_relative_difference
 from archspec.data import load_dataset
 
 BACKENDS = ("torch", "tensorflow")
