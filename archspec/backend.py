@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -71,3 +72,27 @@ def load_backend(name: str) -> ModuleType:
             f"({error}); install it: {entry.install}"
         ) from None
     return importlib.import_module(entry.package)
+
+
+def lazy_names(package: str, module_of: dict[str, str]) -> Callable[[str], object]:
+    """The module ``__getattr__`` of a backend package: ``name`` -> the module of ``module_of`` that
+    defines it, plus ``distributed``, imported on first use (so the package's ``environment`` module
+    imports without the framework).
+
+    The first name asked for loads every module of the backend at once, in one order, before any
+    of them is used: a torch module first imported after the process group was created (the
+    layers, when the trainer joins the cluster before building) left gloo's threads running after
+    ``destroy_process_group``, which can abort the process at exit.
+    """
+    modules = ("distributed", *dict.fromkeys(module_of.values()))
+
+    def __getattr__(name: str) -> object:
+        if name != "distributed" and name not in module_of:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        for module in modules:
+            importlib.import_module(f"{package}.{module}")
+        if name == "distributed":
+            return importlib.import_module(f"{package}.distributed")
+        return getattr(importlib.import_module(f"{package}.{module_of[name]}"), name)
+
+    return __getattr__

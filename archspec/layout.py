@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+from archspec.errors import BackendUnavailableError
+
+Entry = TypeVar("Entry")
 
 Convert = Callable[[np.ndarray], np.ndarray]
 
@@ -44,6 +49,26 @@ class Slot:
     def view(self, native):
         """This parameter's part of ``native`` (a value, gradient or optimizer state of the array)."""
         return native if self.row is None else native[self.row]
+
+
+def table_entry(tables: Mapping[str, Mapping[str, Entry]], layer_type: str, name: str, backend: str) -> Entry:
+    """A backend's layout entry for parameter ``name`` of ``layer_type``.
+
+    Raises ``BackendUnavailableError`` naming the layer type, the parameter and the backend when
+    the table has none, so a layer type added to the spec without its layout fails clearly.
+    """
+    entries = tables.get(layer_type)
+    if entries is None:
+        raise BackendUnavailableError(
+            f"{layer_type}: no weight layout on backend '{backend}' (parameter '{name}'); "
+            f"expected a layer type among {', '.join(tables)}, received '{layer_type}'"
+        )
+    if name not in entries:
+        raise BackendUnavailableError(
+            f"{layer_type}: no layout entry for '{name}' on backend '{backend}'; "
+            f"expected one of {', '.join(entries)}, received '{name}'"
+        )
+    return entries[name]
 
 
 def group_by_array(slots: Iterable[Slot]) -> list[list[Slot]]:

@@ -8,9 +8,8 @@ needs a conversion (``archspec.layout`` applies them).
 
 from __future__ import annotations
 
-from archspec.errors import BackendUnavailableError
 from archspec.graph import Node
-from archspec.layout import Slot
+from archspec.layout import Slot, table_entry
 from archspec.spec.layers import Bidirectional
 
 _Entry = tuple[str, int | None]  # (attribute path inside the Keras layer, row or None)
@@ -39,18 +38,7 @@ def _entry(layer_type: str, name: str) -> _Entry:
         direction, inner = name.split(".", 1)
         path, row = _entry(layer_type, inner)
         return f"{direction}_layer.{path}", row
-    entries = _BY_TYPE.get(layer_type)
-    if entries is None:
-        raise BackendUnavailableError(
-            f"{layer_type}: no weight layout on backend 'tensorflow' (parameter '{name}'); "
-            f"expected a layer type among {', '.join(_BY_TYPE)}, received '{layer_type}'"
-        )
-    if name not in entries:
-        raise BackendUnavailableError(
-            f"{layer_type}: no layout entry for '{name}' on backend 'tensorflow'; "
-            f"expected one of {', '.join(entries)}, received '{name}'"
-        )
-    return entries[name]
+    return table_entry(_BY_TYPE, layer_type, name, "tensorflow")
 
 
 def node_slots(node: Node) -> list[Slot]:

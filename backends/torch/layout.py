@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from archspec.errors import BackendUnavailableError
 from archspec.graph import Node
-from archspec.layout import Convert, Slot, same
+from archspec.layout import Convert, Slot, same, table_entry
 from archspec.spec.layers import Bidirectional
 
 
@@ -80,18 +79,7 @@ def _entry(layer_type: str, name: str) -> _Entry:
         direction, inner = name.split(".", 1)
         native, to_native, to_canonical = _entry(layer_type, inner)
         return f"{direction}_layer.{native}", to_native, to_canonical
-    entries = _BY_TYPE.get(layer_type)
-    if entries is None:
-        raise BackendUnavailableError(
-            f"{layer_type}: no weight layout on backend 'torch' (parameter '{name}'); "
-            f"expected a layer type among {', '.join(_BY_TYPE)}, received '{layer_type}'"
-        )
-    if name not in entries:
-        raise BackendUnavailableError(
-            f"{layer_type}: no layout entry for '{name}' on backend 'torch'; "
-            f"expected one of {', '.join(entries)}, received '{name}'"
-        )
-    return entries[name]
+    return table_entry(_BY_TYPE, layer_type, name, "torch")
 
 
 def node_slots(node: Node) -> list[Slot]:

@@ -10,7 +10,33 @@ from archspec.spec.common import Initializer, Number
 from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init
 
 
-class BatchNorm(LayerBase):
+class _Normalization(LayerBase):
+    """What batch and layer normalisation share: ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``
+    over the last axis, with the affine ``gamma`` (``scale``) and ``beta`` (``center``) optional.
+    Abstract: the two final classes below say which mean and variance."""
+
+    epsilon: Number = Field(1e-3, gt=0.0)
+    center: bool = True
+    scale: bool = True
+    gamma_initializer: Initializer = init("ones")
+    beta_initializer: Initializer = init("zeros")
+
+    def output_shape(self, input_shapes):
+        if len(input_shapes[0]) < 1:
+            raise LayerShapeError(f"{self.type} expects at least one axis per sample")
+        return input_shapes[0]
+
+    def parameters(self, input_shapes):
+        channels = (input_shapes[0][-1],)
+        params = []
+        if self.scale:
+            params.append(ParamSpec("gamma", channels, self.gamma_initializer))
+        if self.center:
+            params.append(ParamSpec("beta", channels, self.beta_initializer))
+        return params
+
+
+class BatchNorm(_Normalization):
     """Batch normalisation over the last axis, with Keras' meaning of the options:
     ``moving = momentum * moving + (1 - momentum) * batch_statistic`` and
     ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``. The batch variance is
@@ -19,50 +45,18 @@ class BatchNorm(LayerBase):
     type: Literal["batch_norm"]
     removes_channel_offsets: ClassVar[bool] = True
     momentum: Number = Field(0.99, ge=0.0, lt=1.0)
-    epsilon: Number = Field(1e-3, gt=0.0)
-    center: bool = True
-    scale: bool = True
-    gamma_initializer: Initializer = init("ones")
-    beta_initializer: Initializer = init("zeros")
-
-    def output_shape(self, input_shapes):
-        if len(input_shapes[0]) < 1:
-            raise LayerShapeError("batch_norm expects at least one axis per sample")
-        return input_shapes[0]
 
     def parameters(self, input_shapes):
         channels = (input_shapes[0][-1],)
-        params = []
-        if self.scale:
-            params.append(ParamSpec("gamma", channels, self.gamma_initializer))
-        if self.center:
-            params.append(ParamSpec("beta", channels, self.beta_initializer))
-        params.append(ParamSpec("moving_mean", channels, init("zeros"), trainable=False))
-        params.append(ParamSpec("moving_variance", channels, init("ones"), trainable=False))
-        return params
+        return [
+            *super().parameters(input_shapes),
+            ParamSpec("moving_mean", channels, init("zeros"), trainable=False),
+            ParamSpec("moving_variance", channels, init("ones"), trainable=False),
+        ]
 
 
-class LayerNorm(LayerBase):
+class LayerNorm(_Normalization):
     """Layer normalisation over the last axis (biased variance):
     ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``."""
 
     type: Literal["layer_norm"]
-    epsilon: Number = Field(1e-3, gt=0.0)
-    center: bool = True
-    scale: bool = True
-    gamma_initializer: Initializer = init("ones")
-    beta_initializer: Initializer = init("zeros")
-
-    def output_shape(self, input_shapes):
-        if len(input_shapes[0]) < 1:
-            raise LayerShapeError("layer_norm expects at least one axis per sample")
-        return input_shapes[0]
-
-    def parameters(self, input_shapes):
-        channels = (input_shapes[0][-1],)
-        params = []
-        if self.scale:
-            params.append(ParamSpec("gamma", channels, self.gamma_initializer))
-        if self.center:
-            params.append(ParamSpec("beta", channels, self.beta_initializer))
-        return params
