@@ -216,6 +216,11 @@ class Environment(Protocol):
     the core calls it on every ``load_backend`` and when a launcher starts workers.
     """
 
+    ONE_ADDRESS_PER_WORKER: bool
+    """True when every worker of a cluster listens on its own address, listed in rank order
+    (TensorFlow's ``TF_CONFIG``); False when all workers meet at one coordinator's address and
+    the cluster size is given separately (torchrun's ``MASTER_ADDR:MASTER_PORT``)."""
+
     def preflight(self) -> None:
         """Refuse, with ``BackendUnavailableError`` saying what to change, an environment in which the
         framework would load misconfigured (e.g. ``KERAS_BACKEND`` naming another framework)."""

@@ -92,32 +92,30 @@ def cluster_from_environment(backend: str) -> Cluster | None:
 def manual_cluster(backend: str, rank: int, addresses: list[str], workers: int | None, timeout: float) -> Cluster:
     """A worker started by hand (``--rank R --cluster ADDR[,ADDR...]``).
 
-    torch: the first address is the coordinator's and ``workers`` says how many join;
-    TensorFlow: one address per worker, in rank order (``workers`` must agree if given).
+    As the backend's environment says (``ONE_ADDRESS_PER_WORKER``): one address per worker, in
+    rank order (TensorFlow; ``workers`` must agree if given), or the first address is the
+    coordinator's and ``workers`` says how many join (torch).
     """
     if not addresses:
         raise UsageError("expected --cluster HOST:PORT[,HOST:PORT...] with --rank")
     for address in addresses:
         split_address(address)
-    if backend == "tensorflow":
+    if load_environment(backend).ONE_ADDRESS_PER_WORKER:
         if workers not in (None, len(addresses)):
             raise UsageError(
-                f"expected --workers to equal the number of --cluster addresses for tensorflow "
+                f"expected --workers to equal the number of --cluster addresses for {backend} "
                 f"({len(addresses)}), received --workers {workers}"
             )
-        return Cluster("tensorflow", rank, len(addresses), tuple(addresses), timeout=timeout)
+        return Cluster(backend, rank, len(addresses), tuple(addresses), timeout=timeout)
     if workers is None or workers < 2:
-        raise UsageError("expected --workers N (N >= 2: how many workers join) with --rank for torch")
-    return Cluster("torch", rank, workers, (addresses[0],), timeout=timeout)
+        raise UsageError(f"expected --workers N (N >= 2: how many workers join) with --rank for {backend}")
+    return Cluster(backend, rank, workers, (addresses[0],), timeout=timeout)
 
 
 def local_clusters(backend: str, workers: int, timeout: float) -> list[Cluster]:
     """One Cluster per worker of a run on this host, on loopback ports that are free now."""
-    addresses: tuple[str, ...]
-    if backend == "torch":
-        addresses = (f"127.0.0.1:{free_ports(1)[0]}",)
-    else:
-        addresses = tuple(f"127.0.0.1:{port}" for port in free_ports(workers))
+    ports = free_ports(workers if load_environment(backend).ONE_ADDRESS_PER_WORKER else 1)
+    addresses = tuple(f"127.0.0.1:{port}" for port in ports)
     return [Cluster(backend, rank, workers, addresses, rank, workers, timeout) for rank in range(workers)]
 
 

@@ -10,6 +10,9 @@ import sys
 from archspec.errors import BackendUnavailableError, UsageError
 from archspec.training.cluster import Cluster
 
+# TF_CONFIG lists one address per worker, in rank order.
+ONE_ADDRESS_PER_WORKER = True
+
 
 def preflight() -> None:
     """Refuse a Keras that runs (or would run) on another framework than TensorFlow."""

@@ -12,6 +12,9 @@ import os
 from archspec.errors import UsageError
 from archspec.training.cluster import Cluster, split_address
 
+# All workers meet at one rendezvous address (MASTER_ADDR:MASTER_PORT); WORLD_SIZE says how many.
+ONE_ADDRESS_PER_WORKER = False
+
 
 def preflight() -> None:
     """Nothing to check before torch is imported."""
