@@ -14,6 +14,7 @@ from archspec.graph import GraphProblems, ModelGraph, resolve
 from archspec.initializers import canonical_weights
 from archspec.spec.diagnostics import problems_from_validation_error
 from archspec.spec.document import Spec
+from archspec.spec.files import FileData, with_paths_from
 from archspec.spec.source import parse_yaml
 from archspec.weights import check_weights, read_weights, spec_hash
 
@@ -46,6 +47,8 @@ def load_with_graph(source) -> tuple[Spec, ModelGraph]:
         spec = Spec.model_validate(document.data)
     except ValidationError as error:
         raise SpecError(problems_from_validation_error(error, document, Spec)) from None
+    if filename != "<spec>" and isinstance(spec.data, FileData):  # data files are relative to the spec file
+        spec = spec.model_copy(update={"data": with_paths_from(spec.data, Path(filename).resolve().parent)})
     try:
         graph = resolve(spec)
     except GraphProblems as error:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from archspec.errors import Problem
 from archspec.spec.common import Shape
+from archspec.spec.files import FileData, file_data_problems
 from archspec.spec.source import Location, SourceDocument
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
@@ -148,6 +149,8 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
     data = spec.data
     if data is None:
         return []
+    if isinstance(data, FileData):
+        return file_data_problems(data, list(spec.inputs), list(graph.outputs))
     problems: list[tuple[Location, str]] = []
     (input_name, model_input), *rest = spec.inputs.items()
     if rest:

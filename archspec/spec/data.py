@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from archspec.spec.common import Number, PositiveInteger, StrictModel
+from archspec.spec.files import CsvData, ImageFolderData, NpzData
 
 
 class MnistData(StrictModel):
@@ -42,4 +43,26 @@ class BinaryData(StrictModel):
     test_split: Number = Field(0.2, ge=0.0, lt=1.0)
 
 
-Data = Annotated[MnistData | RegressionData | BinaryData, Field(discriminator="dataset")]
+class _DataKind:
+    """The tag of a data section: its ``dataset`` (built-in sets) or its ``format`` (files)."""
+
+    fields = ("dataset", "format")  # read by the diagnostics to name the missing or wrong key
+    __name__ = "dataset or format"  # pydantic names the discriminator by it
+
+    def __call__(self, value: object) -> object:
+        for field in self.fields:
+            tag = value.get(field) if isinstance(value, dict) else getattr(value, field, None)
+            if tag is not None:
+                return tag
+        return None
+
+
+Data = Annotated[
+    Annotated[MnistData, Tag("mnist")]
+    | Annotated[RegressionData, Tag("regression")]
+    | Annotated[BinaryData, Tag("binary")]
+    | Annotated[NpzData, Tag("npz")]
+    | Annotated[CsvData, Tag("csv")]
+    | Annotated[ImageFolderData, Tag("image_folder")],
+    Discriminator(_DataKind()),
+]

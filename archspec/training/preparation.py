@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from archspec.data import Splits, load_dataset, splits_from_arrays
+from archspec.data.files import load_files
 from archspec.data.splits import _check_finite as check_finite_values
 from archspec.errors import UsageError
 from archspec.graph import ModelGraph, resolve
 from archspec.resources import check_memory, estimate_for_training
+from archspec.spec.files import FileData
 from archspec.spec.training import Training
-from archspec.targets import check_data_fits, prepare_targets
+from archspec.targets import check_data_fits, file_target, prepare_targets
 from archspec.training.checkpoints import Checkpoint, DataFingerprint
 from archspec.training.cluster import Cluster, check_batches
 from archspec.training.order import batch_sizes
@@ -55,6 +57,8 @@ def load_splits(spec, data, data_dir) -> Splits:
         return splits_from_arrays(data, num_classes=num_classes)
     if spec.data is None:
         raise UsageError(f"spec '{spec.name}' has no 'data' section: pass data=(x, y) or add one")
+    if isinstance(spec.data, FileData):
+        return load_files(spec.data, file_target(spec), seed=spec.training.seed)
     return load_dataset(spec.data.model_dump(mode="json"), data_dir=data_dir, seed=spec.training.seed)
 
 

@@ -27,7 +27,7 @@ from archspec.training.jobs import train_with_workers
 from archspec.training.keeper import Keeper
 from archspec.training.loop import Loop
 from archspec.training.preparation import TrainingData, prepare
-from archspec.training.results import TrainResult, write_run
+from archspec.training.results import TrainResult, write_preprocessing, write_run
 
 
 def train(
@@ -188,6 +188,7 @@ def run_training(
             callback.on_train_end(result)
     if out is not None and writer:
         write_run(result, out)
+        write_preprocessing(data.splits, out)
     if cluster is not None:
         # Leave the framework's process group (a worker's last collective is behind it).
         module.distributed.leave(engine)
