@@ -64,12 +64,12 @@ class NpzData(_Files):
 class CsvData(_Files):
     """A CSV table with a header row, or a time series (with ``window``).
 
-    Table: ``features`` (columns, or ``{INPUT: [columns]}``) and ``target`` (a column, or
-    ``{OUTPUT: column}``). Numeric columns are read as float, text feature columns one-hot
+    Table: ``features`` (columns, or ``{INPUT: [columns]}``; default: every column but the
+    target) and ``target`` (a column, or ``{OUTPUT: column}``). Numeric columns are read as float, text feature columns one-hot
     encoded, text targets (and every target of a classification loss) mapped to class ids in
     sorted order; categories are taken from the training split.
 
-    Time series: ``columns`` (the features of every step), ``window`` steps in, the value of
+    Time series: ``columns`` (or ``features``: the inputs of every step), ``window`` steps in, the value of
     ``target`` (a column or columns; default: ``columns``) ``horizon`` steps after the window's
     last step out. Splits are in time order and no window straddles two splits.
     """
@@ -89,20 +89,27 @@ class CsvData(_Files):
         if self.window is None:
             if self.columns is not None:
                 raise ValueError("expected 'columns' only for a time series (with 'window'); a table names 'features'")
-            if self.features is None or self.target is None:
-                raise ValueError("expected 'features' and 'target' (or 'columns' and 'window' for a time series)")
+            if self.target is None:
+                raise ValueError("expected a 'target' column (or 'columns' and 'window' for a time series)")
             if isinstance(self.target, list):
                 raise ValueError("expected 'target' to be one column or {OUTPUT: column}, received a list")
         else:
-            if self.columns is None:
-                raise ValueError("expected 'columns' (the series' feature columns) with 'window'")
-            if self.features is not None or isinstance(self.target, dict):
-                raise ValueError("expected 'columns' and an optional 'target' column (or list) for a time series")
+            if (self.columns is None) == (self.features is None):
+                raise ValueError("expected the series' input columns as 'columns' (or 'features') with 'window'")
+            if isinstance(self.features, dict) or isinstance(self.target, dict):
+                raise ValueError(
+                    "expected column lists for a time series: 'columns' and an optional 'target' column or list"
+                )
         return self
 
     @property
     def is_series(self) -> bool:
         return self.window is not None
+
+    @property
+    def series_columns(self) -> list[str]:
+        """A time series' input columns: ``columns``, or ``features`` as a list."""
+        return list(self.columns or (self.features if isinstance(self.features, list) else []))
 
 
 class ImageFolderData(_Files):

@@ -69,10 +69,18 @@ def _sample(annotation: Any) -> Any:
     raise AssertionError(f"no sample value for {annotation!r}")
 
 
+# Fields a model needs although none of them is required alone (one of several ways to say it).
+_NEEDED_TOGETHER = {
+    "NpzData": {"path": "x.npz"},
+    "CsvData": {"path": "x.csv", "features": ["a"], "target": "b"},
+    "ImageFolderData": {"path": "images"},
+}
+
+
 def _minimal(model: type[BaseModel]) -> dict[str, Any]:
     """The required fields of ``model`` with valid values, and its discriminator tag."""
     data = {name: _sample(info.annotation) for name, info in model.model_fields.items() if info.is_required()}
-    return {**data, **_tag(model)}
+    return {**data, **_NEEDED_TOGETHER.get(model.__name__, {}), **_tag(model)}
 
 
 Step = tuple[str, Any, type[BaseModel]]  # field name, list index or mapping key (or None), model there

@@ -71,7 +71,7 @@ def fraction_indices(n: int, validation_split: float, test_split: float, seed: i
 
     ``in_order``: train first, then validation, then test (time series); else the parts are
     drawn from ``numpy.random.default_rng(seed).permutation(n)``: test first, validation next,
-    the rest is train. Sizes are ``round(fraction * n)``; an empty part is None.
+    the rest is train; each part in the file's order. Sizes are ``round(fraction * n)``; an empty part is None.
     """
     n_test = validation_count(n, test_split)
     n_validation = validation_count(n, validation_split)
@@ -87,6 +87,7 @@ def fraction_indices(n: int, validation_split: float, test_split: float, seed: i
     else:
         order = np.random.default_rng(seed).permutation(n)
         parts = (order[n_test + n_validation :], order[n_test : n_test + n_validation], order[:n_test])
+        parts = tuple(np.sort(part) for part in parts)  # each part keeps the file's order
     return tuple(part if len(part) else None for part in parts)
 
 

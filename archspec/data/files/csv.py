@@ -263,6 +263,8 @@ def load_table(config: CsvData, target: Target, seed: int):
     """The splits of a CSV table, with the columns, categories and normalisation of its training split."""
     feature_names, target_name = _names(config)
     tables = _split_tables(config, seed, in_order=False)
+    if config.features is None:  # every column but the target
+        feature_names = [name for name in tables["train"].header if name != target_name]
     for table in tables.values():
         for name in (*feature_names, target_name):
             table.column(name)
@@ -347,7 +349,7 @@ def windows(values: np.ndarray, targets: np.ndarray, window: int, horizon: int, 
 
 def load_series(config: CsvData, target: Target, seed: int):
     """Sliding windows over a CSV time series, split in time order (no window crosses a split)."""
-    columns = list(config.columns or [])
+    columns = config.series_columns
     target_names = [config.target] if isinstance(config.target, str) else list(config.target or columns)
     if target.classification:
         raise DataError(f"a time series predicts values: expected loss mse or mae, received {target.loss}")
