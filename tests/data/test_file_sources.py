@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from file_fixtures import sine_series, write_series_csv
 
 import archspec
