@@ -270,3 +270,27 @@ def test_a_file_changed_before_resume_is_refused(tmp_path, capsys):
     assert main(["train", str(spec), "--quiet", "--resume", str(tmp_path / "run"), "--max-steps", "4"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the checkpoint was trained on other data" in err, err
+
+
+def test_predict_reports_rows_it_cannot_handle_and_writes_nothing(tmp_path, capsys):
+    rows = "".join(f"{k},{k % 3},{'x' if k % 2 else 'z'}\n" for k in range(12))
+    (tmp_path / "t.csv").write_text("a,b,y\n" + rows)
+    assert run_cli(tmp_path, CSV, CLASSES, [2], "--backend", "torch", "--max-steps", "1") == 0
+    spec, weights = str(tmp_path / "spec.yaml"), str(tmp_path / "run" / "weights.safetensors")
+    (tmp_path / "new.csv").write_text("a,b,y\n1,2,x\n3,,x\n")
+    capsys.readouterr()
+    out = tmp_path / "preds.csv"
+    assert main(["predict", spec, "--weights", weights, "--data", str(tmp_path / "new.csv"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"archspec: error: {tmp_path / 'new.csv'}:3: column 'b': missing value (set missing: drop_rows or fill_mean to handle it)\n"
+    )
+    assert not out.exists()
+    (tmp_path / "new.csv").write_text("a,b\n1,2\n3,4\n")  # no target column needed
+    assert main(["predict", spec, "--weights", weights, "--data", str(tmp_path / "new.csv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "sample,predicted,p_x,p_z" and [line.split(",")[0] for line in lines[1:]] == ["2", "3"]
+    (tmp_path / "run" / "preprocessing.json").unlink()
+    assert main(["predict", spec, "--weights", weights, "--data", str(tmp_path / "new.csv")]) == 1
+    assert "preprocessing.json: no such file" in capsys.readouterr().err

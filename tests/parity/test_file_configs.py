@@ -62,9 +62,11 @@ def test_real_data_configs_reach_their_accuracy_on_both_backends(data_folder, co
     assert min(accuracies.values()) >= ACCURACY[config], f"{config}: test accuracy {accuracies}"
 
 
+@pytest.mark.slow
 def test_the_series_config_beats_the_last_value(data_folder):
-    """The GRU predicts the next value better than repeating the window's last value."""
-    result = archspec.train(data_folder["sine_series"], backend="torch", evaluate_every_epoch=False)
+    """The GRU predicts the next value better than repeating the window's last value (one
+    backend: the parity test above holds the other to the same trajectory)."""
+    result = archspec.train(data_folder["sine_series"], backend="tensorflow", evaluate_every_epoch=False)
     spec = archspec.load(data_folder["sine_series"])
     x, y = load_splits(spec, None, None).test
     pre = yaml.safe_load(data_folder["sine_series"].read_text())["data"]
