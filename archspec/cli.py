@@ -12,12 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from archspec.api import load_with_graph
+from archspec.api import load_document, load_with_graph
 from archspec.backend import BACKENDS
 from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
 from archspec.spec.document import Spec
-from archspec.spec.source import parse_yaml
 from archspec.summary import summary_table
 from archspec.weights import atomic_write_bytes
 
@@ -35,7 +34,7 @@ def _cmd_validate(args) -> int:
         warnings = spec_warnings(graph)
         if warnings:  # legal but wasteful: located like problems, the spec stays valid (exit 0)
             filename = str(Path(path))
-            document = parse_yaml(Path(path).read_bytes(), filename)  # again, only to place the warnings
+            document = load_document(Path(path).read_bytes(), filename)  # again, only to place the warnings
             for warning in warnings:
                 print(warning.located(document), file=sys.stderr)
     return 1 if failed else 0
