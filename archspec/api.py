@@ -42,6 +42,18 @@ def load_with_graph(source) -> tuple[Spec, ModelGraph]:
     if isinstance(source, Spec):
         return source, _resolve_unlocated(source)
     text, filename = _read(source)
+    spec, graph, _ = _load_document(text, filename)
+    return spec, graph
+
+
+def expand(source: str | os.PathLike | bytes) -> dict:
+    """The spec with its blocks expanded: the flat document (plain data, as written, no
+    defaults added) that validation reads. Raises ``SpecError`` for an invalid spec."""
+    text, filename = _read(source)
+    return _load_document(text, filename)[2].data
+
+
+def _load_document(text: str | bytes, filename: str) -> tuple[Spec, ModelGraph, SourceDocument]:
     document = parse_yaml(text, filename)
     block_problems: list[Problem] = []
     try:
@@ -61,7 +73,7 @@ def load_with_graph(source) -> tuple[Spec, ModelGraph]:
         graph = resolve(spec)
     except GraphProblems as error:
         raise SpecError(_by_position([document.problem(message, loc) for loc, message in error.problems])) from None
-    return spec, graph
+    return spec, graph, document
 
 
 def _by_position(problems: list[Problem]) -> list[Problem]:

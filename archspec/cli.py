@@ -1,4 +1,4 @@
-"""The ``archspec`` command line: validate, summary, schema, train, compare, data.
+"""The ``archspec`` command line: validate, summary, expand, schema, train, compare, data.
 
 Bad input never produces a traceback: every ``ArchSpecError`` becomes its
 message on stderr and an exit code (1 for invalid specs and data, 2 for usage).
@@ -12,7 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from archspec.api import load_document, load_with_graph
+import yaml
+
+from archspec.api import expand, load_document, load_with_graph
 from archspec.backend import BACKENDS
 from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
@@ -44,6 +46,25 @@ def _cmd_summary(args) -> int:
     graph = load_with_graph(args.spec)[1]
     print(summary_table(graph))
     return 0
+
+
+def _cmd_expand(args) -> int:
+    print(dump_flat_spec(expand(args.spec)), end="")
+    return 0
+
+
+def dump_flat_spec(data: dict) -> str:
+    """YAML of a spec document: mappings in block style, lists of plain values on one line."""
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_list(dumper, items):
+        flow = all(not isinstance(item, (dict, list)) for item in items)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flow)
+
+    Dumper.add_representer(list, represent_list)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def _cmd_schema(args) -> int:
@@ -163,6 +184,10 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("summary", help="layers, output shapes and parameter counts of a spec")
     p.add_argument("spec", metavar="SPEC")
     p.set_defaults(run=_cmd_summary)
+
+    p = commands.add_parser("expand", help="print the spec with its blocks expanded (the flat spec validation reads)")
+    p.add_argument("spec", metavar="SPEC")
+    p.set_defaults(run=_cmd_expand)
 
     p = commands.add_parser("schema", help="print the JSON Schema of the spec format")
     p.add_argument("--out", help="write it to this file instead")
