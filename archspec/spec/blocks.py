@@ -144,6 +144,12 @@ def layer_names(layers: list[Any], reserved: set[str]) -> list[str]:
         taken.add(candidate)
         names[k] = candidate
     taken |= {name for name in names if name}
+    taken |= {
+        copy
+        for name, layer in zip(names, layers)
+        if name and _is_use(layer)
+        for copy in copy_names(name, _repeat(layer))
+    }
     for k, layer in enumerate(layers):
         if names[k] or not _is_use(layer):
             continue
@@ -152,7 +158,7 @@ def layer_names(layers: list[Any], reserved: set[str]) -> list[str]:
         while candidate in taken or any(copy in taken for copy in copy_names(candidate, _repeat(layer))):
             number += 1
             candidate = f"{base}_{number}"
-        taken.add(candidate)
+        taken |= {candidate, *copy_names(candidate, _repeat(layer))}
         names[k] = candidate
     return names
 
@@ -330,9 +336,12 @@ class _Expander:
         if output is not None and not isinstance(output, str):
             self.report(f"{where}.output: expected a layer id of the block, received {written(output)}", output_node)
             ok = False
+        if isinstance(layers, list) and isinstance(layers_node, SequenceNode):
+            # Against every parameter written, valid or not: a refused one has its own problem.
+            written_params = body.get("params") if isinstance(body.get("params"), dict) else {}
+            self.check_references(name, set(written_params), layers, layers_node)
         if params is None or not ok or not isinstance(layers, list) or not isinstance(layers_node, SequenceNode):
             return None
-        self.check_references(name, params, layers, layers_node)
         return Block(name, params, inputs, layers, layers_node, output, output_node)
 
     def read_params(self, where: str, raw: Any, node: Node | None) -> dict[str, Param] | None:
@@ -734,7 +743,7 @@ class _Expander:
             return match.group(0)
         return value if isinstance(value, str) else written(value)
 
-    def check_references(self, name: str, params: dict[str, Param], value: Any, node: Node | None) -> None:
+    def check_references(self, name: str, params: set[Any], value: Any, node: Node | None) -> None:
         """Report every ``${x}`` in a block's layers that names no parameter of the block."""
         if isinstance(value, str):
             for reference in REFERENCE.findall(value):
