@@ -338,8 +338,9 @@ class _Expander:
             ok = False
         if isinstance(layers, list) and isinstance(layers_node, SequenceNode):
             # Against every parameter written, valid or not: a refused one has its own problem.
-            written_params = body.get("params") if isinstance(body.get("params"), dict) else {}
-            self.check_references(name, set(written_params), layers, layers_node)
+            written_params = body.get("params")
+            names = set(written_params) if isinstance(written_params, dict) else set()
+            self.check_references(name, names, layers, layers_node)
         if params is None or not ok or not isinstance(layers, list) or not isinstance(layers_node, SequenceNode):
             return None
         return Block(name, params, inputs, layers, layers_node, output, output_node)
