@@ -18,7 +18,7 @@ from archspec.api import expand, load_document, load_with_graph
 from archspec.backend import BACKENDS
 from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
-from archspec.spec.document import Spec
+from archspec.spec.schema import spec_json_schema
 from archspec.summary import summary_table
 from archspec.weights import atomic_write_bytes
 
@@ -68,9 +68,7 @@ def dump_flat_spec(data: dict) -> str:
 
 
 def _cmd_schema(args) -> int:
-    schema = Spec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema.setdefault("title", "archspec spec")
+    schema = spec_json_schema()
     text = json.dumps(schema, indent=2)
     if args.out:
         atomic_write_bytes(args.out, (text + "\n").encode())

@@ -499,3 +499,17 @@ def test_ids_with_slashes_are_accepted_in_a_flat_spec():
     assert "a/c.kernel" in load_with_graph(text)[1].parameters
     bad = "name: flat\ninputs: {x: {shape: [3]}}\nlayers:\n  - {type: dense, id: a//b, units: 2}\n"
     assert errors(bad)[0].startswith("<spec>:4:")
+
+
+def test_the_schema_describes_blocks_with_the_fields_expansion_reads():
+    from archspec.spec import blocks
+    from archspec.spec.schema import spec_json_schema
+
+    schema = spec_json_schema()
+    definitions = schema["$defs"]
+    assert schema["properties"]["blocks"]["additionalProperties"] == {"$ref": "#/$defs/BlockDefinition"}
+    assert schema["properties"]["layers"]["items"]["discriminator"]["mapping"]["block"] == "#/$defs/BlockUse"
+    assert set(definitions["BlockUse"]["properties"]) == set(blocks._USE_FIELDS)
+    assert set(definitions["BlockDefinition"]["properties"]) == set(blocks._BLOCK_FIELDS)
+    assert set(definitions["BlockParam"]["properties"]) == set(blocks._PARAM_FIELDS)
+    assert definitions["BlockParam"]["properties"]["type"]["enum"] == list(blocks.PARAM_TYPES)
