@@ -513,3 +513,37 @@ def test_the_schema_describes_blocks_with_the_fields_expansion_reads():
     assert set(definitions["BlockDefinition"]["properties"]) == set(blocks._BLOCK_FIELDS)
     assert set(definitions["BlockParam"]["properties"]) == set(blocks._PARAM_FIELDS)
     assert definitions["BlockParam"]["properties"]["type"]["enum"] == list(blocks.PARAM_TYPES)
+
+
+def test_repeat_and_booleans_from_parameters_and_null_defaults():
+    text = spec_text(
+        """
+        name: deep
+        inputs: {x: {shape: [4]}}
+        blocks:
+          unit:
+            params:
+              initializer: {type: str, default: null}
+              bias: {type: bool, default: true}
+            layers:
+              - {type: dense, units: 4, use_bias: "${bias}"}
+          stack:
+            params:
+              depth: int
+            layers:
+              - {type: block, block: unit, repeat: "${depth}", with: {bias: false}}
+        layers:
+          - {type: block, block: stack, with: {depth: 3}}
+          - {type: block, block: unit, with: {initializer: null}}
+        """
+    )
+    nodes = load_with_graph(text)[1].nodes
+    assert [node.id for node in nodes] == [
+        "stack/unit_1/dense_1",
+        "stack/unit_2/dense_1",
+        "stack/unit_3/dense_1",
+        "unit/dense_1",
+    ]
+    assert [node.layer.use_bias for node in nodes] == [False, False, False, True]
+    required = text.replace("depth: 3", "depth: null")
+    assert errors(required) == [f"{at(required, 'null}}')}: with.depth: expected an integer, received null"]
