@@ -91,8 +91,8 @@ class SequencesData(StrictModel):
                 f"expected position < min_length for task 'token_at' (every sequence has a token there), "
                 f"received position={self.position}, min_length={self.min_length}"
             )
-        for option, task in (("position", "token_at"), ("token", "count")):
-            if option in self.model_fields_set and self.task != task:
+        for option, task, default in (("position", "token_at", 0), ("token", "count", 1)):
+            if getattr(self, option) != default and self.task != task:
                 raise ValueError(f"expected '{option}' only with task '{task}', received task '{self.task}'")
         if self.task == "count" and self.token >= self.vocabulary:
             raise ValueError(
