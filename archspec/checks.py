@@ -33,7 +33,7 @@ class SpecWarning:
 
     def located(self, document: SourceDocument) -> Problem:
         """This warning placed in ``document``: prints as ``FILE:LINE:COL: warning: ...``."""
-        return document.problem(f"warning: {self.message}", self.location)
+        return document.problem(self.message, self.location, lead="warning: ")
 
     def __str__(self) -> str:
         return f"warning: {self.message}"

@@ -143,10 +143,17 @@ class SourceDocument:
         return _position(node)
 
     def problem(
-        self, message: str, loc: Location = (), *, key: bool = False, path: list[str | int] | None = None
+        self,
+        message: str,
+        loc: Location = (),
+        *,
+        key: bool = False,
+        path: list[str | int] | None = None,
+        lead: str = "",
     ) -> Problem:
         """A Problem in this document, placed at ``loc``; ``path`` (the field in the user's
-        terms, ``["layers", 3, "units"]``) is written before the message.
+        terms, ``["layers", 3, "units"]``) is written before the message, ``lead``
+        (``"warning: "``) before everything.
 
         A layer copied from a block is named by its index in the block, after the uses that
         copied it: ``in block 'encoder' (used at f:12:7): layers[2].units: ...``."""
@@ -159,7 +166,7 @@ class SourceDocument:
                 path = ["layers", origin.index, *path[2:]]
         if path:
             message = f"{dotted(path)}: {message}"
-        return Problem(context + message, self.filename, line, column)
+        return Problem(lead + context + message, self.filename, line, column)
 
 
 def dotted(path: Iterable[str | int]) -> str:

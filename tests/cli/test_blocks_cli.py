@@ -83,3 +83,22 @@ def test_summary_shows_each_copy_with_its_layers_indented(tmp_path, capsys):
     stage = lines[4].split()
     assert stage[:2] == ["stage_1", "block"] and stage[-1] == str(6 * 6 + 6 + 2 * 6)  # dense + layer_norm
     assert lines[8].split()[:3] == ["sum", "add", "x,"]  # inputs keep their full names
+
+
+def test_a_warning_inside_a_block_names_the_block_line_and_the_use(tmp_path, capsys):
+    path = tmp_path / "warned.yaml"
+    path.write_text(
+        "name: warned\ninputs: {x: {shape: [6, 6, 1]}}\nblocks:\n  conv_bn:\n    layers:\n"
+        "      - {type: conv2d, filters: 2, kernel_size: 3, padding: same}\n"
+        "      - {type: batch_norm}\n"
+        "layers:\n  - {type: block, block: conv_bn, repeat: 2}\n  - {type: flatten}\n  - {type: dense, units: 1}\n"
+    )
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2  # one per copy: each names its own layers
+    assert err[0].startswith(
+        f"{path}:6:9: warning: in block 'conv_bn' (used at {path}:9:5): layer 'conv_bn_1/conv2d_1'"
+    )
+    assert err[1].startswith(
+        f"{path}:6:9: warning: in block 'conv_bn' (used at {path}:9:5): layer 'conv_bn_2/conv2d_1'"
+    )
