@@ -499,6 +499,16 @@ class _Expander:
                 entry.output = f"\x00{scope.prefix}{name}"  # until the use is expanded (see resolve_pending)
             else:
                 entry.output = scope.prefix + name if scope.in_block else name
+        # A copy's name is the prefix of its layers: another layer or use may not take it.
+        copies = {
+            copy: entry for entry in entries if entry.is_use for copy in copy_names(entry.name, _repeat(entry.data))
+        }
+        for entry in entries:
+            for name in copy_names(entry.name, _repeat(entry.data)) if entry.is_use else (entry.name,):
+                owner = copies.get(name)
+                if owner is not None and owner is not entry and name != owner.name:
+                    message = f"id '{name}' is also the name of a copy of the block use layers[{owner.index}]"
+                    self.report(message, self.value_node(entry.node, "id"), scope.uses)
 
     # --- one block use ---------------------------------------------------------------
 

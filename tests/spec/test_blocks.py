@@ -547,3 +547,20 @@ def test_repeat_and_booleans_from_parameters_and_null_defaults():
     assert [node.layer.use_bias for node in nodes] == [False, False, False, True]
     required = text.replace("depth: 3", "depth: null")
     assert errors(required) == [f"{at(required, 'null}}')}: with.depth: expected an integer, received null"]
+
+
+def test_a_layer_may_not_take_the_name_of_a_copy():
+    text = spec_text(
+        """
+        name: clash
+        inputs: {x: {shape: [3]}}
+        blocks:
+          unit:
+            layers:
+              - {type: dense, units: 3}
+        layers:
+          - {type: block, block: unit, id: enc, repeat: 2}
+          - {type: dense, id: enc_2, units: 3}
+        """
+    )
+    assert errors(text) == [f"{at(text, 'enc_2')}: id 'enc_2' is also the name of a copy of the block use layers[0]"]
