@@ -86,8 +86,8 @@ def fraction_indices(n: int, validation_split: float, test_split: float, seed: i
         parts = (order[:n_train], order[n_train : n_train + n_validation], order[n_train + n_validation :])
     else:
         order = np.random.default_rng(seed).permutation(n)
-        parts = (order[n_test + n_validation :], order[n_test : n_test + n_validation], order[:n_test])
-        parts = tuple(np.sort(part) for part in parts)  # each part keeps the file's order
+        train, validation, test = order[n_test + n_validation :], order[n_test : n_test + n_validation], order[:n_test]
+        parts = (np.sort(train), np.sort(validation), np.sort(test))  # each part keeps the file's order
     return tuple(part if len(part) else None for part in parts)
 
 
