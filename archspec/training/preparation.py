@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archspec.data import Splits, load_dataset, splits_from_arrays
-from archspec.data.files import load_files
+from archspec.data.files import FileSplits, check_files_unchanged, load_files
 from archspec.data.splits import _check_finite as check_finite_values
 from archspec.errors import UsageError
 from archspec.graph import ModelGraph, resolve
@@ -80,6 +80,8 @@ def prepare(
     if checkpoint is not None:
         check_resumable(checkpoint, graph, training)
     splits = load_splits(spec, data, data_dir)
+    if checkpoint is not None and isinstance(splits, FileSplits):  # name a data file that changed
+        check_files_unchanged(checkpoint.folder.parent, splits)
     check_data_fits(graph, splits)
     x, y = splits.train
     input_name = next(iter(spec.inputs))

@@ -60,6 +60,7 @@ def write_preprocessing(splits, folder: Path) -> None:
     """``preprocessing.json`` beside the weights, for a run trained on data files."""
     if isinstance(splits, FileSplits):
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(folder / PREPROCESSING_FILE, preprocessing_bytes(splits))
         except OSError as error:
             raise CheckpointError(

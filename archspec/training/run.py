@@ -153,6 +153,8 @@ def run_training(
     data = prepare(
         graph, training, data, data_dir, checkpoint, memory_cap, cluster=cluster, fingerprinted=out is not None
     )
+    if out is not None and writer:  # the run's preprocessing (and data files' SHA-256) from its start
+        write_preprocessing(data.splits, out)
     total_steps = data.steps_per_epoch * training.epochs
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
@@ -188,7 +190,6 @@ def run_training(
             callback.on_train_end(result)
     if out is not None and writer:
         write_run(result, out)
-        write_preprocessing(data.splits, out)
     if cluster is not None:
         # Leave the framework's process group (a worker's last collective is behind it).
         module.distributed.leave(engine)

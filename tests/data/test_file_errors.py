@@ -269,7 +269,28 @@ def test_a_file_changed_before_resume_is_refused(tmp_path, capsys):
     spec = tmp_path / "spec.yaml"
     assert main(["train", str(spec), "--quiet", "--resume", str(tmp_path / "run"), "--max-steps", "4"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "the checkpoint was trained on other data" in err, err
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"archspec: error: {tmp_path / 't.csv'}: changed since the checkpoint in {tmp_path / 'run'}"
+    ), err
+    # Without the run's preprocessing.json the fingerprint of the training arrays still refuses it.
+    (tmp_path / "run" / "preprocessing.json").unlink()
+    assert main(["train", str(spec), "--quiet", "--resume", str(tmp_path / "run"), "--max-steps", "4"]) == 1
+    assert "the checkpoint was trained on other data" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_keeps_its_preprocessing_from_the_start(tmp_path, capsys):
+    rows = "".join(f"{k},{k % 5},{'x' if k % 2 else 'z'}\n" for k in range(16))
+    (tmp_path / "t.csv").write_text("a,b,y\n" + rows)
+    assert (
+        run_cli(tmp_path, CSV, CLASSES, [2], "--backend", "torch", "--max-steps", "2", "--checkpoint-every", "1") == 0
+    )
+    saved = (tmp_path / "run" / "preprocessing.json").read_text()
+    assert (
+        main(["train", str(tmp_path / "spec.yaml"), "--quiet", "--resume", str(tmp_path / "run"), "--max-steps", "3"])
+        == 0
+    )
+    assert (tmp_path / "run" / "preprocessing.json").read_text() == saved  # the same data, the same file
 
 
 def test_predict_reports_rows_it_cannot_handle_and_writes_nothing(tmp_path, capsys):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from archspec.data.files.common import FileSplits, Target
+from archspec.data.files.common import FileSplits, Target, check_unchanged
 from archspec.data.files.csv import load_series, load_table, series_features, table_features
 from archspec.data.files.images import image_features, load_image_folder
 from archspec.data.files.npz import load_npz, npz_features
@@ -23,7 +23,15 @@ from archspec.spec.files import CsvData, FileData, ImageFolderData, NpzData
 
 PREPROCESSING_FILE = "preprocessing.json"
 
-__all__ = ["PREPROCESSING_FILE", "FileSplits", "Target", "load_files", "read_for_prediction", "read_preprocessing"]
+__all__ = [
+    "PREPROCESSING_FILE",
+    "FileSplits",
+    "Target",
+    "check_files_unchanged",
+    "load_files",
+    "read_for_prediction",
+    "read_preprocessing",
+]
 
 
 def load_files(config: FileData, target: Target, *, seed: int = 0) -> FileSplits:
@@ -75,3 +83,11 @@ def read_for_prediction(preprocessing: dict[str, Any], path: str | Path) -> tupl
     if kind == "npz":
         return npz_features(preprocessing, path)
     raise CheckpointError(f"expected preprocessing of format csv, npz or image_folder, received {kind!r}")
+
+
+def check_files_unchanged(run_folder: str | Path, splits: FileSplits) -> None:
+    """Refuse to resume the run in ``run_folder`` when a data file changed since it began:
+    a DataError naming the file (the run's ``preprocessing.json`` lists every file's SHA-256)."""
+    path = Path(run_folder) / PREPROCESSING_FILE
+    if path.is_file():
+        check_unchanged(read_preprocessing(path), splits.preprocessing, str(run_folder))

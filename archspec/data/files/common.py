@@ -3,7 +3,8 @@ result, ``FileSplits``: ``Splits`` plus the preprocessing that ``archspec predic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,28 @@ def check_class_count(found: int, target: Target, where: str) -> None:
         raise DataError(
             f"{where}: the model's output '{target.output_name}' expects {what}, the data has {found} classes"
         )
+
+
+def file_sha256(paths: Iterable[Path], root: Path | None = None) -> str:
+    """SHA-256 over the files' bytes (and, under ``root``, their relative names), in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if root is not None:
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError as error:
+            raise DataError(f"{path}: cannot read the file ({error.strerror or error})") from None
+    return digest.hexdigest()
+
+
+def check_unchanged(saved: Mapping[str, Any], current: Mapping[str, Any], where: str) -> None:
+    """Refuse data files whose SHA-256 differs from what the run recorded (``files`` entries)."""
+    before = {entry["path"]: entry["sha256"] for entry in saved.get("files", [])}
+    for entry in current.get("files", []):
+        old = before.get(entry["path"])
+        if old is not None and old != entry["sha256"]:
+            raise DataError(
+                f"{entry['path']}: changed since the checkpoint in {where} (SHA-256 {old[:12]}... then, "
+                f"{entry['sha256'][:12]}... now); resume with the data it was trained on"
+            )

@@ -20,6 +20,7 @@ from archspec.data.files.common import (
     Target,
     check_class_count,
     existing_file,
+    file_sha256,
     fit_normalization,
     fraction_indices,
     make_splits,
@@ -288,12 +289,18 @@ def load_table(config: CsvData, target: Target, seed: int):
         "missing": config.missing,
         "input": target.input_name,
         "output": target.output_name,
+        "files": _hashes(config),
         "features": columns,
         "normalization": fitted,
         "target": target_info,
     }
     classes = target_info.get("classes")
     return make_splits(parts, target, len(classes) if classes else None, preprocessing, classes)
+
+
+def _hashes(config) -> list[dict[str, str]]:
+    """Each file of a source with its SHA-256, so that a resumed run can name a changed one."""
+    return [{"path": path, "sha256": file_sha256([Path(path)])} for path in config.files().values()]
 
 
 def _expanded(columns: list[dict[str, Any]]) -> list[str]:
@@ -377,6 +384,7 @@ def load_series(config: CsvData, target: Target, seed: int):
         "missing": config.missing,
         "input": target.input_name,
         "output": target.output_name,
+        "files": _hashes(config),
         "columns": columns,
         "means": means,
         "targets": target_names,

@@ -12,6 +12,7 @@ from archspec.data.files.common import (
     Target,
     check_class_count,
     existing_file,
+    file_sha256,
     fit_normalization,
     fraction_indices,
     make_splits,
@@ -128,8 +129,14 @@ def load_image_folder(config: ImageFolderData, target: Target, seed: int):
         "color": config.color,
         "normalization": fitted,
         "classes": classes,
+        "files": [{"path": folder, "sha256": _folder_sha256(Path(folder))} for folder in files.values()],
     }
     return make_splits(parts, target, len(classes), preprocessing, classes)
+
+
+def _folder_sha256(folder: Path) -> str:
+    paths = [path for images in list_classes(folder).values() for path in images]
+    return file_sha256(paths, root=folder)
 
 
 def _fit_pixels(pixels: np.ndarray, method: str) -> dict[str, Any] | None:

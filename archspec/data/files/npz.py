@@ -11,6 +11,7 @@ import numpy as np
 from archspec.data.files.common import (
     Target,
     existing_file,
+    file_sha256,
     fit_normalization,
     fraction_indices,
     make_splits,
@@ -95,6 +96,7 @@ def load_npz(config: NpzData, target: Target, seed: int):
         "input": target.input_name,
         "output": target.output_name,
         "array": next(iter(config.inputs.values())),
+        "files": [{"path": path, "sha256": file_sha256([Path(path)])} for path in files.values()],
         "normalization": fitted,
         "dtype": None if fitted is not None else str(x_train.dtype),
     }
