@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from file_fixtures import sine_series, write_series_csv
 
 import archspec
@@ -244,3 +245,31 @@ def test_a_run_saves_its_preprocessing_beside_the_weights(tmp_path):
     assert [f["column"] for f in saved["features"]] == ["a", "b"]
     order = np.random.default_rng(0).permutation(40)[10:]  # the training rows
     assert saved["normalization"]["offset"] == [float(order.min()), 0.0]
+
+
+def test_csv_names_the_specs_input_and_output(tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,p\n3,4,q\n5,6,p\n")
+    data = "{format: csv, path: t.csv, features: {x: [b, a]}, target: {out: label}}"
+    layers = "  - {type: flatten}\n  - {type: dense, id: out, units: 2, activation: softmax}"
+    splits = load(write_spec(tmp_path, data, shape=[2], layers=layers))
+    np.testing.assert_array_equal(splits.named["train"][0]["x"], [[2, 1], [4, 3], [6, 5]])  # in the order given
+    np.testing.assert_array_equal(splits.named["train"][1]["out"], [0, 1, 0])
+    wrong = "{format: csv, path: t.csv, features: {x: [a, b]}, target: {head: label}}"
+    with pytest.raises(
+        archspec.SpecError, match=r"spec.yaml:\d+:\d+: no model output named 'head'; expected one of 'out'"
+    ):
+        archspec.load(write_spec(tmp_path, wrong, shape=[2], layers=layers))
+
+
+def test_relative_paths_of_a_spec_given_as_text_are_the_current_folders(tmp_path, monkeypatch):
+    (tmp_path / "t.csv").write_text("a,label\n1,p\n3,q\n")
+    monkeypatch.chdir(tmp_path)
+    text = MLP.format(
+        shape=[1],
+        layers=SOFTMAX3.replace("units: 3", "units: 2"),
+        loss="sparse_categorical_crossentropy",
+        data="{format: csv, path: t.csv, target: label}",
+        seed=0,
+    )
+    splits = load_splits(archspec.load(text), None, None)
+    np.testing.assert_array_equal(splits.train[0], [[1], [3]])
