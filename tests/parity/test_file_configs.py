@@ -6,6 +6,7 @@ the backends over 200 steps, float32 runs reach the stated accuracy on both, and
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -153,3 +154,12 @@ def test_predict_reproduces_the_runs_test_predictions(data_folder, tmp_path, con
     predicted = [row[1] for row in body]
     accuracy = np.mean([a == b for a, b in zip(predicted, labels, strict=True)])
     assert accuracy == pytest.approx(result.final["test"]["accuracy"], abs=1e-6)
+
+
+def test_compare_trains_a_file_config_in_both_backends(data_folder, tmp_path):
+    """`compare` runs each backend in its own process from a copy of the spec: the data files
+    stay found (absolute paths) and the test predictions are read from them."""
+    archspec.compare(data_folder["breast_cancer"], max_steps=10, dtype="float64", out=tmp_path / "cmp")
+    agreement = json.loads((tmp_path / "cmp" / "results.json").read_text())["agreement"]
+    assert agreement["max relative per-step loss difference"] <= 1e-9
+    assert agreement["share of test predictions that agree"] == 1.0
