@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from archspec.spec.common import Integer, Number, PositiveInteger, StrictModel
 
@@ -177,6 +177,14 @@ class ReduceOnPlateau(_Monitor):
     min_lr: Number = Field(0.0, ge=0)
 
 
+def _json_class_keys(value):
+    # JSON (a spec dumped for workers or compare) writes integer keys as text: read "3" as 3,
+    # and only a canonical decimal integer ("03", "3.0" and " 3" stay errors).
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() and str(int(k)) == k else k: v for k, v in value.items()}
+    return value
+
+
 class Training(StrictModel):
     """How the model is trained. ``step`` in schedules counts optimizer steps from 0.
 
@@ -203,5 +211,8 @@ class Training(StrictModel):
     early_stopping: EarlyStopping | None = None
     clip_norm: Number | None = Field(None, gt=0)
     clip_value: Number | None = Field(None, gt=0)
-    class_weight: dict[Annotated[int, Strict(), Field(ge=0)], Annotated[Number, Field(ge=0)]] | None = None
+    class_weight: Annotated[
+        dict[Annotated[int, Strict(), Field(ge=0)], Annotated[Number, Field(ge=0)]] | None,
+        BeforeValidator(_json_class_keys),
+    ] = None
     accumulate_steps: PositiveInteger = 1
