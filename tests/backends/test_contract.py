@@ -176,6 +176,20 @@ def test_backends_are_exactly_the_registry(root_dir):
     assert folders == sorted(BACKENDS), f"backends/ holds {folders}; the registry lists {sorted(BACKENDS)}"
 
 
+def test_every_package_folder_is_in_pyprojects_package_list(root_dir):
+    """A wheel holds only the listed packages: a new sub-package must be added to the list."""
+    listed = set(tomllib.loads((root_dir / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(("archspec",) + path.parent.relative_to(root_dir / top).parts)
+        if top == "archspec"
+        else ".".join(("archspec", "backends", *path.parent.relative_to(root_dir / top).parts))
+        for top in ("archspec", "backends")
+        for path in (root_dir / top).rglob("__init__.py")
+    }
+    assert found - listed == set(), f"pyproject.toml's [tool.setuptools] packages lacks {sorted(found - listed)}"
+    assert listed - found == set(), f"pyproject.toml lists packages that do not exist: {sorted(listed - found)}"
+
+
 # --- the checker itself: it must name what is missing or wrong ------------------------------------
 
 
