@@ -13,7 +13,7 @@ def _types_where(fact: str) -> set[str]:
 
 
 def test_which_layer_types_declare_each_fact():
-    assert _types_where("activation_after") == {"dense", "conv2d"}
+    assert _types_where("activation_after") == {"dense", "conv1d", "conv2d"}
     assert _types_where("activation_only") == {"activation"}
     assert _types_where("integer_input") == {"embedding"}
     assert _types_where("removes_channel_offsets") == {"batch_norm"}
