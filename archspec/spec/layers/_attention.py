@@ -62,6 +62,14 @@ class MultiHeadAttention(LayerBase):
             )
         return query, value, key
 
+    def internal_elements(self, input_shapes) -> int:
+        """q, k and v, the scores, the weights (and their dropped copy), the attended values."""
+        query, value, _ = self._shapes(input_shapes)
+        heads, query_steps, key_steps = self.num_heads, query[0], value[0]
+        projections = heads * (query_steps * self.key_dim + key_steps * (self.key_dim + self.value_size))
+        weights = (3 if self.dropout > 0 else 2) * heads * query_steps * key_steps
+        return projections + weights + query_steps * heads * self.value_size
+
     def output_shape(self, input_shapes):
         query, _, _ = self._shapes(input_shapes)
         return (query[0], self.output_dim if self.output_dim is not None else query[1])
