@@ -83,7 +83,7 @@ def _torch_tcn():
     for dilation in TCN_DILATIONS:
         stack += [CausalConv1d(channels, 32, 3, dilation=dilation), nn.ReLU()]
         channels = 32
-    return nn.Sequential(*stack, nn.Flatten(), nn.Dropout(0.3), nn.Linear(32 * 28, 10))
+    return nn.Sequential(*stack, nn.Flatten(), nn.Dropout(0.3), nn.Linear(32 * 28, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def _torch_transformer():
@@ -237,7 +237,7 @@ def keras_model(name: str):
         stack = [keras.Input((28, 28))]
         for dilation in TCN_DILATIONS:
             stack.append(layers.Conv1D(32, 3, padding="causal", dilation_rate=dilation, activation="relu"))
-        stack += [layers.Flatten(), layers.Dropout(0.3), layers.Dense(10)]
+        stack += [layers.Flatten(), layers.Dropout(0.3), layers.Dense(128, activation="relu"), layers.Dense(10)]
     elif name == "transformer":
         return _keras_transformer()
     else:

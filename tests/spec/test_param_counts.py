@@ -188,7 +188,7 @@ CONFIG_COUNTS = {
     "mnist_gru": 3 * (28 * 128 + 128 * 128 + 256) + 128 * 10 + 10,
     "mnist_bidirectional": 2 * 4 * (28 * 64 + 64 * 64 + 64) + 3 * (128 * 64 + 64 * 64 + 128) + 64 * 10 + 10,
     "mnist_residual": (784 * 128 + 128) + (128 * 128 + 128) + 4 * 128 + (128 * 10 + 10),
-    "mnist_tcn": (3 * 28 * 32 + 32) + 3 * (3 * 32 * 32 + 32) + (28 * 32 * 10 + 10),
+    "mnist_tcn": (3 * 28 * 32 + 32) + 3 * (3 * 32 * 32 + 32) + (28 * 32 * 128 + 128) + (128 * 10 + 10),
     # embedding, positions, two blocks of (attention: 4 projections; norm; feed-forward; norm), head
     "mnist_transformer": (28 * 32 + 32)
     + 28 * 32
