@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from archspec.definitions.controls import history_keys
 from archspec.errors import Problem
 from archspec.spec.common import Shape
-from archspec.spec.source import Location, SourceDocument
+from archspec.spec.data import SequencesData
+from archspec.spec.document import Input
+from archspec.spec.source import Location, SourceDocument, suggest
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
 if TYPE_CHECKING:  # graph.py imports this module to check training; annotations only
@@ -31,7 +34,7 @@ class SpecWarning:
 
     def located(self, document: SourceDocument) -> Problem:
         """This warning placed in ``document``: prints as ``FILE:LINE:COL: warning: ...``."""
-        return document.problem(f"warning: {self.message}", self.location)
+        return document.problem(self.message, self.location, lead="warning: ")
 
     def __str__(self) -> str:
         return f"warning: {self.message}"
@@ -137,6 +140,60 @@ def training_problems(graph: ModelGraph) -> list[tuple[Location, str]]:
                 (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
             )
     problems.extend(_check_data(graph, loss, shape))
+    problems.extend(_check_controls(graph, shape))
+    return problems
+
+
+def _data_splits(graph: ModelGraph) -> tuple[str, ...] | None:
+    """The splits the spec's data set gives (None without a data section: any may come)."""
+    data = graph.spec.data
+    if data is None:
+        return None
+    splits = ["train"]
+    if data.validation_split > 0:
+        splits.append("validation")
+    if data.dataset == "mnist" or data.test_split > 0:
+        splits.append("test")
+    return tuple(splits)
+
+
+def _check_controls(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, str]]:
+    """Monitors that name a history key the run will have; class weights for existing classes."""
+    training = graph.spec.training
+    assert training is not None
+    problems: list[tuple[Location, str]] = []
+    splits = _data_splits(graph)
+    possible = history_keys(training.loss, list(training.metrics), splits or ("train", "validation", "test"))
+    for field in ("early_stopping", "reduce_on_plateau"):
+        control = getattr(training, field)
+        if control is None or control.monitor in possible:
+            continue
+        hint = suggest(control.monitor, possible)
+        message = f"training.{field}.monitor: expected a history key the run will have ({', '.join(possible)}), received {control.monitor!r}"
+        if splits is not None and control.monitor.startswith("validation_") and "validation" not in splits:
+            message += "; the data section sets no validation_split, so there is no validation split"
+        elif hint:
+            message += f"; {hint}"
+        problems.append((("training", field, "monitor"), message))
+    if training.class_weight is not None:
+        loss = training.loss
+        if loss not in CROSS_ENTROPY_LOSSES:
+            problems.append(
+                (
+                    ("training", "class_weight"),
+                    f"training.class_weight: expected a classification loss, received {loss}",
+                )
+            )
+        else:
+            classes = 2 if loss == "binary_crossentropy" else (output_shape[-1] if output_shape else 0)
+            for label in training.class_weight:
+                if label >= classes:
+                    problems.append(
+                        (
+                            ("training", "class_weight", label),
+                            f"training.class_weight: expected classes 0 to {classes - 1} (the output has {classes}), received class {label}",
+                        )
+                    )
     return problems
 
 
@@ -175,6 +232,8 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
                     f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}",
                 )
             )
+    elif data.dataset == "sequences":
+        problems.extend(_check_sequences(data, input_name, model_input, loss, output_shape))
     else:
         if tuple(model_input.shape) != (data.n_features,):
             problems.append(
@@ -198,4 +257,29 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
                     f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}",
                 )
             )
+    return problems
+
+
+def _check_sequences(
+    data: SequencesData, input_name: str, model_input: Input, loss: str, output_shape: Shape
+) -> list[tuple[Location, str]]:
+    """The sequences set gives integer tokens (max_length,) and class labels."""
+    problems: list[tuple[Location, str]] = []
+    if tuple(model_input.shape) != (data.max_length,):
+        message = f"the sequences data set gives samples of shape [{data.max_length}] (max_length), but input '{input_name}' has shape {model_input.shape}"
+        problems.append((("inputs", input_name, "shape"), message))
+    if model_input.dtype == "float":
+        message = f"the sequences data set gives integer tokens: expected input '{input_name}' of dtype int32 or int64, received float"
+        problems.append((("inputs", input_name), message))
+    classes = data.num_classes
+    categorical = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+    allowed = (*categorical, "binary_crossentropy") if classes == 2 else categorical
+    if loss not in allowed:
+        message = f"the sequences task '{data.task}' has {classes} classes: expected loss {' or '.join(allowed)}, received {loss}"
+        problems.append((("training", "loss"), message))
+    else:
+        expected = (1,) if loss == "binary_crossentropy" else (classes,)
+        if output_shape != expected:
+            message = f"the sequences task '{data.task}' with {loss} expects an output of shape {list(expected)}, received {list(output_shape)}"
+            problems.append((("outputs",), message))
     return problems

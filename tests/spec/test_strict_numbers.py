@@ -69,10 +69,14 @@ def _sample(annotation: Any) -> Any:
     raise AssertionError(f"no sample value for {annotation!r}")
 
 
+# Required fields whose valid values depend on each other (one value more than boundaries).
+CROSS_FIELD_SAMPLES: dict[str, dict[str, Any]] = {"PiecewiseSchedule": {"boundaries": [1], "values": [0.5, 0.25]}}
+
+
 def _minimal(model: type[BaseModel]) -> dict[str, Any]:
     """The required fields of ``model`` with valid values, and its discriminator tag."""
     data = {name: _sample(info.annotation) for name, info in model.model_fields.items() if info.is_required()}
-    return {**data, **_tag(model)}
+    return {**data, **CROSS_FIELD_SAMPLES.get(model.__name__, {}), **_tag(model)}
 
 
 Step = tuple[str, Any, type[BaseModel]]  # field name, list index or mapping key (or None), model there
@@ -87,6 +91,7 @@ class NumericField:
     trail: tuple[Step, ...]
     kind: type  # int or float
     in_list: bool  # a list of numbers (or a number or a list, as kernel sizes are)
+    in_dict: bool = False  # the values of a mapping from integers (class weights)
 
     @property
     def dotted(self) -> str:
@@ -120,7 +125,8 @@ def _numeric_fields() -> list[NumericField]:
                         if _is_model(inner):
                             walk(inner, (*trail, (name, key, inner)))
                         elif inner in (int, float):
-                            found.setdefault((model, name, True), NumericField(model, name, trail, inner, True))
+                            field = NumericField(model, name, trail, inner, True, origin is dict)
+                            found.setdefault((model, name, True), field)
                 elif member in (int, float):
                     found.setdefault((model, name, False), NumericField(model, name, trail, member, False))
 
@@ -131,6 +137,15 @@ def _numeric_fields() -> list[NumericField]:
 NUMERIC_FIELDS = _numeric_fields()
 
 
+def good_value(target: NumericField) -> Any:
+    """A valid value of the field: its default where that is a plain number (fields bound by
+    others, as a data set's ``min_length <= max_length``), else 1 or 0.5."""
+    default = target.model.model_fields[target.field].default
+    if not target.in_list and isinstance(default, (int, float)) and not isinstance(default, bool):
+        return default
+    return 1 if target.kind is int else 0.5
+
+
 def _document(target: NumericField, value: Any) -> dict[str, Any]:
     """A minimal valid spec whose ``target`` field holds ``value`` (in a list where it is one)."""
     document = _minimal(Spec)
@@ -139,8 +154,13 @@ def _document(target: NumericField, value: Any) -> dict[str, Any]:
         inner = _minimal(model)
         holder[name] = inner if key is None else ([inner] if key == 0 else {key: inner})
         holder = inner
-    good = 1 if target.kind is int else 0.5
+    good = good_value(target)
     holder[target.field] = [good, value] if target.in_list else value  # two: a pair is a list of two
+    if target.in_dict:
+        holder[target.field] = {0: good, 1: value}
+    if target.model.__name__ == "PiecewiseSchedule" and target.field == "boundaries":
+        holder["boundaries"] = [0, value]  # increasing with the good value 1
+        holder["values"] = [0.5, 0.25, 0.125]  # one more than the two boundaries
     return document
 
 
@@ -182,7 +202,7 @@ def test_the_walk_finds_the_numeric_fields():
 def test_minimal_documents_are_valid():
     """The carrier documents are valid with a good value, so a refusal is the bad value's."""
     for target in NUMERIC_FIELDS:
-        document = _document(target, 1 if target.kind is int else 0.5)
+        document = _document(target, good_value(target))
         Spec.model_validate(document)
 
 
