@@ -18,7 +18,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import Activation
-from .layers import BUILDERS, BuildContext, Dropout
+from .layers import BUILDERS, STEP_READERS, BuildContext
 
 
 def resolve_device(device: str) -> str:
@@ -71,7 +71,9 @@ class Network(keras.Model):
         outputs = super().call(inputs, training=training, mask=mask, **kwargs)
         if training:
             # Automatic control dependencies order this after the dropout layers' reads.
-            for step in {id(layer.step): layer.step for layer in self.layers if isinstance(layer, Dropout)}.values():
+            for step in {
+                id(layer.step): layer.step for layer in self.layers if isinstance(layer, STEP_READERS)
+            }.values():
                 step.assign_add(1)
         return outputs
 

@@ -17,7 +17,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import activation
-from .layers import BatchNorm, BuildContext, Dropout, build_layer
+from .layers import STEP_READERS, BatchNorm, BuildContext, build_layer
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -69,7 +69,7 @@ class _PlannedNode:
     output: str
     inputs: tuple[str, ...]
     activation: str | None
-    takes_step: bool  # dropout reads the optimizer step
+    takes_step: bool  # dropout (of a dropout layer or of attention weights) reads the optimizer step
     done_with: tuple[str, ...]  # tensors no later node reads
 
 
@@ -99,7 +99,7 @@ class GraphModule(nn.Module):
                 node.id,
                 node.inputs,
                 node.activation,
-                isinstance(self.layers[keys[node.id]], Dropout),
+                isinstance(self.layers[keys[node.id]], STEP_READERS),
                 tuple(name for name in dict.fromkeys(node.inputs) if last_reader[name] == i),
             )
             for i, node in enumerate(graph.nodes)
@@ -131,7 +131,7 @@ class GraphModule(nn.Module):
             arguments = [values[name] for name in node.inputs]
             module = self.layers[node.key]
             if node.takes_step:
-                result = module(*arguments, step, self.position_offset)
+                result = module(*arguments, step=step, offset=self.position_offset)
             else:
                 result = module(*arguments)
             if node.activation is not None:

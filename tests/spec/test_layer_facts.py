@@ -13,7 +13,7 @@ def _types_where(fact: str) -> set[str]:
 
 
 def test_which_layer_types_declare_each_fact():
-    assert _types_where("activation_after") == {"dense", "conv2d"}
+    assert _types_where("activation_after") == {"dense", "conv1d", "conv2d"}
     assert _types_where("activation_only") == {"activation"}
     assert _types_where("integer_input") == {"embedding"}
     assert _types_where("removes_channel_offsets") == {"batch_norm"}
@@ -52,3 +52,13 @@ def test_step_state_sizes():
     assert LSTM(type="lstm", units=5).step_state_size() == 30
     assert GRU(type="gru", units=5).step_state_size() == 20
     assert Bidirectional(type="bidirectional", layer=GRU(type="gru", units=5)).step_state_size() == 40
+
+
+def test_internal_elements_of_attention_and_recurrent_layers():
+    from archspec.spec import MultiHeadAttention
+
+    # q (6 * 2 * 3) + k, v (4 * 2 * (3 + 5)) + scores, weights and dropped weights (3 * 2 * 6 * 4) + attended (6 * 2 * 5)
+    attention = MultiHeadAttention(type="multi_head_attention", num_heads=2, key_dim=3, value_dim=5, dropout=0.1)
+    assert attention.internal_elements([(6, 7), (4, 9)]) == 36 + 64 + 144 + 60
+    assert LSTM(type="lstm", units=5).internal_elements([(7, 3)]) == 7 * 30
+    assert SimpleRNN(type="simple_rnn", units=5).internal_elements([(7, 3)]) == 7 * 5

@@ -83,6 +83,13 @@ class LayerBase(StrictModel):
         (gates and states; 0 for layers that do not recur)."""
         return 0
 
+    def internal_elements(self, input_shapes: list[Shape]) -> int:
+        """Values per sample the layer keeps for the backward pass besides its output: a
+        recurrent layer's per-step state (``step_state_size``), attention's projections and
+        weights; 0 for most layers."""
+        per_step = self.step_state_size()
+        return input_shapes[0][0] * per_step if per_step else 0
+
 
 def need_rank(layer: str, shape: Shape, rank: int, what: str) -> None:
     """Refuse an input of the wrong rank, naming what ``layer`` expects."""
