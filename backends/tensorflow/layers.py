@@ -62,6 +62,39 @@ class Dropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "layer_index": self.layer_index}
 
 
+@keras.saving.register_keras_serializable(package="archspec")
+class Masking(keras.layers.Layer):
+    """Zeroes the steps whose features all equal ``mask_value`` (Keras' ``Masking`` computes the
+    same, but attaches its mask to the tensor for Keras to propagate by its own rules; archspec
+    passes masks itself, by its written rules, so this layer attaches none)."""
+
+    def __init__(self, mask_value: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+
+    def call(self, inputs):
+        return keras.ops.where(step_mask(inputs, self.mask_value)[..., None], inputs, keras.ops.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+
+def step_mask(x, mask_value: float):
+    """True at the steps of ``x`` (batch, steps, features) where some feature differs from ``mask_value``."""
+    return keras.ops.any(keras.ops.not_equal(x, mask_value), axis=-1)
+
+
+def created_mask(node: Node, x):
+    """The mask a ``create`` layer makes from its input: ids != 0 (embedding with ``mask_zero``),
+    or the steps not all equal to ``mask_value`` (masking)."""
+    if node.type == "embedding":
+        return keras.ops.not_equal(x, 0)
+    return step_mask(x, node.layer_as(spec.Masking).mask_value)
+
+
 def _dense(node: Node, context: BuildContext):
     layer = node.layer_as(spec.Dense)
     return keras.layers.Dense(layer.units, use_bias=layer.use_bias, name=node.id, dtype=context.dtype)
@@ -217,6 +250,7 @@ BUILDERS: dict[str, Builder] = {
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
     "embedding": _embedding,
+    "masking": lambda node, context: Masking(node.layer_as(spec.Masking).mask_value, name=node.id, dtype=context.dtype),
     "simple_rnn": _recurrent(spec.SimpleRNN),
     "lstm": _recurrent(spec.LSTM),
     "gru": _recurrent(spec.GRU),

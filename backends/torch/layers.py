@@ -285,6 +285,27 @@ class Embedding(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids.long(), self.weight)
 
+    def make_mask(self, ids: torch.Tensor) -> torch.Tensor:
+        """``mask_zero``: the id 0 is padding (the row it looks up stays in the output)."""
+        return ids != 0
+
+
+class Masking(nn.Module):
+    """Masks the steps whose features all equal ``mask_value`` and zeroes them (Keras' ``Masking``)."""
+
+    def __init__(self, mask_value: float):
+        super().__init__()
+        self.mask_value = mask_value
+
+    def make_mask(self, x: torch.Tensor) -> torch.Tensor:
+        return (x != self.mask_value).any(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.make_mask(x).unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    def extra_repr(self) -> str:
+        return f"mask_value={self.mask_value}"
+
 
 # --- merges -------------------------------------------------------------------------
 
@@ -350,6 +371,7 @@ BUILDERS: dict[str, Builder] = {
     "batch_norm": _batch_norm,
     "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node.layer_as(spec.LayerNorm))),
     "embedding": _embedding,
+    "masking": lambda node, c: Masking(node.layer_as(spec.Masking).mask_value),
     "simple_rnn": lambda node, c: Recurrent(c, node.layer_as(spec.SimpleRNN), _features(node)),
     "lstm": lambda node, c: Recurrent(c, node.layer_as(spec.LSTM), _features(node)),
     "gru": lambda node, c: Recurrent(c, node.layer_as(spec.GRU), _features(node)),

@@ -23,6 +23,10 @@ class Recurrent(nn.Module):
     Calls the fused kernels behind ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with the flat
     weight list ``[weight_ih, weight_hh, bias_ih, bias_hh]``. simple_rnn and lstm have
     one bias in the spec, so ``bias_hh`` is a constant zero buffer there, not a parameter.
+
+    With a mask (``(batch, steps)``, True at valid steps) it runs torch's cell step by step
+    and skips masked steps (state kept, previous output repeated), Keras' rule, which
+    ``pack_padded_sequence`` cannot express for padding anywhere but at the end.
     """
 
     def __init__(self, context: BuildContext, layer: spec.SimpleRNN | spec.LSTM | spec.GRU, features: int):
@@ -34,6 +38,10 @@ class Recurrent(nn.Module):
             "simple_rnn": torch.rnn_relu if getattr(layer, "activation", "tanh") == "relu" else torch.rnn_tanh,
         }
         self.function = functions[self.kind]
+        # One step of the same recurrence, for masked sequences (lstm: torch.lstm_cell).
+        self.cell: Callable[..., torch.Tensor] = torch.gru_cell
+        if self.kind == "simple_rnn":
+            self.cell = torch.rnn_relu_cell if self.function is torch.rnn_relu else torch.rnn_tanh_cell
         self.units, self.return_sequences, self.use_bias = layer.units, layer.return_sequences, layer.use_bias
         width = layer.gates * layer.units
         self.weight_ih = parameter(context, width, features)
@@ -50,7 +58,9 @@ class Recurrent(nn.Module):
     # torch.compile cannot trace the fused recurrent kernels (it leaves nn.LSTM alone for
     # the same reason), so the recurrence runs eagerly inside a compiled step.
     @torch.compiler.disable
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            return self._masked(x, mask)
         weights = [self.weight_ih, self.weight_hh]
         if self.use_bias:
             weights += [self.bias_ih, self.bias_hh]
@@ -59,6 +69,22 @@ class Recurrent(nn.Module):
         # Arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first.
         outputs, last, *_ = self.function(x, hidden, weights, self.use_bias, 1, 0.0, self.training, False, True)
         return outputs if self.return_sequences else last[0]
+
+    def _masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        biases = (self.bias_ih, self.bias_hh) if self.use_bias else (None, None)
+        h = x.new_zeros((x.shape[0], self.units))
+        c = h
+        valid = mask.unsqueeze(-1)
+        outputs = []
+        for t in range(x.shape[1]):
+            if self.kind == "lstm":
+                h_new, c_new = torch.lstm_cell(x[:, t], (h, c), self.weight_ih, self.weight_hh, *biases)
+                c = torch.where(valid[:, t], c_new, c)
+            else:
+                h_new = self.cell(x[:, t], h, self.weight_ih, self.weight_hh, *biases)
+            h = torch.where(valid[:, t], h_new, h)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1) if self.return_sequences else h
 
     def extra_repr(self) -> str:
         return f"{self.kind}, units={self.units}, return_sequences={self.return_sequences}"
@@ -77,9 +103,10 @@ class Bidirectional(nn.Module):
         self.forward_layer = Recurrent(context, layer.layer, features)
         self.backward_layer = Recurrent(context, layer.layer, features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        forward = self.forward_layer(x)
-        backward = self.backward_layer(x.flip(1))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        forward = self.forward_layer(x, mask)
+        # The mask is reversed with the sequence: the backward copy starts at the last valid step.
+        backward = self.backward_layer(x.flip(1), None if mask is None else mask.flip(1))
         if self.return_sequences:
             backward = backward.flip(1)  # line the backward outputs up in time
         if self.merge_mode == "concat":

@@ -19,6 +19,43 @@ def test_which_layer_types_declare_each_fact():
     assert _types_where("removes_channel_offsets") == {"batch_norm"}
 
 
+def test_which_layer_types_declare_each_mask_rule():
+    rules: dict[str, set[str]] = {}
+    for cls in LAYER_TYPES:
+        rules.setdefault(cls.mask_rule, set()).add(layer_type_name(cls))
+    assert rules.pop("create") == {"embedding", "masking"}
+    assert rules.pop("pass") == {"dense", "activation", "dropout", "layer_norm"}
+    assert rules.pop("consume") == {"simple_rnn", "lstm", "gru", "bidirectional"}
+    assert rules.pop("combine") == {"add", "multiply", "concatenate"}
+    assert rules.pop("refuse") >= {"flatten", "reshape", "conv2d", "batch_norm", "global_avgpool2d"}
+    assert not rules
+
+
+def test_nodes_say_which_tensors_carry_a_mask():
+    graph = resolve(
+        archspec.load(
+            "name: m\ninputs: {x: {shape: [7], dtype: int64}, y: {shape: [7, 2]}}\nlayers:\n"
+            "  - {id: e, type: embedding, input_dim: 5, output_dim: 2, mask_zero: true, inputs: [x]}\n"
+            "  - {id: s, type: lstm, units: 2, return_sequences: true}\n"
+            "  - {id: plain, type: dense, units: 2, inputs: [y]}\n"
+            "  - {id: both, type: add, inputs: [s, plain]}\n"
+            "  - {id: steps, type: concatenate, axis: 0, inputs: [both, plain]}\n"
+            "  - {id: last, type: gru, units: 2}\n"
+            "  - {id: out, type: dense, units: 1}\n"
+        )
+    )
+    masked = {node.id: (node.input_masked, node.mask_source) for node in graph.nodes}
+    assert masked == {
+        "e": ((False,), "create"),
+        "s": ((True,), "input"),
+        "plain": ((False,), None),
+        "both": ((True, False), "all"),
+        "steps": ((True, False), "steps"),
+        "last": ((True,), None),
+        "out": ((False,), None),
+    }
+
+
 def test_node_activation_follows_the_class_facts():
     graph = resolve(
         archspec.load(

@@ -20,6 +20,7 @@ CASES = [
     ((28, 16), {"type": "dense", "units": 8}, (28, 8), 16 * 8 + 8),
     ((10,), {"type": "activation", "activation": "gelu"}, (10,), 0),
     ((10,), {"type": "dropout", "rate": 0.5}, (10,), 0),
+    ((12, 5), {"type": "masking", "mask_value": -1.0}, (12, 5), 0),
     ((28, 28, 1), {"type": "flatten"}, (784,), 0),
     ((784,), {"type": "reshape", "target_shape": [28, -1, 1]}, (28, 28, 1), 0),
     ((28, 28, 1), {"type": "conv2d", "filters": 32, "kernel_size": 3}, (26, 26, 32), 3 * 3 * 1 * 32 + 32),

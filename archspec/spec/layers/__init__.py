@@ -12,9 +12,9 @@ from typing import Annotated, get_args
 
 from pydantic import Field
 
-from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec
 from archspec.spec.layers._convolution import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
-from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
+from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape
 from archspec.spec.layers._merge import Add, Concatenate, Multiply
 from archspec.spec.layers._normalization import BatchNorm, LayerNorm
 from archspec.spec.layers._recurrent import GRU, LSTM, Bidirectional, RecurrentLayer, SimpleRNN
@@ -32,6 +32,7 @@ Layer = Annotated[
     | BatchNorm
     | LayerNorm
     | Embedding
+    | Masking
     | SimpleRNN
     | LSTM
     | GRU
@@ -73,6 +74,8 @@ __all__ = [
     "LayerBase",
     "LayerNorm",
     "LayerShapeError",
+    "MaskRule",
+    "Masking",
     "MaxPool2D",
     "Multiply",
     "ParamSpec",
