@@ -63,6 +63,11 @@ class Node:
         return sum(p.size for p in self.params)
 
     @property
+    def mask_input(self) -> int:
+        """Which input's mask the layer honours, if its rule is ``consume`` (attention: the key's)."""
+        return self.layer.mask_input(len(self.inputs))
+
+    @property
     def mask_source(self) -> str | None:
         """How the mask of this node's output is computed from its layer type's ``mask_rule``
         (the reference and every backend follow it): ``None``, no mask; ``"create"``, the layer
@@ -355,8 +360,10 @@ def _mask_origin(node_id: str, layer: Layer, refs, mask_origins: dict[str, str])
     rule = layer.mask_rule
     if rule == "create":
         return node_id if layer.creates_mask() else None
-    if rule == "pass" or rule == "combine" or (rule == "consume" and layer.keeps_steps()):
+    if rule == "combine":
         return incoming[0] if incoming else None
+    if rule == "pass" or (rule == "consume" and layer.keeps_steps()):
+        return mask_origins.get(refs[0])
     return None
 
 

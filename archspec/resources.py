@@ -101,9 +101,7 @@ def _activation_elements(graph: ModelGraph) -> int:
     for node in graph.nodes:
         size = math.prod(node.output_shape)
         total += size * (2 if node.activation not in (None, "linear") else 1)
-        per_step = node.layer.step_state_size()  # recurrent layers' gates and states
-        if per_step:
-            total += node.input_shapes[0][0] * per_step
+        total += node.layer.internal_elements(list(node.input_shapes))  # gates and states, attention weights
     return total
 
 

@@ -1,6 +1,6 @@
 """Training speed of archspec against hand-written PyTorch and Keras, same models, same data.
 
-Usage: python benchmarks/bench_training.py [--repeats 2] [--processes 2] [--models mlp,cnn,lstm]
+Usage: python benchmarks/bench_training.py [--repeats 2] [--processes 2] [--models mlp,cnn,lstm,tcn,transformer]
            [--implementations all|eager|NAME,...] [--steps N] [--threads N] [--quick]
            [--out FILE] [--json FILE]
 
@@ -11,7 +11,7 @@ section (MNIST, 54000 samples: ``validation_split: 0.1``). Per implementation it
 - epoch (s): the median of the ``--repeats`` epochs each of ``--processes`` fresh processes
   times after its warm-up epoch (the processes of all implementations run in interleaved
   rounds, so a slow spell of the machine does not fall on one implementation). The MLP runs
-  full epochs; the CNN and LSTM run epochs of ``--steps`` batches (default 150) on the
+  full epochs; the other models run epochs of ``--steps`` batches (default 150) on the
   first ``steps * batch_size`` training samples, scaled to a full epoch by sample count.
 - train samples/s, and inference samples/s over the 10000 test images (batches of 1024,
   median of ``max(3, repeats)`` after a warm-up call).
@@ -41,10 +41,16 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"mlp": "configs/mnist_mlp.yaml", "cnn": "configs/mnist_cnn.yaml", "lstm": "configs/mnist_lstm.yaml"}
+CONFIGS = {
+    "mlp": "configs/mnist_mlp.yaml",
+    "cnn": "configs/mnist_cnn.yaml",
+    "lstm": "configs/mnist_lstm.yaml",
+    "tcn": "configs/mnist_tcn.yaml",
+    "transformer": "configs/mnist_transformer.yaml",
+}
 TARGET = 1.05
 RESULT_MARK = "BENCH-RESULT "
-DEFAULT_STEPS = {"mlp": 0, "cnn": 150, "lstm": 150}
+DEFAULT_STEPS = {"mlp": 0, "cnn": 150, "lstm": 150, "tcn": 150, "transformer": 150}
 """Batches per timed epoch; 0 means the full training split."""
 QUICK_STEPS = 20
 PEAK_SIZE = 2048
@@ -101,26 +107,43 @@ def forward_multiply_adds(spec) -> int:
     """Multiply-adds of one sample's forward pass in the matmul-like layers, from the spec's shapes.
 
     dense:   prod(input_shape[:-1]) * in_features * units
-    conv2d:  out_height * out_width * filters * kernel_h * kernel_w * in_channels
+    conv1d, conv2d:  prod(output_shape) * prod(kernel_size) * in_channels
     rnn:     steps * gates * units * (features + units)   (gates: simple_rnn 1, gru 3, lstm 4)
     bidirectional: twice its inner layer.
+    multi_head_attention: the four projections, plus heads * Tq * Tk * (key_dim + value_dim)
+             for the scores and the weighted sum of the values.
     Element-wise work (activations, pooling, dropout, biases, the loss, the optimizer) is not counted.
     """
     from archspec.graph import resolve
-    from archspec.spec.common import as_pair
 
     total = 0
     for node in resolve(spec).nodes:
         layer, shape_in, shape_out = node.layer, node.input_shapes[0] if node.input_shapes else (), node.output_shape
         if node.type == "dense":
             total += math.prod(shape_in[:-1]) * shape_in[-1] * layer.units
-        elif node.type == "conv2d":
-            total += math.prod(shape_out) * math.prod(as_pair(layer.kernel_size)) * shape_in[-1]
+        elif node.type in ("conv1d", "conv2d"):
+            total += math.prod(shape_out) * math.prod(layer.kernel_sizes) * shape_in[-1]
+        elif node.type == "multi_head_attention":
+            total += _attention_multiply_adds(layer, node.input_shapes, shape_out)
         elif node.type in ("simple_rnn", "lstm", "gru"):
             total += _recurrent_multiply_adds(layer, shape_in)
         elif node.type == "bidirectional":
             total += 2 * _recurrent_multiply_adds(layer.layer, shape_in)
     return total
+
+
+def _attention_multiply_adds(layer, input_shapes, shape_out) -> int:
+    query = input_shapes[0]
+    value = input_shapes[1] if len(input_shapes) > 1 else query
+    key = input_shapes[2] if len(input_shapes) > 2 else value
+    heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_size
+    projections = (
+        query[0] * query[1] * heads * key_dim
+        + key[0] * key[1] * heads * key_dim
+        + value[0] * value[1] * heads * value_dim
+        + query[0] * heads * value_dim * shape_out[-1]
+    )
+    return projections + heads * query[0] * key[0] * (key_dim + value_dim)
 
 
 def _recurrent_multiply_adds(layer, shape_in) -> int:
@@ -837,7 +860,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--processes", type=int, default=2, help="fresh processes per implementation, in interleaved rounds (default 2)"
     )
-    parser.add_argument("--models", type=_models, default=tuple(CONFIGS), help="comma-separated: mlp,cnn,lstm")
+    parser.add_argument("--models", type=_models, default=tuple(CONFIGS), help=f"comma-separated: {','.join(CONFIGS)}")
     parser.add_argument(
         "--implementations",
         type=_implementations,
@@ -848,7 +871,7 @@ def main(argv=None) -> int:
         "--steps",
         type=int,
         default=None,
-        help="batches per timed epoch for every model; 0 = full epochs (default: MLP full, CNN/LSTM 150)",
+        help="batches per timed epoch for every model; 0 = full epochs (default: MLP full, the others 150)",
     )
     parser.add_argument("--quick", action="store_true", help="1 repeat, 20 steps: for the smoke test")
     parser.add_argument(

@@ -1,7 +1,7 @@
 """The benchmark models written by hand, the way a PyTorch or Keras user would write them.
 
 These are the baselines ``bench_training.py`` holds archspec to: the same layers as
-``configs/mnist_{mlp,cnn,lstm}.yaml``, the same optimizer and batch size, trained with
+``configs/mnist_{mlp,cnn,lstm,tcn,transformer}.yaml``, the same optimizer and batch size, trained with
 each framework's everyday idioms. Frameworks are imported inside the functions, so a
 worker process that times torch never loads TensorFlow and the other way round.
 """
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import time
 
-MODELS = ("mlp", "cnn", "lstm")
+MODELS = ("mlp", "cnn", "lstm", "tcn", "transformer")
+TCN_DILATIONS = (1, 2, 4, 8)
+WIDTH, HEADS, HIDDEN, BLOCKS = 32, 4, 64, 2
+"""The Transformer's token width, attention heads, feed-forward width and encoder blocks."""
 INFERENCE_BATCH = 1024
 """Batch size of every inference measurement (archspec's ``predict`` default)."""
 
@@ -59,7 +62,63 @@ def torch_model(name: str):
                 return hidden[-1]
 
         return nn.Sequential(LastHidden(), nn.Linear(128, 10))
+    if name == "tcn":
+        return _torch_tcn()
+    if name == "transformer":
+        return _torch_transformer()
     raise ValueError(f"expected a model among {MODELS}, received {name!r}")
+
+
+def _torch_tcn():
+    """Causal dilated nn.Conv1d layers on (N, channels, steps): each pads its reach on the left."""
+    from torch import nn
+
+    class CausalConv1d(nn.Conv1d):
+        def forward(self, x):
+            reach = (self.kernel_size[0] - 1) * self.dilation[0]
+            return super().forward(nn.functional.pad(x, (reach, 0)))
+
+    stack = []
+    channels = 28
+    for dilation in TCN_DILATIONS:
+        stack += [CausalConv1d(channels, 32, 3, dilation=dilation), nn.ReLU()]
+        channels = 32
+    return nn.Sequential(*stack, nn.Flatten(), nn.Dropout(0.3), nn.Linear(32 * 28, 10))
+
+
+def _torch_transformer():
+    """Rows as tokens: a linear embedding, learned positions, encoder blocks of
+    nn.MultiheadAttention + residual + LayerNorm and a feed-forward + residual + LayerNorm."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(WIDTH, HEADS, dropout=0.1, batch_first=True)
+            self.norm_1 = nn.LayerNorm(WIDTH, eps=1e-3)
+            self.feed_forward = nn.Sequential(
+                nn.Linear(WIDTH, HIDDEN), nn.GELU(), nn.Linear(HIDDEN, WIDTH), nn.Dropout(0.1)
+            )
+            self.norm_2 = nn.LayerNorm(WIDTH, eps=1e-3)
+
+        def forward(self, x):
+            attended, _ = self.attention(x, x, x, need_weights=False)
+            x = self.norm_1(x + attended)
+            return self.norm_2(x + self.feed_forward(x))
+
+    class Transformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(28, WIDTH)
+            self.positions = nn.Parameter(torch.randn(28, WIDTH) * 0.02)
+            self.blocks = nn.Sequential(*(Block() for _ in range(BLOCKS)))
+            self.head = nn.Linear(WIDTH, 10)
+
+        def forward(self, x):
+            return self.head(self.blocks(self.embed(x) + self.positions).mean(dim=1))
+
+    return Transformer()
 
 
 def torch_inputs(name: str, x):
@@ -69,6 +128,8 @@ def torch_inputs(name: str, x):
     tensor = torch.from_numpy(x)
     if name == "cnn":
         tensor = tensor.permute(0, 3, 1, 2).contiguous()  # (N, 28, 28, 1) -> (N, 1, 28, 28)
+    if name == "tcn":
+        tensor = tensor.permute(0, 2, 1).contiguous()  # (N, steps, channels) -> (N, channels, steps)
     return tensor
 
 
@@ -172,9 +233,39 @@ def keras_model(name: str):
         ]
     elif name == "lstm":
         stack = [keras.Input((28, 28)), layers.LSTM(128), layers.Dense(10)]
+    elif name == "tcn":
+        stack = [keras.Input((28, 28))]
+        for dilation in TCN_DILATIONS:
+            stack.append(layers.Conv1D(32, 3, padding="causal", dilation_rate=dilation, activation="relu"))
+        stack += [layers.Flatten(), layers.Dropout(0.3), layers.Dense(10)]
+    elif name == "transformer":
+        return _keras_transformer()
     else:
         raise ValueError(f"expected a model among {MODELS}, received {name!r}")
     return keras.Sequential(stack)
+
+
+def _keras_transformer():
+    """The Transformer of :func:`_torch_transformer` with keras.layers.MultiHeadAttention (functional API)."""
+    import keras
+    from keras import layers
+
+    class PositionEmbedding(layers.Layer):
+        def build(self, input_shape):
+            self.positions = self.add_weight(shape=tuple(input_shape[1:]), initializer="glorot_uniform")
+
+        def call(self, x):
+            return x + self.positions
+
+    inputs = keras.Input((28, 28))
+    x = PositionEmbedding()(layers.Dense(WIDTH)(inputs))
+    for _ in range(BLOCKS):
+        attended = layers.MultiHeadAttention(HEADS, WIDTH // HEADS, dropout=0.1)(x, x)
+        x = layers.LayerNormalization(epsilon=1e-3)(x + attended)
+        hidden = layers.Dense(WIDTH)(layers.Dense(HIDDEN, activation="gelu")(x))
+        x = layers.LayerNormalization(epsilon=1e-3)(x + layers.Dropout(0.1)(hidden))
+    outputs = layers.Dense(10)(layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inputs, outputs)
 
 
 def compile_keras(model, optimizer_spec, *, jit_compile="auto") -> None:

@@ -8,4 +8,5 @@ tests and the divergence locator hold the backends to a witness they do not shar
 - :mod:`archspec.definitions.constants`: numerical constants (probability clip, activation slopes).
 - :mod:`archspec.definitions.optimizers`: optimizer names, option defaults and checks, state slot names.
 - :mod:`archspec.definitions.schedules`: the learning rate of every optimizer step.
+- :mod:`archspec.definitions.positions`: the fixed table of a sinusoidal position embedding.
 """

@@ -8,3 +8,6 @@ LEAKY_RELU_SLOPE = 0.2
 
 ELU_ALPHA = 1.0
 """``elu(x) = ELU_ALPHA * (exp(x) - 1)`` for x <= 0."""
+
+SINUSOIDAL_WAVELENGTH = 10000.0
+"""The longest wavelength of a sinusoidal position embedding (Vaswani et al., Keras Hub's default)."""

@@ -8,16 +8,17 @@ its input arrays (batch first, images channels-last), the mode and a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from archspec.definitions.constants import SINUSOIDAL_WAVELENGTH
 from archspec.errors import DataError, UsageError
 from archspec.random import dropout_keep_mask
 from archspec.reference.activations import activation, sigmoid
-from archspec.spec.common import as_pair
 
 Params = Mapping[str, np.ndarray]
 
@@ -104,6 +105,8 @@ def reshape(layer, params, inputs, training, context) -> LayerOutput:
 
 
 # --- convolution and pooling --------------------------------------------------------
+# One definition for 1-D (sequences: batch, steps, channels) and 2-D (images: batch,
+# height, width, channels): the spatial axes are those between the batch and the channels.
 
 
 def padding_amounts(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
@@ -111,82 +114,101 @@ def padding_amounts(size: int, kernel: int, stride: int, dilation: int, padding:
 
     ``same`` pads like TensorFlow: total = max((ceil(size/stride) - 1) * stride
     + (kernel - 1) * dilation + 1 - size, 0); before = total // 2; the odd one
-    goes after (bottom/right). ``valid`` does not pad.
+    goes after (bottom/right). ``causal`` pads (kernel - 1) * dilation before and
+    nothing after. ``valid`` does not pad.
     """
     if padding == "valid":
         return 0, 0
     span = (kernel - 1) * dilation + 1
+    if padding == "causal":
+        return span - 1, 0
     total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
     return total // 2, total - total // 2
 
 
-def _pad_image(x: np.ndarray, kernel, strides, dilation, padding, value: float) -> np.ndarray:
-    pads = [padding_amounts(x.shape[1 + a], kernel[a], strides[a], dilation[a], padding) for a in (0, 1)]
-    return np.pad(x, [(0, 0), pads[0], pads[1], (0, 0)], constant_values=value)
+def _pad_spatial(x: np.ndarray, kernel, strides, dilation, padding, value: float) -> np.ndarray:
+    pads = [padding_amounts(x.shape[1 + a], kernel[a], strides[a], dilation[a], padding) for a in range(len(kernel))]
+    return np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=value)
 
 
 def _windows(padded: np.ndarray, kernel, strides, dilation):
-    """Yields ((di, dj), patch) for every kernel offset, where
+    """Yields (offset, patch) for every kernel offset, where (in 2-D)
     patch[n, i, j, c] = padded[n, i * sh + di * dh, j * sw + dj * dw, c]
-    for every output position (i, j): the input each output reads at that offset."""
-    out_h = (padded.shape[1] - (kernel[0] - 1) * dilation[0] - 1) // strides[0] + 1
-    out_w = (padded.shape[2] - (kernel[1] - 1) * dilation[1] - 1) // strides[1] + 1
-    for di in range(kernel[0]):
-        for dj in range(kernel[1]):
-            top, left = di * dilation[0], dj * dilation[1]
-            rows = slice(top, top + (out_h - 1) * strides[0] + 1, strides[0])
-            cols = slice(left, left + (out_w - 1) * strides[1] + 1, strides[1])
-            yield (di, dj), padded[:, rows, cols, :]
+    for every output position (i, j): the input each output reads at offset (di, dj)."""
+    counts = [(padded.shape[1 + a] - (kernel[a] - 1) * dilation[a] - 1) // strides[a] + 1 for a in range(len(kernel))]
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        index = tuple(
+            slice(o * d, o * d + (count - 1) * s + 1, s) for o, d, s, count in zip(offset, dilation, strides, counts)
+        )
+        yield offset, padded[(slice(None), *index)]
 
 
-def conv2d(layer, params: Params, inputs, training, context) -> LayerOutput:
-    """Cross-correlation (no kernel flip) over channels-last images:
+def convolution(layer, params: Params, inputs, training, context) -> LayerOutput:
+    """Cross-correlation (no kernel flip) over channels-last inputs (conv1d, conv2d); in 2-D:
 
         y[n, i, j, o] = bias[o] + sum_{di, dj, c} xpad[n, i*sh + di*dh, j*sw + dj*dw, c] * kernel[di, dj, c, o]
 
-    with xpad the input zero-padded by :func:`padding_amounts`.
+    with xpad the input zero-padded by :func:`padding_amounts` (1-D: drop j, dj, sw, dw).
     """
     (x,) = inputs
     kernel = params["kernel"]
-    size, strides, dilation = as_pair(layer.kernel_size), as_pair(layer.strides), as_pair(layer.dilation_rate)
-    padded = _pad_image(x, size, strides, dilation, layer.padding, 0.0)
+    size, strides, dilation = layer.kernel_sizes, layer.stride_sizes, layer.dilation_sizes
+    padded = _pad_spatial(x, size, strides, dilation, layer.padding, 0.0)
     pre: np.ndarray = np.zeros(())  # a float64 zero that broadcasts like the patches
-    for (di, dj), patch in _windows(padded, size, strides, dilation):
-        pre = pre + patch @ kernel[di, dj]
+    for offset, patch in _windows(padded, size, strides, dilation):
+        pre = pre + patch @ kernel[offset]
     if layer.use_bias:
         pre = pre + params["bias"]
     return _activated(layer.activation, pre)
 
 
-def maxpool2d(layer, params, inputs, training, context) -> LayerOutput:
+def maxpool(layer, params, inputs, training, context) -> LayerOutput:
     """Max over each window; ``same`` pads with -inf, so a padded position never wins."""
     (x,) = inputs
-    size, strides = as_pair(layer.pool_size), layer.stride_pair
-    padded = _pad_image(x, size, strides, (1, 1), layer.padding, -np.inf)
+    size, strides, ones = layer.pool_sizes, layer.stride_sizes, (1,) * layer.rank
+    padded = _pad_spatial(x, size, strides, ones, layer.padding, -np.inf)
     output: np.ndarray = np.full((), -np.inf)
-    for _, patch in _windows(padded, size, strides, (1, 1)):
+    for _, patch in _windows(padded, size, strides, ones):
         output = np.maximum(output, patch)
     return LayerOutput(output)
 
 
-def avgpool2d(layer, params, inputs, training, context) -> LayerOutput:
+def avgpool(layer, params, inputs, training, context) -> LayerOutput:
     """Mean over the real (unpadded) positions of each window."""
     (x,) = inputs
-    size, strides = as_pair(layer.pool_size), layer.stride_pair
-    padded = _pad_image(x, size, strides, (1, 1), layer.padding, 0.0)
-    real = _pad_image(np.ones_like(x[:1, ..., :1]), size, strides, (1, 1), layer.padding, 0.0)
+    size, strides, ones = layer.pool_sizes, layer.stride_sizes, (1,) * layer.rank
+    padded = _pad_spatial(x, size, strides, ones, layer.padding, 0.0)
+    real = _pad_spatial(np.ones_like(x[:1, ..., :1]), size, strides, ones, layer.padding, 0.0)
     total: np.ndarray = np.zeros(())
     count: np.ndarray = np.zeros(())
-    windows = zip(_windows(padded, size, strides, (1, 1)), _windows(real, size, strides, (1, 1)))
+    windows = zip(_windows(padded, size, strides, ones), _windows(real, size, strides, ones))
     for (_, patch), (_, real_patch) in windows:
         total = total + patch
         count = count + real_patch
     return LayerOutput(total / count)
 
 
-def global_avgpool2d(layer, params, inputs, training, context) -> LayerOutput:
+def global_avgpool(layer, params, inputs, training, context) -> LayerOutput:
+    """Mean over every spatial axis (steps; or height and width). With a mask (steps), the
+    mean of the valid steps: sum_t mask[t] * x[t] / sum_t mask[t], 0 without any valid step."""
     (x,) = inputs
-    return LayerOutput(x.mean(axis=(1, 2)))
+    mask = context.mask
+    if mask is None:
+        return LayerOutput(x.mean(axis=tuple(range(1, x.ndim - 1))))
+    total = np.where(mask[..., None], x, 0.0).sum(axis=1)
+    count = mask.sum(axis=1)[:, None]
+    return LayerOutput(np.where(count > 0, total / np.maximum(count, 1), 0.0))
+
+
+def global_maxpool(layer, params, inputs, training, context) -> LayerOutput:
+    """Max over every spatial axis (steps; or height and width). With a mask (steps), the max
+    of the valid steps, 0 without any valid step."""
+    (x,) = inputs
+    mask = context.mask
+    if mask is None:
+        return LayerOutput(x.max(axis=tuple(range(1, x.ndim - 1))))
+    largest = np.where(mask[..., None], x, -np.inf).max(axis=1)
+    return LayerOutput(np.where(mask.any(axis=1)[:, None], largest, 0.0))
 
 
 # --- normalisation ------------------------------------------------------------------
@@ -357,6 +379,85 @@ def bidirectional(layer, params: Params, inputs, training, context) -> LayerOutp
     return LayerOutput(MERGES[layer.merge_mode](forward, backward))
 
 
+# --- attention and positions -------------------------------------------------------
+
+
+def attention_allowed(layer, query_steps: int, key_steps: int) -> np.ndarray:
+    """Which keys each query may attend to, boolean (query_steps, key_steps): all, or with
+    ``causal`` key j <= query i. (A key mask combines with it by "and": multi_head_attention.)"""
+    allowed = np.ones((query_steps, key_steps), dtype=bool)
+    if layer.causal:
+        allowed &= np.arange(key_steps)[None, :] <= np.arange(query_steps)[:, None]
+    return allowed
+
+
+def multi_head_attention(layer, params: Params, inputs, training, context) -> LayerOutput:
+    """inputs [query], [query, value] or [query, value, key], each (N, T, features)::
+
+        q, k, v = query @ Wq + bq, key @ Wk + bk, value @ Wv + bv, split into heads on the last axis
+        weights = softmax(q_h @ k_h.T / sqrt(key_dim)) over allowed keys  (N, heads, Tq, Tk)
+        y = concat_h(dropout(weights) @ v_h) @ Wo + bo
+
+    Dropout (training only) keeps weight (h, i, j) of sample n where the neutral stream keeps
+    element (h * Tq + i) * Tk + j of position n, and scales it by 1 / (1 - dropout).
+    With a mask on the key (the last input), masked keys are not allowed either; a query
+    allowed no key at all gets zero weights (not the NaN of a softmax over nothing).
+    """
+    query = inputs[0]
+    value = inputs[1] if len(inputs) > 1 else query
+    key = inputs[2] if len(inputs) > 2 else value
+    heads = layer.num_heads
+
+    def project(x: np.ndarray, name: str, size: int) -> np.ndarray:
+        y = x @ params[f"{name}_kernel"]
+        if layer.use_bias:
+            y = y + params[f"{name}_bias"]
+        return y.reshape(x.shape[0], x.shape[1], heads, size).transpose(0, 2, 1, 3)  # (N, heads, T, size)
+
+    q = project(query, "query", layer.key_dim)
+    k = project(key, "key", layer.key_dim)
+    v = project(value, "value", layer.value_size)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(layer.key_dim)
+    allowed = attention_allowed(layer, query.shape[1], key.shape[1])
+    key_mask = context.masks[len(inputs) - 1] if context.masks else None
+    if key_mask is None:
+        weights = activation("softmax", np.where(allowed, scores, -np.inf))
+    else:
+        allowed = allowed & key_mask[:, None, None, :]  # (N, 1, Tq, Tk): masked keys are never attended to
+        sees = allowed.any(axis=-1, keepdims=True)  # a query that may attend to no key gets zero weights
+        weights = activation("softmax", np.where(sees, np.where(allowed, scores, -np.inf), 0.0))
+        weights = np.where(sees, weights, 0.0)
+    if training and layer.dropout > 0.0:
+        keep = dropout_keep_mask(context.seed, context.layer_index, context.step, weights.shape, layer.dropout)
+        weights = np.where(keep, weights / (1.0 - layer.dropout), 0.0)
+    attended = (weights @ v).transpose(0, 2, 1, 3).reshape(query.shape[0], query.shape[1], -1)
+    output = attended @ params["output_kernel"]
+    if layer.use_bias:
+        output = output + params["output_bias"]
+    return LayerOutput(output)
+
+
+def sinusoidal_positions(length: int, features: int) -> np.ndarray:
+    """table[t, c] = sin(t / 10000 ** (2 * (c // 2) / features)) for even c, cos(...) for odd c."""
+    table = np.zeros((length, features))
+    for c in range(features):
+        frequency = SINUSOIDAL_WAVELENGTH ** (-(2 * (c // 2)) / features)
+        wave = np.sin if c % 2 == 0 else np.cos
+        table[:, c] = wave(np.arange(length) * frequency)
+    return table
+
+
+def position_embedding(layer, params: Params, inputs, training, context) -> LayerOutput:
+    """y[n, t] = x[n, t] + table[t] (the learned ``embeddings`` or the sinusoidal table)."""
+    (x,) = inputs
+    steps, features = x.shape[1], x.shape[2]
+    if layer.kind == "learned":
+        table = params["embeddings"][:steps]
+    else:
+        table = sinusoidal_positions(steps, features)
+    return LayerOutput(x + table)
+
+
 # --- merges -------------------------------------------------------------------------
 
 
@@ -403,10 +504,16 @@ REFERENCE_LAYERS: dict[str, LayerFunction] = {
     "dropout": dropout,
     "flatten": flatten,
     "reshape": reshape,
-    "conv2d": conv2d,
-    "maxpool2d": maxpool2d,
-    "avgpool2d": avgpool2d,
-    "global_avgpool2d": global_avgpool2d,
+    "conv1d": convolution,
+    "conv2d": convolution,
+    "maxpool1d": maxpool,
+    "avgpool1d": avgpool,
+    "maxpool2d": maxpool,
+    "avgpool2d": avgpool,
+    "global_avgpool1d": global_avgpool,
+    "global_maxpool1d": global_maxpool,
+    "global_avgpool2d": global_avgpool,
+    "global_maxpool2d": global_maxpool,
     "batch_norm": batch_norm,
     "layer_norm": layer_norm,
     "embedding": embedding,
@@ -415,6 +522,8 @@ REFERENCE_LAYERS: dict[str, LayerFunction] = {
     "lstm": recurrent,
     "gru": recurrent,
     "bidirectional": bidirectional,
+    "multi_head_attention": multi_head_attention,
+    "position_embedding": position_embedding,
     "add": add,
     "concatenate": concatenate,
     "multiply": multiply,

@@ -23,6 +23,7 @@ _RECURRENT: dict[str, _Entry] = {
 }
 _BY_TYPE: dict[str, dict[str, _Entry]] = {
     "dense": _DENSE,
+    "conv1d": _DENSE,
     "conv2d": _DENSE,
     "batch_norm": {**_NORM, "moving_mean": ("moving_mean", None), "moving_variance": ("moving_variance", None)},
     "layer_norm": _NORM,
@@ -30,6 +31,13 @@ _BY_TYPE: dict[str, dict[str, _Entry]] = {
     "simple_rnn": _RECURRENT,
     "lstm": _RECURRENT,
     "gru": {**_RECURRENT, "bias": ("cell.bias", 0), "recurrent_bias": ("cell.bias", 1)},
+    # archspec's own attention layer keeps its projections as Dense layers in the canonical layout.
+    "multi_head_attention": {
+        f"{projection}_{part}": (f"{projection}_dense.{part}", None)
+        for projection in ("query", "key", "value", "output")
+        for part in ("kernel", "bias")
+    },
+    "position_embedding": {"embeddings": ("embeddings", None)},
 }
 
 

@@ -17,7 +17,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import Activation
-from .layers import BUILDERS, BuildContext, Dropout, created_mask
+from .layers import BUILDERS, STEP_READERS, BuildContext, created_mask
 
 
 def resolve_device(device: str) -> str:
@@ -49,7 +49,9 @@ class Network(keras.Model):
         outputs = super().call(inputs, training=training, mask=mask, **kwargs)
         if training:
             # Automatic control dependencies order this after the dropout layers' reads.
-            for step in {id(layer.step): layer.step for layer in self.layers if isinstance(layer, Dropout)}.values():
+            for step in {
+                id(layer.step): layer.step for layer in self.layers if isinstance(layer, STEP_READERS)
+            }.values():
                 step.assign_add(1)
         return outputs
 
@@ -99,8 +101,10 @@ class TensorFlowModel(CompiledModel):
         for node in graph.nodes:
             layer = BUILDERS[node.type](node, context)
             arguments = [tensors[ref] for ref in node.inputs]
-            if node.layer.mask_rule == "consume" and node.input_masked[0]:
-                output = layer(arguments[0], mask=masks[node.inputs[0]])
+            if node.layer.mask_rule == "consume" and node.input_masked[node.mask_input]:
+                # The one mask it reads (a recurrent layer its input's, attention its key's).
+                mask = masks[node.inputs[node.mask_input]]
+                output = layer(arguments[0] if len(arguments) == 1 else arguments, mask=mask)
                 # Keras attaches the mask to a sequence output for its own propagation (which
                 # other Keras layers would then apply by Keras' rules); a copy carries none, so
                 # only the masks passed here, by archspec's rules, ever reach a layer.

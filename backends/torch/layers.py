@@ -16,11 +16,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from archspec.definitions.positions import sinusoidal_table
 from archspec.errors import lookup
 from archspec.graph import Node
 from archspec.random import keep_threshold
 from archspec.spec import layers as spec
-from archspec.spec.common import as_pair
 
 from . import random
 from .context import BuildContext, buffer, parameter
@@ -101,60 +101,74 @@ class Reshape(nn.Module):
 # --- convolution and pooling --------------------------------------------------------
 
 
-def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TensorFlow's 'same' padding of one axis: (before, after), the odd one after."""
-    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+def _axis_padding(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
+    """(before, after) padding of one axis: none for 'valid'; TensorFlow's 'same' (the odd
+    one after); 'causal' (Keras' 1-D mode) all of the window's reach before, none after."""
+    if padding == "valid":
+        return 0, 0
+    span = (kernel - 1) * dilation + 1
+    if padding == "causal":
+        return span - 1, 0
+    total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
     return total // 2, total - total // 2
 
 
-def _paddings(node: Node, padding: str, kernel, strides, dilation) -> tuple[int, int, int, int]:
-    """F.pad's (left, right, top, bottom) for the node's ``padding`` mode (its layer's)."""
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    height, width = node.input_shapes[0][:2]
-    top, bottom = _same_padding(height, kernel[0], strides[0], dilation[0])
-    left, right = _same_padding(width, kernel[1], strides[1], dilation[1])
-    return (left, right, top, bottom)
+def _paddings(node: Node, padding: str, kernel, strides, dilation) -> tuple[int, ...]:
+    """F.pad's amounts for the node's spatial axes, last axis first: (left, right) for a
+    sequence, (left, right, top, bottom) for an image."""
+    sizes = node.input_shapes[0][:-1]
+    amounts: tuple[int, ...] = ()
+    for axis in reversed(range(len(sizes))):
+        amounts += _axis_padding(sizes[axis], kernel[axis], strides[axis], dilation[axis], padding)
+    return amounts
 
 
-class Conv2D(nn.Module):
-    """2-D convolution of channels-last images; weight is (out, in, kh, kw) as in ``nn.Conv2d``."""
+class Convolution(nn.Module):
+    """1-D or 2-D convolution of channels-last inputs; weight is (out, in, *kernel) as in
+    ``nn.Conv1d`` / ``nn.Conv2d``. torch's own 'same' refuses strides and has no 'causal',
+    so uneven padding is an explicit ``F.pad`` and only an even one goes to the convolution."""
 
     def __init__(self, context: BuildContext, node: Node):
         super().__init__()
-        layer = node.layer_as(spec.Conv2D)
-        kernel, self.stride, self.dilation = (
-            as_pair(v) for v in (layer.kernel_size, layer.strides, layer.dilation_rate)
-        )
+        layer = node.layer_as(spec.Conv1D if node.type == "conv1d" else spec.Conv2D)
+        kernel, self.stride, self.dilation = layer.kernel_sizes, layer.stride_sizes, layer.dilation_sizes
+        self.rank = layer.rank
         in_channels = node.input_shapes[0][-1]
         self.weight = parameter(context, layer.filters, in_channels, *kernel)
         self.bias = parameter(context, layer.filters) if layer.use_bias else None
-        left, right, top, bottom = _paddings(node, layer.padding, kernel, self.stride, self.dilation)
-        # Even padding goes to the convolution itself; only an odd total needs an explicit pad.
-        self.symmetric = (top, left) if (top, left) == (bottom, right) else (0, 0)
-        self.pad = None if (top, left) == (bottom, right) else (left, right, top, bottom)
+        pads = _paddings(node, layer.padding, kernel, self.stride, self.dilation)
+        befores, afters = pads[::2][::-1], pads[1::2][::-1]  # per axis, first axis first
+        self.symmetric = befores if befores == afters else (0,) * self.rank
+        self.pad = None if befores == afters else pads
+        # channels-last <-> channels-first
+        self.to_first = (0, 2, 1) if self.rank == 1 else (0, 3, 1, 2)
+        self.to_last = (0, 2, 1) if self.rank == 1 else (0, 2, 3, 1)
+        self.convolve = F.conv1d if self.rank == 1 else F.conv2d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2)  # a view with channels_last memory, which conv2d runs fast
+        x = x.permute(*self.to_first)  # for images a view with channels_last memory, which conv2d runs fast
         if self.pad is not None:
             x = F.pad(x, self.pad)
-        y = F.conv2d(x, self.weight, self.bias, self.stride, self.symmetric, self.dilation)
-        return y.permute(0, 2, 3, 1)
+        y = self.convolve(x, self.weight, self.bias, self.stride, self.symmetric, self.dilation)
+        return y.permute(*self.to_last)
 
 
-class Pool2D(nn.Module):
-    """Max or average pooling of channels-last images with TensorFlow's 'same' rule."""
+class Pool(nn.Module):
+    """Max or average pooling of channels-last sequences or images with TensorFlow's 'same'
+    rule. A sequence is pooled as an image of height 1."""
 
-    def __init__(self, node: Node, mode: str):
+    def __init__(self, node: Node, layer: spec.MaxPool1D | spec.AvgPool1D | spec.MaxPool2D | spec.AvgPool2D):
         super().__init__()
-        layer = node.layer_as(spec.MaxPool2D if mode == "max" else spec.AvgPool2D)
-        self.mode = mode
-        self.kernel = as_pair(layer.pool_size)
-        self.stride = layer.stride_pair
-        padding = _paddings(node, layer.padding, self.kernel, self.stride, (1, 1))
-        self.pad = padding if any(padding) else None
+        self.mode = "max" if layer.type.startswith("max") else "avg"
+        self.rank = layer.rank
+        padding = _paddings(node, layer.padding, layer.pool_sizes, layer.stride_sizes, (1,) * self.rank)
+        self.kernel = (1, *layer.pool_sizes) if self.rank == 1 else layer.pool_sizes
+        self.stride = (1, *layer.stride_sizes) if self.rank == 1 else layer.stride_sizes
+        self.pad = (*padding, 0, 0) if self.rank == 1 and any(padding) else (padding if any(padding) else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rank == 1:
+            x = x.unsqueeze(1)
         x = x.permute(0, 3, 1, 2)
         if self.mode == "max":
             if self.pad is not None:
@@ -168,15 +182,144 @@ class Pool2D(nn.Module):
             ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
             counts = F.avg_pool2d(F.pad(ones, self.pad), self.kernel, self.stride, divisor_override=1)
             y = sums / counts
-        return y.permute(0, 2, 3, 1)
+        y = y.permute(0, 2, 3, 1)
+        return y.squeeze(1) if self.rank == 1 else y
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}, kernel={self.kernel}, stride={self.stride}, pad={self.pad}"
 
 
-class GlobalAvgPool2D(nn.Module):
+class GlobalPool(nn.Module):
+    """Mean or max over every spatial axis (steps; or height and width)."""
+
+    def __init__(self, mode: str, rank: int):
+        super().__init__()
+        self.mode = mode
+        self.dims = tuple(range(1, rank + 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            return self._masked(x, mask)
+        if self.mode == "max":
+            return x.amax(dim=self.dims)
+        return x.mean(dim=self.dims)
+
+    def _masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Over the valid steps of (batch, steps, channels) only; 0 for a sequence without any."""
+        valid = mask.unsqueeze(-1)
+        any_valid = valid.any(dim=1)
+        if self.mode == "max":
+            largest = x.masked_fill(~valid, -math.inf).amax(dim=1)
+            return torch.where(any_valid, largest, torch.zeros_like(largest))
+        total = torch.where(valid, x, torch.zeros_like(x)).sum(dim=1)
+        count = valid.sum(dim=1).to(x.dtype)
+        return torch.where(any_valid, total / count.clamp(min=1), torch.zeros_like(total))
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
+# --- attention and positions --------------------------------------------------------
+
+
+class MultiHeadAttention(nn.Module):
+    """Keras' multi-head attention (``archspec.spec.layers.MultiHeadAttention``) on batch-first
+    sequences. The four projections are ``Dense`` modules (``query``, ``key``, ``value``,
+    ``output``: torch's (out, in) weights); dropout on the attention weights is archspec's
+    ``Dropout`` on the (heads, query steps, key steps) weights of each sample.
+
+    ``forward(query, value=None, key=None, *, step, offset)``; ``allowed`` is the
+    (query steps, key steps) boolean buffer of the keys each query may attend to (causal),
+    or None for all: a key mask combines with it by "and".
+    """
+
+    allowed: torch.Tensor | None  # a buffer (registered in __init__)
+
+    def __init__(self, context: BuildContext, node: Node):
+        super().__init__()
+        layer = node.layer_as(spec.MultiHeadAttention)
+        shapes = node.input_shapes
+        query_shape = shapes[0]
+        value_shape = shapes[1] if len(shapes) > 1 else query_shape
+        key_shape = shapes[2] if len(shapes) > 2 else value_shape
+        self.heads, self.key_dim, self.value_dim = layer.num_heads, layer.key_dim, layer.value_size
+        output_dim = node.output_shape[-1]
+        bias = layer.use_bias
+        self.query = Dense(context, query_shape[-1], self.heads * self.key_dim, bias)
+        self.key = Dense(context, key_shape[-1], self.heads * self.key_dim, bias)
+        self.value = Dense(context, value_shape[-1], self.heads * self.value_dim, bias)
+        self.output = Dense(context, self.heads * self.value_dim, output_dim, bias)
+        weights_shape = (self.heads, query_shape[0], key_shape[0])
+        self.attention_dropout = Dropout(context, layer.dropout, node.index, weights_shape)
+        allowed = None
+        if layer.causal:
+            allowed = torch.ones(weights_shape[1:], dtype=torch.bool, device=context.device).tril()
+        self.register_buffer("allowed", allowed, persistent=False)
+
+    def _heads(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        """(N, T, heads * size) -> (N, heads, T, size)."""
+        return x.reshape(x.shape[0], x.shape[1], self.heads, size).transpose(1, 2)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        value: torch.Tensor | None = None,
+        key: torch.Tensor | None = None,
+        *,
+        step: torch.Tensor | int = 0,
+        offset: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        value = query if value is None else value
+        key = value if key is None else key
+        q = self._heads(self.query(query), self.key_dim)
+        k = self._heads(self.key(key), self.key_dim)
+        v = self._heads(self.value(value), self.value_dim)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.key_dim)
+        if mask is None:
+            if self.allowed is not None:
+                scores = scores.masked_fill(~self.allowed, -math.inf)
+            weights = torch.softmax(scores, dim=-1)
+        else:
+            # The key's mask (batch, key steps): masked keys are never attended to, and a query
+            # allowed no key gets zero weights (its row is made finite first, so no NaN flows back).
+            allowed = mask[:, None, None, :]
+            if self.allowed is not None:
+                allowed = allowed & self.allowed
+            sees = allowed.any(dim=-1, keepdim=True)
+            scores = scores.masked_fill(~allowed, -math.inf).masked_fill(~sees, 0.0)
+            weights = torch.where(sees, torch.softmax(scores, dim=-1), torch.zeros_like(scores))
+        weights = self.attention_dropout(weights, step, offset)
+        attended = (weights @ v).transpose(1, 2)
+        return self.output(attended.reshape(attended.shape[0], attended.shape[1], self.heads * self.value_dim))
+
+    def extra_repr(self) -> str:
+        return (
+            f"heads={self.heads}, key_dim={self.key_dim}, value_dim={self.value_dim}, causal={self.allowed is not None}"
+        )
+
+
+class PositionEmbedding(nn.Module):
+    """``x + table[:steps]``: a learned ``weight`` (max_length, features) or the fixed sinusoidal table."""
+
+    table: torch.Tensor | None  # a buffer (registered in __init__)
+
+    def __init__(self, context: BuildContext, node: Node):
+        super().__init__()
+        layer = node.layer_as(spec.PositionEmbedding)
+        steps, features = node.input_shapes[0]
+        self.steps = steps
+        self.weight = parameter(context, layer.max_length, features) if layer.kind == "learned" else None
+        table = None
+        if layer.kind == "sinusoidal":
+            table = torch.from_numpy(sinusoidal_table(steps, features)).to(context.dtype).to(context.device)
+        self.register_buffer("table", table, persistent=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(1, 2))
+        table = self.weight[: self.steps] if self.weight is not None else self.table
+        if table is None:  # never: __init__ sets one of the two
+            raise RuntimeError("position_embedding has neither a learned nor a sinusoidal table")
+        return x + table
 
 
 # --- normalisation ------------------------------------------------------------------
@@ -358,16 +501,26 @@ def _embedding(node: Node, context: BuildContext) -> Embedding:
 
 Builder = Callable[[Node, BuildContext], nn.Module]
 
+STEP_READERS = (Dropout, MultiHeadAttention)
+"""Modules whose ``forward`` also takes ``step=`` (the optimizer step) and ``offset=`` (the first
+sample's position in the global batch): their dropout masks depend on both."""
+
 BUILDERS: dict[str, Builder] = {
     "dense": _dense,
     "activation": lambda node, c: nn.Identity(),  # the node's activation does the work
     "dropout": lambda node, c: Dropout(c, node.layer_as(spec.Dropout).rate, node.index, node.input_shapes[0]),
     "flatten": lambda node, c: Flatten(),
     "reshape": lambda node, c: Reshape(node.output_shape),
-    "conv2d": lambda node, c: Conv2D(c, node),
-    "maxpool2d": lambda node, c: Pool2D(node, "max"),
-    "avgpool2d": lambda node, c: Pool2D(node, "avg"),
-    "global_avgpool2d": lambda node, c: GlobalAvgPool2D(),
+    "conv1d": lambda node, c: Convolution(c, node),
+    "conv2d": lambda node, c: Convolution(c, node),
+    "maxpool1d": lambda node, c: Pool(node, node.layer_as(spec.MaxPool1D)),
+    "avgpool1d": lambda node, c: Pool(node, node.layer_as(spec.AvgPool1D)),
+    "maxpool2d": lambda node, c: Pool(node, node.layer_as(spec.MaxPool2D)),
+    "avgpool2d": lambda node, c: Pool(node, node.layer_as(spec.AvgPool2D)),
+    "global_avgpool1d": lambda node, c: GlobalPool("avg", 1),
+    "global_maxpool1d": lambda node, c: GlobalPool("max", 1),
+    "global_avgpool2d": lambda node, c: GlobalPool("avg", 2),
+    "global_maxpool2d": lambda node, c: GlobalPool("max", 2),
     "batch_norm": _batch_norm,
     "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node.layer_as(spec.LayerNorm))),
     "embedding": _embedding,
@@ -376,6 +529,8 @@ BUILDERS: dict[str, Builder] = {
     "lstm": lambda node, c: Recurrent(c, node.layer_as(spec.LSTM), _features(node)),
     "gru": lambda node, c: Recurrent(c, node.layer_as(spec.GRU), _features(node)),
     "bidirectional": lambda node, c: Bidirectional(c, node),
+    "multi_head_attention": lambda node, c: MultiHeadAttention(c, node),
+    "position_embedding": lambda node, c: PositionEmbedding(c, node),
     "add": lambda node, c: Merge("add"),
     "multiply": lambda node, c: Merge("multiply"),
     "concatenate": lambda node, c: Merge("concatenate", node.layer_as(spec.Concatenate).axis),

@@ -19,12 +19,14 @@ def _transpose(array: np.ndarray) -> np.ndarray:
     return array.T
 
 
-def _hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
-    return kernel.transpose(3, 2, 0, 1)
+def _spatial_first_to_out_in(kernel: np.ndarray) -> np.ndarray:
+    """A convolution kernel (*spatial, in, out) (HWIO; 1-D: WIO) -> torch's (out, in, *spatial)."""
+    return kernel.transpose(kernel.ndim - 1, kernel.ndim - 2, *range(kernel.ndim - 2))
 
 
-def _oihw_to_hwio(weight: np.ndarray) -> np.ndarray:
-    return weight.transpose(2, 3, 1, 0)
+def _out_in_to_spatial_first(weight: np.ndarray) -> np.ndarray:
+    """torch's (out, in, *spatial) -> the canonical (*spatial, in, out)."""
+    return weight.transpose(*range(2, weight.ndim), 1, 0)
 
 
 def _swap_first_blocks(array: np.ndarray) -> np.ndarray:
@@ -44,7 +46,15 @@ def _gru_to_canonical(weight: np.ndarray) -> np.ndarray:
 _Entry = tuple[str, Convert, Convert]  # (tensor path inside the module, to native, to canonical)
 
 _DENSE: dict[str, _Entry] = {"kernel": ("weight", _transpose, _transpose), "bias": ("bias", same, same)}
-_CONV: dict[str, _Entry] = {"kernel": ("weight", _hwio_to_oihw, _oihw_to_hwio), "bias": ("bias", same, same)}
+_CONV: dict[str, _Entry] = {
+    "kernel": ("weight", _spatial_first_to_out_in, _out_in_to_spatial_first),
+    "bias": ("bias", same, same),
+}
+_ATTENTION: dict[str, _Entry] = {
+    f"{projection}_{part}": (f"{projection}.{native}", convert, convert)
+    for projection in ("query", "key", "value", "output")
+    for part, native, convert in (("kernel", "weight", _transpose), ("bias", "bias", same))
+}
 _NORM: dict[str, _Entry] = {
     "gamma": ("weight", same, same),
     "beta": ("bias", same, same),
@@ -64,6 +74,7 @@ _GRU: dict[str, _Entry] = {
 }
 _BY_TYPE: dict[str, dict[str, _Entry]] = {
     "dense": _DENSE,
+    "conv1d": _CONV,
     "conv2d": _CONV,
     "batch_norm": _NORM,
     "layer_norm": _NORM,
@@ -71,6 +82,8 @@ _BY_TYPE: dict[str, dict[str, _Entry]] = {
     "simple_rnn": _RECURRENT,
     "lstm": _RECURRENT,
     "gru": _GRU,
+    "multi_head_attention": _ATTENTION,
+    "position_embedding": {"embeddings": ("weight", same, same)},
 }
 
 

@@ -17,7 +17,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import activation
-from .layers import BatchNorm, BuildContext, Dropout, Embedding, Masking, build_layer
+from .layers import STEP_READERS, BatchNorm, BuildContext, Embedding, Masking, build_layer
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -69,9 +69,10 @@ class _PlannedNode:
     output: str
     inputs: tuple[str, ...]
     activation: str | None
-    takes_step: bool  # dropout reads the optimizer step
+    takes_step: bool  # dropout (of a dropout layer or of attention weights) reads the optimizer step
     done_with: tuple[str, ...]  # tensors no later node reads
-    takes_mask: bool  # a recurrent layer reading a masked sequence
+    takes_mask: bool  # a layer that honours a mask reads a masked input
+    mask_input: int  # which input's mask it reads
     mask_source: str | None  # how its output's mask is computed (Node.mask_source)
     step_counts: tuple[int, ...]  # its inputs' step counts (a concatenation along the steps)
 
@@ -102,9 +103,10 @@ class GraphModule(nn.Module):
                 node.id,
                 node.inputs,
                 node.activation,
-                isinstance(self.layers[keys[node.id]], Dropout),
+                isinstance(self.layers[keys[node.id]], STEP_READERS),
                 tuple(name for name in dict.fromkeys(node.inputs) if last_reader[name] == i),
-                node.layer.mask_rule == "consume" and node.input_masked[0],
+                node.layer.mask_rule == "consume" and node.input_masked[node.mask_input],
+                node.mask_input,
                 node.mask_source,
                 tuple(shape[0] if shape else 0 for shape in node.input_shapes),
             )
@@ -137,12 +139,13 @@ class GraphModule(nn.Module):
         for node in self.plan:
             arguments = [values[name] for name in node.inputs]
             module = self.layers[node.key]
+            # A layer that honours a mask gets the one it reads (a recurrent layer its input's,
+            # attention its key's), as a keyword.
+            mask = {"mask": masks[node.inputs[node.mask_input]]} if node.takes_mask else {}
             if node.takes_step:
-                result = module(*arguments, step, self.position_offset)
-            elif node.takes_mask:
-                result = module(*arguments, masks[node.inputs[0]])
+                result = module(*arguments, step=step, offset=self.position_offset, **mask)
             else:
-                result = module(*arguments)
+                result = module(*arguments, **mask)
             if node.mask_source is not None:
                 masks[node.output] = _output_mask(node, module, arguments, masks)
             if node.activation is not None:

@@ -218,3 +218,87 @@ def test_bidirectional_without_sequences_returns_the_backward_state_after_step_z
     stock = stock.detach().numpy()
     expected = np.concatenate([stock[:, -1, :3], stock[:, 0, 3:]], -1)
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-12, atol=1e-14)
+
+
+# --- sequences ------------------------------------------------------------------------
+
+
+def test_causal_dilated_conv1d_equals_nn_conv1d_after_a_left_pad():
+    # kernel 3, dilation 2: the window reaches (3 - 1) * 2 = 4 steps back, so 4 zeros go before.
+    model = compile_one("{id: c, type: conv1d, filters: 4, kernel_size: 3, dilation_rate: 2, padding: causal}", [9, 3])
+    weights = model.get_weights()
+    x = RNG.normal(size=(2, 9, 3))
+    padded = nn.functional.pad(as_tensor(x).permute(0, 2, 1), (4, 0))
+    weight = as_tensor(weights["c.kernel"].transpose(2, 1, 0))  # (k, in, out) -> nn.Conv1d's (out, in, k)
+    expected = nn.functional.conv1d(padded, weight, as_tensor(weights["c.bias"]), dilation=2).permute(0, 2, 1)
+    assert model.native.layers["c"].weight.shape == (4, 3, 3)
+    np.testing.assert_allclose(model.predict(x), expected.numpy(), rtol=1e-13, atol=1e-14)
+    # Output step t reads input steps up to t only: changing the last step changes only the last output.
+    later = x.copy()
+    later[:, -1] += 1.0
+    np.testing.assert_array_equal(model.predict(later)[:, :-1], model.predict(x)[:, :-1])
+
+
+def attention_weights(rng, query_features, key_features, value_features, heads, key_dim, output_dim):
+    """Canonical weights of an attention layer named ``a`` (value_dim = key_dim)."""
+    width = heads * key_dim
+    shapes = {
+        "query_kernel": (query_features, width),
+        "key_kernel": (key_features, width),
+        "value_kernel": (value_features, width),
+        "output_kernel": (width, output_dim),
+        "query_bias": (width,),
+        "key_bias": (width,),
+        "value_bias": (width,),
+        "output_bias": (output_dim,),
+    }
+    return {f"a.{name}": rng.normal(scale=0.5, size=shape) for name, shape in shapes.items()}
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_self_attention_equals_nn_multihead_attention_with_packed_in_proj(causal):
+    # heads * key_dim == features: torch packs the three input projections into in_proj_weight.
+    model = compile_one(
+        f"{{id: a, type: multi_head_attention, num_heads: 2, key_dim: 3, causal: {str(causal).lower()}}}", [5, 6]
+    )
+    weights = attention_weights(RNG, 6, 6, 6, 2, 3, 6)
+    model.set_weights(weights)
+    stock = nn.MultiheadAttention(6, 2, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        kernels = [weights[f"a.{p}_kernel"].T for p in ("query", "key", "value")]  # each (heads*key_dim, features)
+        stock.in_proj_weight.copy_(as_tensor(np.concatenate(kernels, axis=0)))
+        stock.in_proj_bias.copy_(as_tensor(np.concatenate([weights[f"a.{p}_bias"] for p in ("query", "key", "value")])))
+        stock.out_proj.weight.copy_(as_tensor(weights["a.output_kernel"].T))
+        stock.out_proj.bias.copy_(as_tensor(weights["a.output_bias"]))
+        x = as_tensor(RNG.normal(size=(3, 5, 6)))
+        mask = torch.ones(5, 5, dtype=torch.bool).triu(1) if causal else None  # True: may not attend
+        expected, _ = stock(x, x, x, attn_mask=mask, need_weights=False)
+    np.testing.assert_allclose(model.predict(x.numpy()), expected.numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_cross_attention_equals_nn_multihead_attention_with_separate_projections():
+    # key and value features differ from the query's: torch keeps q_proj_weight, k_proj_weight, v_proj_weight.
+    model = archspec.compile(
+        """
+name: cross
+inputs: {q: {shape: [4, 6]}, v: {shape: [7, 3]}, k: {shape: [7, 5]}}
+layers:
+  - {id: a, type: multi_head_attention, num_heads: 3, key_dim: 2, inputs: [q, v, k]}
+""",
+        backend="torch",
+        dtype="float64",
+    )
+    weights = attention_weights(RNG, 6, 5, 3, 3, 2, 6)
+    model.set_weights(weights)
+    stock = nn.MultiheadAttention(6, 3, kdim=5, vdim=3, batch_first=True, dtype=torch.float64)
+    inputs = {"q": RNG.normal(size=(2, 4, 6)), "v": RNG.normal(size=(2, 7, 3)), "k": RNG.normal(size=(2, 7, 5))}
+    with torch.no_grad():
+        stock.q_proj_weight.copy_(as_tensor(weights["a.query_kernel"].T))
+        stock.k_proj_weight.copy_(as_tensor(weights["a.key_kernel"].T))
+        stock.v_proj_weight.copy_(as_tensor(weights["a.value_kernel"].T))
+        biases = [weights[f"a.{p}_bias"] for p in ("query", "key", "value")]
+        stock.in_proj_bias.copy_(as_tensor(np.concatenate(biases)))
+        stock.out_proj.weight.copy_(as_tensor(weights["a.output_kernel"].T))
+        stock.out_proj.bias.copy_(as_tensor(weights["a.output_bias"]))
+        expected, _ = stock(*(as_tensor(inputs[name]) for name in ("q", "k", "v")), need_weights=False)
+    np.testing.assert_allclose(model.predict(inputs), expected.numpy(), rtol=1e-12, atol=1e-13)

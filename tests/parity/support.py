@@ -8,6 +8,7 @@ from archspec.spec.common import ActivationName
 
 IMAGE = [9, 8, 3]
 SEQUENCE = [6, 5]
+LONG_SEQUENCE = [11, 3]
 
 
 def one_layer(name: str, input_shape, layer: dict, dtype: str = "float", training: bool = True) -> dict:
@@ -27,6 +28,20 @@ def merge(kind: str, **options) -> dict:
             {"id": "m", "type": kind, "inputs": ["a", "b", "x"], **options},
         ],
         "training": {"loss": "mse", "seed": 3},
+    }
+
+
+def attention(inputs: list[str], **options) -> dict:
+    """Cross-attention from x (6 steps) to m (4 steps); k, if used, is a key of m's length with other features."""
+    key = [{"id": "k", "type": "dense", "units": 2, "activation": "tanh", "inputs": ["m"]}] if "k" in inputs else []
+    return {
+        "name": "cross_" + "_".join(inputs),
+        "inputs": {"x": {"shape": [6, 5]}, "m": {"shape": [4, 3]}},
+        "layers": [
+            *key,
+            {"id": "a", "type": "multi_head_attention", "num_heads": 2, "key_dim": 3, "inputs": inputs, **options},
+        ],
+        "training": {"loss": "mse", "seed": 5},
     }
 
 
@@ -65,6 +80,36 @@ LAYER_CASES: dict[str, dict] = {
     "avgpool2d_same": one_layer("avgp", IMAGE, {"type": "avgpool2d", "pool_size": 3, "strides": 2, "padding": "same"}),
     "avgpool2d_valid": one_layer("avgv", IMAGE, {"type": "avgpool2d", "pool_size": 2}),
     "global_avgpool2d": one_layer("gap", IMAGE, {"type": "global_avgpool2d"}),
+    "global_maxpool2d": one_layer("gmp", IMAGE, {"type": "global_maxpool2d"}),
+    "conv1d_valid": one_layer(
+        "conv1",
+        SEQUENCE,
+        {"type": "conv1d", "filters": 4, "kernel_size": 3, "activation": "relu", "bias_initializer": "he_normal"},
+    ),
+    "conv1d_same_stride": one_layer(
+        "conv1_s", LONG_SEQUENCE, {"type": "conv1d", "filters": 3, "kernel_size": 4, "strides": 3, "padding": "same"}
+    ),
+    "conv1d_same_dilated_even_kernel": one_layer(
+        "conv1_d", SEQUENCE, {"type": "conv1d", "filters": 3, "kernel_size": 2, "dilation_rate": 3, "padding": "same"}
+    ),
+    "conv1d_causal_dilated": one_layer(
+        "conv1_c",
+        SEQUENCE,
+        {"type": "conv1d", "filters": 4, "kernel_size": 3, "dilation_rate": 2, "padding": "causal", "use_bias": False},
+    ),
+    "conv1d_causal_strided": one_layer(
+        "conv1_cs", LONG_SEQUENCE, {"type": "conv1d", "filters": 2, "kernel_size": 3, "strides": 2, "padding": "causal"}
+    ),
+    "maxpool1d_same": one_layer(
+        "maxp1", LONG_SEQUENCE, {"type": "maxpool1d", "pool_size": 3, "strides": 2, "padding": "same"}
+    ),
+    "maxpool1d_valid": one_layer("maxv1", LONG_SEQUENCE, {"type": "maxpool1d", "pool_size": 3, "strides": 1}),
+    "avgpool1d_same": one_layer(
+        "avgp1", LONG_SEQUENCE, {"type": "avgpool1d", "pool_size": 4, "strides": 3, "padding": "same"}
+    ),
+    "avgpool1d_valid": one_layer("avgv1", LONG_SEQUENCE, {"type": "avgpool1d"}),
+    "global_avgpool1d": one_layer("gap1", SEQUENCE, {"type": "global_avgpool1d"}),
+    "global_maxpool1d": one_layer("gmp1", SEQUENCE, {"type": "global_maxpool1d"}),
     "batch_norm": one_layer(
         "bn",
         IMAGE,
@@ -137,6 +182,53 @@ LAYER_CASES: dict[str, dict] = {
     "bidirectional_mul": one_layer(
         "bi_m", SEQUENCE, {"type": "bidirectional", "merge_mode": "mul", "layer": {"type": "gru", "units": 2}}
     ),
+    "attention_self": one_layer(
+        "mha",
+        SEQUENCE,
+        {"type": "multi_head_attention", "num_heads": 2, "key_dim": 3, "bias_initializer": "glorot_uniform"},
+    ),
+    "attention_causal_dropout": one_layer(
+        "mha_cd",
+        SEQUENCE,
+        {
+            "type": "multi_head_attention",
+            "num_heads": 3,
+            "key_dim": 2,
+            "value_dim": 4,
+            "output_dim": 3,
+            "causal": True,
+            "dropout": 0.3,
+            "bias_initializer": "glorot_uniform",
+        },
+    ),
+    "attention_cross_query_value": attention(["x", "m"], causal=True, dropout=0.25),
+    "attention_cross_query_value_key": attention(["x", "m", "k"], use_bias=False, num_heads=1),
+    "position_embedding_learned": one_layer(
+        "pos_l", SEQUENCE, {"type": "position_embedding", "max_length": 9, "embeddings_initializer": "he_normal"}
+    ),
+    "position_embedding_sinusoidal": one_layer(
+        "pos_s", SEQUENCE, {"type": "position_embedding", "kind": "sinusoidal", "max_length": 6}
+    ),
+    "encoder_block": {
+        # A Transformer encoder block: every layer on (steps, features), on the last axis.
+        "name": "encoder",
+        "inputs": {"x": {"shape": [7, 4]}},
+        "layers": [
+            {"id": "pos", "type": "position_embedding", "kind": "sinusoidal", "max_length": 16},
+            {"id": "att", "type": "multi_head_attention", "num_heads": 2, "key_dim": 3, "dropout": 0.2},
+            {"id": "att_drop", "type": "dropout", "rate": 0.1},
+            {"id": "res1", "type": "add", "inputs": ["pos", "att_drop"]},
+            {"id": "ln1", "type": "layer_norm"},
+            {"id": "ffn1", "type": "dense", "units": 8, "activation": "gelu"},
+            {"id": "ffn2", "type": "dense", "units": 4},
+            {"id": "res2", "type": "add", "inputs": ["ln1", "ffn2"]},
+            {"id": "ln2", "type": "layer_norm"},
+            {"id": "act", "type": "activation", "activation": "tanh"},
+            {"id": "pool", "type": "global_avgpool1d"},
+            {"id": "out", "type": "dense", "units": 3},
+        ],
+        "training": {"loss": "mse", "seed": 9},
+    },
     "add": merge("add"),
     "multiply": merge("multiply"),
     "concatenate": merge("concatenate"),

@@ -23,7 +23,9 @@ def perturbed(model, seed=0):
 
 
 @pytest.mark.parametrize("other", OTHERS)
-@pytest.mark.parametrize("config", ["mnist_cnn", "mnist_gru", "mnist_bidirectional", "mnist_residual"])
+@pytest.mark.parametrize(
+    "config", ["mnist_cnn", "mnist_gru", "mnist_bidirectional", "mnist_residual", "mnist_tcn", "mnist_transformer"]
+)
 def test_round_trip_first_other_first(configs_dir, tmp_path, config, other):
     spec = archspec.load(configs_dir / f"{config}.yaml")
     first = archspec.compile(spec, backend=FIRST, dtype="float64")

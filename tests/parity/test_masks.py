@@ -102,6 +102,53 @@ CASES: dict[str, Callable[[int], dict]] = {
     "concatenate_features": int_model("cat", branches({"type": "concatenate"})),
     "concatenate_steps": int_model("cat_steps", branches({"type": "concatenate", "axis": 0})),
     "sequence_output": int_model("seq_out", [sequences(LSTM), {"type": "dense", "units": 2}], train=False),
+    "global_avgpool1d": int_model(
+        "avg", [{"type": "dense", "units": 4, "activation": "tanh"}, {"type": "global_avgpool1d"}]
+    ),
+    "global_maxpool1d": int_model("max", [sequences(GRU), {"type": "global_maxpool1d"}]),
+    "attention": int_model(
+        "attention",
+        [
+            {"type": "position_embedding", "max_length": 12},
+            {"id": "attend", "type": "multi_head_attention", "num_heads": 2, "key_dim": 3},
+            {"type": "add", "inputs": ["attend", "position_embedding_1"]},
+            {"type": "layer_norm"},
+            {"type": "global_avgpool1d"},
+        ],
+    ),
+    "attention_causal": int_model(
+        "causal",
+        [
+            {"type": "position_embedding", "kind": "sinusoidal", "max_length": 12},
+            {"type": "multi_head_attention", "num_heads": 2, "key_dim": 2, "causal": True, "output_dim": 3},
+            {"type": "dropout", "rate": 0.25},
+            {"type": "global_maxpool1d"},
+        ],
+    ),
+    "attention_cross": int_model(
+        "cross",
+        [
+            {"id": "recurrent", **sequences(LSTM)},
+            {"id": "query", "type": "dense", "units": 3, "inputs": ["tokens"]},
+            {
+                "type": "multi_head_attention",
+                "num_heads": 1,
+                "key_dim": 4,
+                "value_dim": 2,
+                "inputs": ["query", "recurrent"],
+            },
+            GRU,
+        ],
+    ),
+    "attention_sequence_output": int_model(
+        "attention_out", [{"type": "multi_head_attention", "num_heads": 2, "key_dim": 2}], train=False
+    ),
+    # Attention dropout draws its masks over (heads, query steps, key steps), so which weights
+    # drop depends on the step count: this case is held to the reference, not to the property.
+    "attention_dropout": int_model(
+        "attention_dropout",
+        [{"type": "multi_head_attention", "num_heads": 2, "key_dim": 2, "dropout": 0.3}, {"type": "global_avgpool1d"}],
+    ),
     "masking_lstm": float_model("masking", [{"type": "dense", "units": 4, "activation": "tanh"}, LSTM]),
     "masking_value_bidirectional": float_model(
         "masking_value", [{"type": "bidirectional", "layer": sequences(GRU)}, LSTM], mask_value=-1.0
@@ -185,7 +232,7 @@ def assert_close(actual, expected, label: str) -> None:
     assert error <= TOLERANCE, f"{label}: error {error:.3g} > {TOLERANCE}"
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(set(CASES) - {"attention_dropout"}))
 def test_appending_padding_changes_no_output_and_backends_follow_the_reference(case):
     graph, inputs, short = run(case, STEPS)
     long_graph, long_inputs, long = run(case, LONGER)
@@ -215,7 +262,17 @@ def test_appending_padding_changes_no_output_and_backends_follow_the_reference(c
 
 
 @pytest.mark.parametrize(
-    "case", ["per_step_layers", "bidirectional_sequences_ave", "concatenate_steps", "masking_lstm"]
+    "case",
+    [
+        "per_step_layers",
+        "bidirectional_sequences_ave",
+        "concatenate_steps",
+        "masking_lstm",
+        "global_maxpool1d",
+        "attention_causal",
+        "attention_cross",
+        "attention_dropout",
+    ],
 )
 def test_padding_inside_sequences_backends_follow_the_reference(case):
     _, _, results = run(case, STEPS, seed=4, middle=True)

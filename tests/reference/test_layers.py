@@ -565,3 +565,97 @@ def test_forward_refuses_wrong_inputs_and_weights():
         reference_forward(graph, {**weights, "logits.bias": np.zeros(9)}, np.zeros((2, 784)))
     with pytest.raises(UsageError, match="image"):
         reference_forward(graph, weights, {"pixels": np.zeros((2, 784))})
+
+
+# --- sequences ------------------------------------------------------------------------
+
+
+def sequence(values):
+    """A (1, steps, 1) batch from a list."""
+    return np.asarray(values, dtype=np.float64)[None, :, None]
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_causal_conv1d_reads_only_the_past_by_hand(dilation):
+    layer = make("conv1d", filters=1, kernel_size=2, dilation_rate=dilation, padding="causal", use_bias=False)
+    kernel = np.array([10.0, 1.0]).reshape(2, 1, 1)  # y[t] = 10 * x[t - dilation] + x[t]
+    out = run(layer, {"kernel": kernel}, sequence([1.0, 2.0, 3.0, 4.0])).output[0, :, 0]
+    past = [0.0] * dilation + [1.0, 2.0, 3.0, 4.0][: 4 - dilation]
+    np.testing.assert_array_equal(out, 10.0 * np.array(past) + [1.0, 2.0, 3.0, 4.0])
+
+
+def test_same_conv1d_with_stride_pads_the_extra_step_after():
+    # 5 steps, kernel 2, stride 2: total = (3 - 1) * 2 + 2 - 5 = 1 -> 0 before, 1 after.
+    assert padding_amounts(5, 2, 2, 1, "same") == (0, 1)
+    assert padding_amounts(5, 3, 1, 2, "causal") == (4, 0)
+    layer = make("conv1d", filters=1, kernel_size=2, strides=2, padding="same", use_bias=False)
+    out = run(layer, {"kernel": np.array([1.0, 10.0]).reshape(2, 1, 1)}, sequence([1, 2, 3, 4, 5])).output
+    np.testing.assert_array_equal(out[0, :, 0], [1 + 20, 3 + 40, 5 + 0])
+
+
+def test_1d_pools_and_global_pools_by_hand():
+    x = sequence([1.0, 5.0, 2.0, 4.0, 3.0])
+    avg = make("avgpool1d", pool_size=2, padding="same")  # windows [1, 5], [2, 4], [3, pad]
+    np.testing.assert_array_equal(run(avg, {}, x).output[0, :, 0], [3.0, 3.0, 3.0])
+    top = make("maxpool1d", pool_size=3, strides=2, padding="same")  # [pad, 1, 5], [5, 2, 4], [4, 3, pad]
+    np.testing.assert_array_equal(run(top, {}, x).output[0, :, 0], [5.0, 5.0, 4.0])
+    assert run(make("global_avgpool1d"), {}, x).output.tolist() == [[3.0]]
+    assert run(make("global_maxpool1d"), {}, x).output.tolist() == [[5.0]]
+    assert run(make("global_maxpool2d"), {}, image(GRID)).output.tolist() == [[15.0]]
+
+
+def one_head(causal=False, dropout=0.0):
+    """Attention with one head of one feature whose projections are the identity."""
+    layer = make("multi_head_attention", num_heads=1, key_dim=1, causal=causal, dropout=dropout, use_bias=False)
+    one = np.ones((1, 1))
+    return layer, {f"{name}_kernel": one for name in ("query", "key", "value", "output")}
+
+
+def test_attention_is_a_softmax_weighted_mean_of_the_values_by_hand():
+    x = [0.5, -1.0, 2.0]
+    layer, params = one_head()
+    out = run(layer, params, sequence(x)).output[0, :, 0]
+    for i, xi in enumerate(x):
+        weights = np.exp([xi * xj for xj in x])
+        assert out[i] == pytest.approx(float(weights @ x / weights.sum()), rel=1e-15)
+
+
+def test_causal_attention_reads_only_earlier_steps():
+    x = [0.5, -1.0, 2.0]
+    layer, params = one_head(causal=True)
+    out = run(layer, params, sequence(x)).output[0, :, 0]
+    assert out[0] == 0.5  # step 0 sees only itself
+    weights = np.exp([-1.0 * 0.5, 1.0])
+    assert out[1] == pytest.approx(float(weights @ [0.5, -1.0] / weights.sum()), rel=1e-15)
+
+
+def test_attention_dropout_drops_the_weights_of_the_neutral_stream():
+    x = sequence([0.5, -1.0, 2.0, 0.1])
+    layer, params = one_head(dropout=0.5)
+    context = LayerContext(seed=3, layer_index=2, step=7)
+    assert np.array_equal(run(layer, params, x, context=context).output, run(one_head()[0], params, x).output)
+    dropped = run(layer, params, x, training=True, context=context).output[0, :, 0]
+    keep = dropout_keep_mask(3, 2, 7, (1, 1, 4, 4), 0.5)[0, 0]  # (heads, query, key) of sample 0
+    scores = np.outer(x[0, :, 0], x[0, :, 0])
+    weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    expected = np.where(keep, weights / 0.5, 0.0) @ x[0, :, 0]
+    assert 0 < keep.sum() < keep.size
+    np.testing.assert_allclose(dropped, expected, rtol=1e-15)
+
+
+def test_sinusoidal_positions_by_hand():
+    from archspec.definitions.positions import sinusoidal_table
+
+    layer = make("position_embedding", kind="sinusoidal", max_length=8)
+    table = run(layer, {}, np.zeros((1, 3, 4))).output[0]
+    np.testing.assert_array_equal(table[0], [0.0, 1.0, 0.0, 1.0])  # sin 0, cos 0
+    np.testing.assert_allclose(table[2], [math.sin(2), math.cos(2), math.sin(0.02), math.cos(0.02)], rtol=1e-15)
+    # The core's table (what the backends add) is the same formula, written once more.
+    np.testing.assert_allclose(sinusoidal_table(3, 4), table, rtol=1e-15, atol=1e-300)
+
+
+def test_learned_positions_add_the_first_rows_of_the_table():
+    layer = make("position_embedding", max_length=5)
+    table = np.arange(10.0).reshape(5, 2)
+    out = run(layer, {"embeddings": table}, np.ones((2, 3, 2))).output
+    np.testing.assert_array_equal(out, np.broadcast_to(table[:3] + 1.0, (2, 3, 2)))

@@ -131,6 +131,47 @@ CASES = {
         "<spec>:4:",
         "expected strides of 1 when dilation_rate > 1",
     ),
+    "conv1d needs a sequence": (
+        "name: t\ninputs: {x: {shape: [8, 8, 1]}}\nlayers:\n  - {type: conv1d, filters: 3, kernel_size: 3}\n",
+        "<spec>:4:",
+        "conv1d expects a sequence (steps, channels) (rank 2 per sample), received shape [8, 8, 1]",
+    ),
+    "kernel longer than sequence": (
+        "name: t\ninputs: {x: {shape: [6, 4]}}\nlayers:\n  - {type: conv1d, filters: 3, kernel_size: 4, dilation_rate: 2}\n",
+        "<spec>:4:",
+        "does not fit a sequence of 6",
+    ),
+    "causal is for conv1d only": (
+        "name: t\ninputs: {x: {shape: [8, 8, 1]}}\nlayers:\n  - {type: conv2d, filters: 1, kernel_size: 3, padding: causal}\n",
+        "<spec>:4:",
+        "layers[0].padding: expected one of 'valid', 'same', received 'causal'",
+    ),
+    "conv1d strides with dilation": (
+        "name: t\ninputs: {x: {shape: [6, 4]}}\nlayers:\n  - {type: conv1d, filters: 1, kernel_size: 2, strides: 2, dilation_rate: 2}\n",
+        "<spec>:4:",
+        "expected strides of 1 when dilation_rate > 1",
+    ),
+    "sequence longer than max_length": (
+        "name: t\ninputs: {x: {shape: [6, 4]}}\nlayers:\n  - {type: dense, units: 4}\n  - {type: position_embedding, max_length: 5}\n",
+        "<spec>:5:",
+        "position_embedding expects at most max_length=5 steps, received 6",
+    ),
+    "attention key and value lengths differ": (
+        "name: t\ninputs: {x: {shape: [6, 4]}, m: {shape: [3, 2]}}\nlayers:\n"
+        "  - {id: a, type: multi_head_attention, num_heads: 2, key_dim: 2, inputs: [x, m, x]}\n",
+        "<spec>:4:",
+        "multi_head_attention expects a key as long as the value, received key steps 6, value steps 3",
+    ),
+    "attention with four inputs": (
+        "name: t\ninputs: {x: {shape: [6, 4]}}\nlayers:\n  - {type: multi_head_attention, num_heads: 1, key_dim: 2, inputs: [x, x, x, x]}\n",
+        "<spec>:4:",
+        "multi_head_attention takes",
+    ),
+    "attention on flat vectors": (
+        HEADER + "layers:\n  - {type: multi_head_attention, num_heads: 1, key_dim: 2}\n",
+        "<spec>:4:",
+        "multi_head_attention query expects a sequence (steps, features)",
+    ),
     "unknown output": (
         HEADER + "layers:\n  - {id: dense, type: dense, units: 1}\noutputs: [dnse]\n",
         "<spec>:5:",

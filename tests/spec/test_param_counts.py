@@ -41,6 +41,47 @@ CASES = [
     ((27, 27, 4), {"type": "maxpool2d", "pool_size": 2, "padding": "same"}, (14, 14, 4), 0),
     ((27, 27, 4), {"type": "avgpool2d", "pool_size": 3, "strides": 2}, (13, 13, 4), 0),
     ((7, 7, 64), {"type": "global_avgpool2d"}, (64,), 0),
+    ((7, 7, 64), {"type": "global_maxpool2d"}, (64,), 0),
+    ((28, 28), {"type": "conv1d", "filters": 8, "kernel_size": 5}, (24, 8), 5 * 28 * 8 + 8),
+    (
+        (28, 28),
+        {"type": "conv1d", "filters": 16, "kernel_size": 3, "dilation_rate": 4, "padding": "causal"},
+        (28, 16),
+        3 * 28 * 16 + 16,
+    ),
+    (
+        (28, 4),
+        {"type": "conv1d", "filters": 6, "kernel_size": 4, "strides": 3, "padding": "same", "use_bias": False},
+        (10, 6),
+        4 * 4 * 6,
+    ),
+    ((28, 4), {"type": "maxpool1d"}, (14, 4), 0),
+    ((27, 4), {"type": "avgpool1d", "pool_size": 3, "strides": 2, "padding": "same"}, (14, 4), 0),
+    ((27, 4), {"type": "avgpool1d", "pool_size": 3, "strides": 2}, (13, 4), 0),
+    ((28, 16), {"type": "global_avgpool1d"}, (16,), 0),
+    ((28, 16), {"type": "global_maxpool1d"}, (16,), 0),
+    # Keras' MultiHeadAttention counts the same: (16 * 4 * 8 + 4 * 8) * 3 + 4 * 8 * 16 + 16.
+    (
+        (28, 16),
+        {"type": "multi_head_attention", "num_heads": 4, "key_dim": 8},
+        (28, 16),
+        3 * (16 * 32 + 32) + 32 * 16 + 16,
+    ),
+    (
+        (28, 16),
+        {
+            "type": "multi_head_attention",
+            "num_heads": 4,
+            "key_dim": 8,
+            "value_dim": 5,
+            "output_dim": 10,
+            "use_bias": False,
+        },
+        (28, 10),
+        2 * 16 * 32 + 16 * 20 + 20 * 10,
+    ),
+    ((28, 16), {"type": "position_embedding", "max_length": 64}, (28, 16), 64 * 16),
+    ((28, 16), {"type": "position_embedding", "kind": "sinusoidal", "max_length": 28}, (28, 16), 0),
     ((128,), {"type": "batch_norm"}, (128,), 4 * 128),
     ((14, 14, 32), {"type": "batch_norm", "center": False}, (14, 14, 32), 3 * 32),
     ((64,), {"type": "layer_norm"}, (64,), 2 * 64),
@@ -97,6 +138,30 @@ def test_merges(merge, shape):
     assert graph.param_count == 2 * (16 * 32 + 32)
 
 
+def test_cross_attention_projects_query_key_and_value_from_their_own_features():
+    spec = archspec.Spec.model_validate(
+        {
+            "name": "t",
+            "inputs": {"q": {"shape": [6, 5]}, "v": {"shape": [4, 3]}, "k": {"shape": [4, 2]}},
+            "layers": [
+                {"id": "a", "type": "multi_head_attention", "num_heads": 2, "key_dim": 3, "inputs": ["q", "v", "k"]}
+            ],
+        }
+    )
+    graph = resolve(spec)
+    assert graph.node_by_id["a"].output_shape == (6, 5)
+    assert {name: param.shape for name, param in graph.parameters.items()} == {
+        "a.query_kernel": (5, 6),
+        "a.query_bias": (6,),
+        "a.key_kernel": (2, 6),
+        "a.key_bias": (6,),
+        "a.value_kernel": (3, 6),
+        "a.value_bias": (6,),
+        "a.output_kernel": (6, 5),
+        "a.output_bias": (5,),
+    }
+
+
 def test_batch_norm_statistics_are_not_trainable():
     graph = graph_of((128,), [{"type": "batch_norm"}])
     assert graph.trainable_param_count == 256
@@ -124,6 +189,12 @@ CONFIG_COUNTS = {
     "mnist_gru": 3 * (28 * 128 + 128 * 128 + 256) + 128 * 10 + 10,
     "mnist_bidirectional": 2 * 4 * (28 * 64 + 64 * 64 + 64) + 3 * (128 * 64 + 64 * 64 + 128) + 64 * 10 + 10,
     "mnist_residual": (784 * 128 + 128) + (128 * 128 + 128) + 4 * 128 + (128 * 10 + 10),
+    "mnist_tcn": (3 * 28 * 32 + 32) + 3 * (3 * 32 * 32 + 32) + (28 * 32 * 10 + 10),
+    # embedding, positions, two blocks of (attention: 4 projections; norm; feed-forward; norm), head
+    "mnist_transformer": (28 * 32 + 32)
+    + 28 * 32
+    + 2 * (4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
+    + (32 * 10 + 10),
 }
 
 

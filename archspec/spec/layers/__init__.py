@@ -12,8 +12,20 @@ from typing import Annotated, get_args
 
 from pydantic import Field
 
+from archspec.spec.layers._attention import MultiHeadAttention, PositionEmbedding
 from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec
-from archspec.spec.layers._convolution import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from archspec.spec.layers._convolution import (
+    AvgPool1D,
+    AvgPool2D,
+    Conv1D,
+    Conv2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+)
 from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape
 from archspec.spec.layers._merge import Add, Concatenate, Multiply
 from archspec.spec.layers._normalization import BatchNorm, LayerNorm
@@ -25,10 +37,16 @@ Layer = Annotated[
     | Dropout
     | Flatten
     | Reshape
+    | Conv1D
     | Conv2D
+    | MaxPool1D
+    | AvgPool1D
     | MaxPool2D
     | AvgPool2D
+    | GlobalAvgPool1D
+    | GlobalMaxPool1D
     | GlobalAvgPool2D
+    | GlobalMaxPool2D
     | BatchNorm
     | LayerNorm
     | Embedding
@@ -37,6 +55,8 @@ Layer = Annotated[
     | LSTM
     | GRU
     | Bidirectional
+    | MultiHeadAttention
+    | PositionEmbedding
     | Add
     | Concatenate
     | Multiply,
@@ -60,25 +80,33 @@ __all__ = [
     "LSTM",
     "Activation",
     "Add",
+    "AvgPool1D",
     "AvgPool2D",
     "BatchNorm",
     "Bidirectional",
     "Concatenate",
+    "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
     "Embedding",
     "Flatten",
+    "GlobalAvgPool1D",
     "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
     "Layer",
     "LayerBase",
     "LayerNorm",
     "LayerShapeError",
     "MaskRule",
     "Masking",
+    "MaxPool1D",
     "MaxPool2D",
+    "MultiHeadAttention",
     "Multiply",
     "ParamSpec",
+    "PositionEmbedding",
     "RecurrentLayer",
     "Reshape",
     "SimpleRNN",

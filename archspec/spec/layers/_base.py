@@ -46,8 +46,9 @@ MaskRule = Literal["create", "pass", "consume", "combine", "refuse"]
 - ``create``: the layer marks padded steps itself (embedding with ``mask_zero``, masking); an
   incoming mask is replaced;
 - ``pass``: the layer acts on each step alone, so its output carries its input's mask unchanged;
-- ``consume``: the layer honours the mask (recurrent layers skip padded steps); its output keeps
-  the mask only when it keeps the step axis (``keeps_steps``);
+- ``consume``: the layer honours the mask of one input (``mask_input``: recurrent layers skip
+  padded steps, global 1-D pooling ignores them, attention ignores padded keys); its output
+  keeps its first input's mask only when it keeps the step axis (``keeps_steps``);
 - ``combine``: a merge; a step of the output is valid when it is valid in every masked input;
 - ``refuse``: the layer cannot honour a mask; a masked input is a located validation error."""
 
@@ -88,9 +89,13 @@ class LayerBase(StrictModel):
         return False
 
     def keeps_steps(self) -> bool:
-        """A ``consume`` layer's output still has the input's step axis (``return_sequences``),
-        so it carries the mask on."""
+        """A ``consume`` layer's output still has its first input's step axis (``return_sequences``,
+        attention's query), so it carries that input's mask on."""
         return False
+
+    def mask_input(self, input_count: int) -> int:
+        """Which input's mask a ``consume`` layer honours (the first; attention: the key's)."""
+        return 0
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         raise NotImplementedError
@@ -107,6 +112,13 @@ class LayerBase(StrictModel):
         """Values per sample and time step a recurrent layer keeps for the backward pass
         (gates and states; 0 for layers that do not recur)."""
         return 0
+
+    def internal_elements(self, input_shapes: list[Shape]) -> int:
+        """Values per sample the layer keeps for the backward pass besides its output: a
+        recurrent layer's per-step state (``step_state_size``), attention's projections and
+        weights; 0 for most layers."""
+        per_step = self.step_state_size()
+        return input_shapes[0][0] * per_step if per_step else 0
 
 
 def need_rank(layer: str, shape: Shape, rank: int, what: str) -> None:
