@@ -12,9 +12,10 @@ from archspec import backend as backend_registry
 from archspec.errors import CheckpointError, Problem, SpecError, UsageError
 from archspec.graph import GraphProblems, ModelGraph, resolve
 from archspec.initializers import canonical_weights
+from archspec.spec.blocks import BlockProblems, expand_blocks
 from archspec.spec.diagnostics import problems_from_validation_error
 from archspec.spec.document import Spec
-from archspec.spec.source import parse_yaml
+from archspec.spec.source import SourceDocument, parse_yaml
 from archspec.weights import check_weights, read_weights, spec_hash
 
 
@@ -41,20 +42,48 @@ def load_with_graph(source) -> tuple[Spec, ModelGraph]:
     if isinstance(source, Spec):
         return source, _resolve_unlocated(source)
     text, filename = _read(source)
+    spec, graph, _ = _load_document(text, filename)
+    return spec, graph
+
+
+def expand(source: str | os.PathLike | bytes) -> dict:
+    """The spec with its blocks expanded: the flat document (plain data, as written, no
+    defaults added) that validation reads. Raises ``SpecError`` for an invalid spec."""
+    text, filename = _read(source)
+    return _load_document(text, filename)[2].data
+
+
+def _load_document(text: str | bytes, filename: str) -> tuple[Spec, ModelGraph, SourceDocument]:
     document = parse_yaml(text, filename)
+    block_problems: list[Problem] = []
+    try:
+        document = expand_blocks(document)
+    except BlockProblems as error:  # validate the rest anyway: every mistake in one report
+        document, block_problems = error.document, error.problems
     try:
         spec = Spec.model_validate(document.data)
     except ValidationError as error:
-        raise SpecError(problems_from_validation_error(error, document, Spec)) from None
+        problems = problems_from_validation_error(error, document, Spec)
+        if block_problems:  # layers left out by a broken block use make no mistake of their own
+            problems = [p for p in problems if not p.message.startswith("layers: ")]
+        raise SpecError(_by_position(block_problems + problems)) from None
+    if block_problems:
+        raise SpecError(block_problems)
     try:
         graph = resolve(spec)
     except GraphProblems as error:
-        problems = []
-        for loc, message in error.problems:
-            line, column = document.locate(loc)
-            problems.append(Problem(message, filename, line, column))
-        raise SpecError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0))) from None
-    return spec, graph
+        raise SpecError(_by_position([document.problem(message, loc) for loc, message in error.problems])) from None
+    return spec, graph, document
+
+
+def _by_position(problems: list[Problem]) -> list[Problem]:
+    """Problems in reading order, each once (the copies of a repeated block repeat its mistakes)."""
+    return sorted(dict.fromkeys(problems), key=lambda p: (p.line or 0, p.column or 0))
+
+
+def load_document(text: str | bytes, filename: str = "<spec>") -> SourceDocument:
+    """Parse a spec's YAML and expand its blocks: the document that validation reads."""
+    return expand_blocks(parse_yaml(text, filename))
 
 
 def _resolve_unlocated(spec: Spec) -> ModelGraph:

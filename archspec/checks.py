@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from archspec.errors import Problem
 from archspec.spec.common import Shape
+from archspec.spec.data import SequencesData
+from archspec.spec.document import Input
 from archspec.spec.source import Location, SourceDocument
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
@@ -31,7 +33,7 @@ class SpecWarning:
 
     def located(self, document: SourceDocument) -> Problem:
         """This warning placed in ``document``: prints as ``FILE:LINE:COL: warning: ...``."""
-        return document.problem(f"warning: {self.message}", self.location)
+        return document.problem(self.message, self.location, lead="warning: ")
 
     def __str__(self) -> str:
         return f"warning: {self.message}"
@@ -175,6 +177,8 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
                     f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}",
                 )
             )
+    elif data.dataset == "sequences":
+        problems.extend(_check_sequences(data, input_name, model_input, loss, output_shape))
     else:
         if tuple(model_input.shape) != (data.n_features,):
             problems.append(
@@ -198,4 +202,29 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
                     f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}",
                 )
             )
+    return problems
+
+
+def _check_sequences(
+    data: SequencesData, input_name: str, model_input: Input, loss: str, output_shape: Shape
+) -> list[tuple[Location, str]]:
+    """The sequences set gives integer tokens (max_length,) and class labels."""
+    problems: list[tuple[Location, str]] = []
+    if tuple(model_input.shape) != (data.max_length,):
+        message = f"the sequences data set gives samples of shape [{data.max_length}] (max_length), but input '{input_name}' has shape {model_input.shape}"
+        problems.append((("inputs", input_name, "shape"), message))
+    if model_input.dtype == "float":
+        message = f"the sequences data set gives integer tokens: expected input '{input_name}' of dtype int32 or int64, received float"
+        problems.append((("inputs", input_name), message))
+    classes = data.num_classes
+    categorical = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+    allowed = (*categorical, "binary_crossentropy") if classes == 2 else categorical
+    if loss not in allowed:
+        message = f"the sequences task '{data.task}' has {classes} classes: expected loss {' or '.join(allowed)}, received {loss}"
+        problems.append((("training", "loss"), message))
+    else:
+        expected = (1,) if loss == "binary_crossentropy" else (classes,)
+        if output_shape != expected:
+            message = f"the sequences task '{data.task}' with {loss} expects an output of shape {list(expected)}, received {list(output_shape)}"
+            problems.append((("outputs",), message))
     return problems

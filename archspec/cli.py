@@ -1,4 +1,4 @@
-"""The ``archspec`` command line: validate, summary, schema, train, compare, data.
+"""The ``archspec`` command line: validate, summary, expand, schema, train, compare, data.
 
 Bad input never produces a traceback: every ``ArchSpecError`` becomes its
 message on stderr and an exit code (1 for invalid specs and data, 2 for usage).
@@ -12,12 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-from archspec.api import load_with_graph
+import yaml
+
+from archspec.api import expand, load_document, load_with_graph
 from archspec.backend import BACKENDS
 from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
-from archspec.spec.document import Spec
-from archspec.spec.source import parse_yaml
+from archspec.spec.schema import spec_json_schema
 from archspec.summary import summary_table
 from archspec.weights import atomic_write_bytes
 
@@ -35,7 +36,7 @@ def _cmd_validate(args) -> int:
         warnings = spec_warnings(graph)
         if warnings:  # legal but wasteful: located like problems, the spec stays valid (exit 0)
             filename = str(Path(path))
-            document = parse_yaml(Path(path).read_bytes(), filename)  # again, only to place the warnings
+            document = load_document(Path(path).read_bytes(), filename)  # again, only to place the warnings
             for warning in warnings:
                 print(warning.located(document), file=sys.stderr)
     return 1 if failed else 0
@@ -47,10 +48,27 @@ def _cmd_summary(args) -> int:
     return 0
 
 
+def _cmd_expand(args) -> int:
+    print(dump_flat_spec(expand(args.spec)), end="")
+    return 0
+
+
+def dump_flat_spec(data: dict) -> str:
+    """YAML of a spec document: mappings in block style, lists of plain values on one line."""
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_list(dumper, items):
+        flow = all(not isinstance(item, (dict, list)) for item in items)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flow)
+
+    Dumper.add_representer(list, represent_list)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
 def _cmd_schema(args) -> int:
-    schema = Spec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema.setdefault("title", "archspec spec")
+    schema = spec_json_schema()
     text = json.dumps(schema, indent=2)
     if args.out:
         atomic_write_bytes(args.out, (text + "\n").encode())
@@ -164,6 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("summary", help="layers, output shapes and parameter counts of a spec")
     p.add_argument("spec", metavar="SPEC")
     p.set_defaults(run=_cmd_summary)
+
+    p = commands.add_parser("expand", help="print the spec with its blocks expanded (the flat spec validation reads)")
+    p.add_argument("spec", metavar="SPEC")
+    p.set_defaults(run=_cmd_expand)
 
     p = commands.add_parser("schema", help="print the JSON Schema of the spec format")
     p.add_argument("--out", help="write it to this file instead")

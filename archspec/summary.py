@@ -7,10 +7,33 @@ from archspec.resources import estimate_for_training, estimate_memory
 
 
 def summary_rows(graph: ModelGraph) -> list[tuple[str, str, str, str, int]]:
-    """(id, type, inputs, output shape, parameter count) for every input and layer."""
+    """(id, type, inputs, output shape, parameter count) for every input and layer.
+
+    Layers copied from blocks (ids ``encoder_2/attention``) come in spec order under a row for
+    each copy (``encoder_2``, type ``block``, with the parameters of all its layers), indented
+    by nesting and named by their own part of the id."""
     rows = [(name, "input", "", str([None, *inp.shape]), 0) for name, inp in graph.spec.inputs.items()]
-    for node in graph.nodes:
-        rows.append((node.id, node.type, ", ".join(node.inputs), str([None, *node.output_shape]), node.param_count))
+    nodes = list(graph.nodes)
+    if any("/" in node.id for node in nodes):
+        nodes.sort(key=lambda node: node.index)  # spec order keeps each copy's layers together
+    totals: dict[str, int] = {}
+    for node in nodes:
+        parts = node.id.split("/")
+        for depth in range(1, len(parts)):
+            group = "/".join(parts[:depth])
+            totals[group] = totals.get(group, 0) + node.param_count
+    open_groups: list[str] = []
+    for node in nodes:
+        parts = node.id.split("/")
+        groups = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+        shared = 0
+        while shared < min(len(groups), len(open_groups)) and groups[shared] == open_groups[shared]:
+            shared += 1
+        for depth in range(shared, len(groups)):
+            rows.append(("  " * depth + parts[depth], "block", "", "", totals[groups[depth]]))
+        open_groups = groups
+        name = "  " * len(groups) + parts[-1]
+        rows.append((name, node.type, ", ".join(node.inputs), str([None, *node.output_shape]), node.param_count))
     return rows
 
 

@@ -1,4 +1,5 @@
-"""Data sets for archspec runs, as numpy arrays only: MNIST, synthetic sets, user arrays."""
+"""Data sets for archspec runs, as numpy arrays only: MNIST, synthetic sets (regression, binary,
+sequences), user arrays."""
 
 from archspec.data.datasets import DATASET_NAMES, dataset_options, load_dataset
 from archspec.data.fetch import MNIST_MIRRORS, fetch_mnist, install_mnist_from, verify_mnist
@@ -13,6 +14,7 @@ from archspec.data.mnist import (
     locate_mnist,
     read_mnist,
 )
+from archspec.data.sequences import SEQUENCE_TASKS, SequenceData, load_sequences, make_sequences
 from archspec.data.splits import Splits, splits_from_arrays
 from archspec.data.synthetic import (
     GeneratedData,
@@ -30,7 +32,9 @@ __all__ = [
     "MNIST_NORMALIZATIONS",
     "MNIST_SHA256",
     "MNIST_VIEWS",
+    "SEQUENCE_TASKS",
     "GeneratedData",
+    "SequenceData",
     "Splits",
     "cache_root",
     "dataset_options",
@@ -41,9 +45,11 @@ __all__ = [
     "load_dataset",
     "load_mnist",
     "load_regression",
+    "load_sequences",
     "locate_mnist",
     "make_binary",
     "make_regression",
+    "make_sequences",
     "read_idx",
     "read_mnist",
     "splits_from_arrays",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from archspec.data._checks import check_choice
 from archspec.data.mnist import load_mnist
+from archspec.data.sequences import load_sequences
 from archspec.data.splits import Splits
 from archspec.data.synthetic import load_binary, load_regression
 from archspec.errors import UsageError
@@ -17,6 +18,7 @@ _LOADERS: dict[str, Callable[..., Splits]] = {
     "binary": load_binary,
     "mnist": load_mnist,
     "regression": load_regression,
+    "sequences": load_sequences,
 }
 DATASET_NAMES = tuple(_LOADERS)
 
@@ -38,6 +40,10 @@ def load_dataset(config: Mapping[str, object], *, data_dir: str | Path | None = 
     - ``regression``: ``n_samples``, ``n_features``, ``noise``, ``validation_split``,
       ``test_split``, ``seed``. float64 x (N, n_features) and y (N, 1).
     - ``binary``: as regression, y (N, 1) in {0.0, 1.0}, ``num_classes=2``.
+    - ``sequences``: ``task`` (sorted | token_at | count), ``n_samples``, ``min_length``,
+      ``max_length``, ``vocabulary``, ``position`` (token_at), ``token`` (count),
+      ``validation_split``, ``test_split``, ``seed``. int64 x (N, max_length) of tokens
+      ``1 .. vocabulary - 1`` padded with 0 at the end, int64 y (N,) class labels.
 
     Synthetic sets are drawn with the config's ``seed`` when it has one, else with ``seed``.
     Raises UsageError for an unknown data set or key (listing the valid ones) or a bad value,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -96,9 +97,17 @@ def load_binary(
     return split_generated(data, validation_split, test_split, num_classes=2)
 
 
-def split_generated(
-    data: GeneratedData, validation_split: float, test_split: float, *, num_classes: int | None
-) -> Splits:
+class Samples(Protocol):
+    """Generated samples: ``x`` and ``y``, aligned on their first axis."""
+
+    @property
+    def x(self) -> np.ndarray: ...
+
+    @property
+    def y(self) -> np.ndarray: ...
+
+
+def split_generated(data: Samples, validation_split: float, test_split: float, *, num_classes: int | None) -> Splits:
     """Split samples in order: train first, then ``round(validation_split * n)`` validation,
     then the last ``round(test_split * n)`` as test (samples are i.i.d., so no shuffling).
     A split of size 0 is None.

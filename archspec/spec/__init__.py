@@ -1,7 +1,7 @@
 """The spec models: a document, its layers, training and data."""
 
 from archspec.spec.common import Initializer, Regularizer
-from archspec.spec.data import BinaryData, MnistData, RegressionData
+from archspec.spec.data import BinaryData, MnistData, RegressionData, SequencesData
 from archspec.spec.document import Input, Spec
 from archspec.spec.layers import (
     GRU,
@@ -90,6 +90,7 @@ __all__ = [
     "RegressionData",
     "Regularizer",
     "Reshape",
+    "SequencesData",
     "SimpleRNN",
     "Spec",
     "StepSchedule",

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem
 from archspec.spec.common import written
-from archspec.spec.source import SourceDocument, suggest
+from archspec.spec.source import SourceDocument, dotted, suggest
 
 
 @dataclass
@@ -34,10 +34,7 @@ class _Target:
 
     @property
     def dotted(self) -> str:
-        text = ""
-        for part in self.path:
-            text += f"[{part}]" if isinstance(part, int) else f".{part}"
-        return text.lstrip(".")
+        return dotted(self.path)
 
     @property
     def within(self) -> str:
@@ -64,12 +61,12 @@ def _problem(details: Any, document: SourceDocument, root_model: type[BaseModel]
         name = loc[-1]
         if kind == "missing":
             message = f"missing required field {_quote(name)}{owner.within}"
-            return _at(document, loc, owner.dotted, message)
+            return _at(document, loc, owner.path, message)
         allowed = _field_names(owner.annotation)
         message = f"unknown field {_quote(name)}{owner.within}"
         if allowed:
             message += "; " + (suggest(str(name), allowed) or f"allowed fields: {_quoted(allowed)}")
-        return _at(document, loc, owner.dotted, message, key=True)
+        return _at(document, loc, owner.path, message, key=True)
 
     target = _walk(root_model, loc)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -78,24 +75,24 @@ def _problem(details: Any, document: SourceDocument, root_model: type[BaseModel]
         tags = tags or _quoted_values(ctx.get("expected_tags", ""))
         if kind == "union_tag_not_found":
             message = f"missing '{discriminator}' in {target.noun}; expected one of {_quoted(tags)}"
-            return _at(document, loc, target.dotted, message)
+            return _at(document, loc, target.path, message)
         tag = ctx.get("tag", "")
         hint = suggest(tag, tags) or f"expected one of {_quoted(tags)}"
         message = f"unknown {target.noun} {discriminator} {_quote(tag)}; {hint}"
-        return _at(document, (*loc, discriminator), target.dotted, message)
+        return _at(document, (*loc, discriminator), target.path, message)
 
     if kind in ("literal_error", "enum"):
         options = _choices(target.annotation) or _quoted_values(ctx.get("expected", ""))
         message = f"expected one of {_quoted(options)}, received {_show(details.get('input'))}"
         suggestion = suggest(str(details.get("input")), options)
-        return _at(document, loc, target.dotted, f"{message}; {suggestion}" if suggestion else message)
+        return _at(document, loc, target.path, f"{message}; {suggestion}" if suggestion else message)
     if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return _at(document, loc, target.dotted, str(ctx["error"]))  # the validator's own words
-    return _at(document, loc, target.dotted, _mismatch(kind, details, target))
+        return _at(document, loc, target.path, str(ctx["error"]))  # the validator's own words
+    return _at(document, loc, target.path, _mismatch(kind, details, target))
 
 
-def _at(document: SourceDocument, loc: tuple, path: str, message: str, *, key: bool = False) -> Problem:
-    return document.problem(f"{path}: {message}" if path else message, loc, key=key)
+def _at(document: SourceDocument, loc: tuple, path: list[str | int], message: str, *, key: bool = False) -> Problem:
+    return document.problem(message, loc, key=key, path=path)
 
 
 def _mismatch(kind: str, details: Any, target: _Target) -> str:

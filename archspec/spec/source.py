@@ -68,14 +68,50 @@ def suggest(word: str, options: Iterable[str]) -> str | None:
 
 
 @dataclass(frozen=True)
+class Use:
+    """Where a block was used: its name and the line and column of the ``type: block`` layer."""
+
+    block: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class LayerOrigin:
+    """Where a layer of an expanded spec was written: its index in the list that holds it
+    (the spec's ``layers`` or a block's) and the block uses that copied it, innermost first."""
+
+    index: int
+    uses: tuple[Use, ...] = ()
+
+    def context(self, filename: str) -> str:
+        """``in block 'inner' (used at f:40:9) in block 'encoder' (used at f:12:7): ``, or nothing."""
+        if not self.uses:
+            return ""
+        return " ".join(f"in block '{u.block}' (used at {filename}:{u.line}:{u.column})" for u in self.uses) + ": "
+
+
+@dataclass(frozen=True)
 class SourceDocument:
-    """A parsed spec: plain ``data`` plus the YAML nodes it was built from."""
+    """A parsed spec: plain ``data`` plus the YAML nodes it was built from.
+
+    After block expansion (``archspec.spec.blocks``) ``origins`` holds, for each layer of
+    ``data["layers"]``, where it was written, so problems name the block and the use."""
 
     data: dict[str, Any]
     filename: str = "<spec>"
     _root: Node | None = field(default=None, repr=False, compare=False)
     # id(mapping node) -> {constructed key: (key node, value node)}
     _keys: dict[int, dict[Any, tuple[Node, Node]]] = field(default_factory=dict, repr=False, compare=False)
+    origins: tuple[LayerOrigin, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def root(self) -> Node | None:
+        return self._root
+
+    @property
+    def keys(self) -> dict[int, dict[Any, tuple[Node, Node]]]:
+        return self._keys
 
     def locate(self, loc: Location, *, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at ``loc``, or of its key when ``key`` is true.
@@ -106,10 +142,39 @@ class SourceDocument:
                 break
         return _position(node)
 
-    def problem(self, message: str, loc: Location = (), *, key: bool = False) -> Problem:
-        """A Problem in this document, placed at ``loc``."""
+    def problem(
+        self,
+        message: str,
+        loc: Location = (),
+        *,
+        key: bool = False,
+        path: list[str | int] | None = None,
+        lead: str = "",
+    ) -> Problem:
+        """A Problem in this document, placed at ``loc``; ``path`` (the field in the user's
+        terms, ``["layers", 3, "units"]``) is written before the message, ``lead``
+        (``"warning: "``) before everything.
+
+        A layer copied from a block is named by its index in the block, after the uses that
+        copied it: ``in block 'encoder' (used at f:12:7): layers[2].units: ...``."""
         line, column = self.locate(loc, key=key)
-        return Problem(message, self.filename, line, column)
+        context = ""
+        if len(loc) >= 2 and loc[0] == "layers" and isinstance(loc[1], int) and 0 <= loc[1] < len(self.origins):
+            origin = self.origins[loc[1]]
+            context = origin.context(self.filename)
+            if path and len(path) >= 2 and path[0] == "layers":
+                path = ["layers", origin.index, *path[2:]]
+        if path:
+            message = f"{dotted(path)}: {message}"
+        return Problem(lead + context + message, self.filename, line, column)
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``["layers", 3, "units"]`` -> ``layers[3].units``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
 
 
 def _position(node: Node) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,27 @@ def resolve_device(device: str) -> str:
         tf.config.experimental.enable_tensor_float_32_execution(False)
         return "/GPU:0"
     return "/CPU:0"
+
+
+def native_names(graph: ModelGraph) -> dict[str, str]:
+    """Node id -> Keras layer name, and ``"{id}:pre"`` -> the name of the Activation layer that
+    follows a dense or conv2d. Keras refuses "/" in names, which the ids of block copies hold
+    (``encoder_2/attention``): it becomes "." ("." occurs in no node id), and an activation
+    layer is ``"{name}.activation"``; a name already taken gets "_" appended until it is free."""
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    wanted = [(node.id, node.id.replace("/", ".")) for node in graph.nodes]
+    wanted += [
+        (f"{node.id}:pre", node.id.replace("/", ".") + ".activation")
+        for node in graph.nodes
+        if node.layer.activation_after
+    ]
+    for key, name in wanted:
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        names[key] = name
+    return names
 
 
 @keras.saving.register_keras_serializable(package="archspec")
@@ -98,8 +120,10 @@ class TensorFlowModel(CompiledModel):
         # propagation (which, for merges, differs: docs/semantics.md, "Masks").
         masks: dict[str, keras.KerasTensor] = {}
         self.layers: dict[str, keras.layers.Layer] = {}
+        names = native_names(graph)
         for node in graph.nodes:
-            layer = BUILDERS[node.type](node, context)
+            # Builders name the Keras layer after node.id; they get the Keras-legal name.
+            layer = BUILDERS[node.type](dataclasses.replace(node, id=names[node.id]), context)
             arguments = [tensors[ref] for ref in node.inputs]
             if node.layer.mask_rule == "consume" and node.input_masked[node.mask_input]:
                 # The one mask it reads (a recurrent layer its input's, attention its key's).
@@ -122,8 +146,7 @@ class TensorFlowModel(CompiledModel):
                 tensors[f"{node.id}:pre"] = output
                 # Never None here: a layer with activation_after has an activation field.
                 if node.activation is not None and node.activation != "linear":
-                    # "." cannot occur in a node id, so this name never collides with one.
-                    output = Activation(node.activation, name=f"{node.id}.activation", dtype=dtype)(output)
+                    output = Activation(node.activation, name=names[f"{node.id}:pre"], dtype=dtype)(output)
             tensors[node.id] = output
             self.layers[node.id] = layer
 

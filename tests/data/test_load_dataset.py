@@ -49,7 +49,7 @@ def test_binary_config():
 
 
 def test_options_per_dataset():
-    assert DATASET_NAMES == ("binary", "mnist", "regression")
+    assert DATASET_NAMES == ("binary", "mnist", "regression", "sequences")
     assert dataset_options("mnist") == ("view", "normalization", "validation_split")
     assert dataset_options("regression") == (
         "n_samples",
@@ -66,11 +66,11 @@ def test_options_per_dataset():
     [
         (
             {"dataset": "cifar10"},
-            "expected dataset to be one of 'binary', 'mnist', 'regression', received dataset='cifar10'",
+            "expected dataset to be one of 'binary', 'mnist', 'regression', 'sequences', received dataset='cifar10'",
         ),
         (
             {"view": "flat"},
-            "expected the data config to name a dataset (binary, mnist, regression), received keys: 'view'",
+            "expected the data config to name a dataset (binary, mnist, regression, sequences), received keys: 'view'",
         ),
         (
             {"dataset": "mnist", "shuffle": True},

@@ -1,11 +1,21 @@
-"""Synthetic regression and binary sets: determinism, the generating model, splits, arguments."""
+"""Synthetic regression, binary and sequence sets: determinism, the generating model, labels,
+splits, arguments."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from archspec.data import load_binary, load_regression, make_binary, make_regression
+from archspec.data import (
+    SEQUENCE_TASKS,
+    load_binary,
+    load_dataset,
+    load_regression,
+    load_sequences,
+    make_binary,
+    make_regression,
+    make_sequences,
+)
 from archspec.errors import UsageError
 
 
@@ -85,3 +95,87 @@ def test_bad_arguments_name_the_argument(call, received):
 def test_fractions_must_leave_training_samples():
     with pytest.raises(UsageError, match=r", received 5 validation \+ 5 test of n_samples=10"):
         load_regression(n_samples=10, validation_split=0.5, test_split=0.5)
+
+
+# --- sequences ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", SEQUENCE_TASKS)
+def test_sequences_are_drawn_from_the_seed(task):
+    first, again, other = (make_sequences(task, 300, 3, 9, 7, seed=seed) for seed in (2, 2, 3))
+    np.testing.assert_array_equal(first.x, again.x)
+    np.testing.assert_array_equal(first.y, again.y)
+    assert not np.array_equal(first.x, other.x)
+    assert first.x.shape == (300, 9) and first.y.shape == (300,)
+    assert first.x.dtype == first.y.dtype == np.int64
+
+
+@pytest.mark.parametrize("task", SEQUENCE_TASKS)
+def test_sequences_have_lengths_in_range_tokens_in_vocabulary_and_zero_padding(task):
+    data = make_sequences(task, 2000, 3, 9, 7, seed=1)
+    assert data.lengths.min() == 3 and data.lengths.max() == 9  # both ends are drawn
+    steps = np.arange(9)[None, :]
+    valid = steps < data.lengths[:, None]
+    assert np.all(data.x[valid] >= 1) and np.all(data.x[valid] <= 6)
+    assert np.all(data.x[~valid] == 0)  # padding: zeros at the end only
+    assert set(np.unique(data.x[valid]).tolist()) == set(range(1, 7))
+
+
+def test_sorted_labels_say_whether_the_tokens_are_non_decreasing_and_are_balanced():
+    data = make_sequences("sorted", 1001, 2, 8, 5, seed=0)
+    for x, y, length in zip(data.x, data.y, data.lengths):
+        tokens = x[:length]
+        assert y == int(np.all(tokens[1:] >= tokens[:-1]))
+    assert data.y.sum() == 500 and data.num_classes == 2  # n // 2 positives, by construction
+    # Order is all that tells the classes apart: lengths and token counts match in distribution.
+    positive, negative = data.y == 1, data.y == 0
+    assert abs(data.lengths[positive].mean() - data.lengths[negative].mean()) < 0.3
+    counts = [np.bincount(data.x[mask].ravel(), minlength=5)[1:] / mask.sum() for mask in (positive, negative)]
+    assert np.max(np.abs(counts[0] - counts[1])) < 0.15
+    # Labels are shuffled, not in blocks.
+    assert 0.3 < data.y[:200].mean() < 0.7
+
+
+def test_token_at_and_count_labels():
+    data = make_sequences("token_at", 500, 4, 10, 6, position=3, seed=0)
+    np.testing.assert_array_equal(data.y, data.x[:, 3])
+    assert data.num_classes == 6 and data.y.min() >= 1
+    counts = np.bincount(data.y, minlength=6)[1:]
+    assert counts.min() > 500 / 5 * 0.7  # tokens are uniform, so are the classes
+    data = make_sequences("count", 500, 4, 10, 6, token=2, seed=0)
+    np.testing.assert_array_equal(data.y, (data.x == 2).sum(axis=1))
+    assert data.num_classes == 11
+
+
+def test_sequences_split_in_order_with_classes():
+    splits = load_sequences("sorted", 100, 2, 5, 4, validation_split=0.1, test_split=0.2, seed=6)
+    data = make_sequences("sorted", 100, 2, 5, 4, seed=6)
+    assert [len(pair[0]) for pair in splits.as_dict().values()] == [70, 10, 20]
+    np.testing.assert_array_equal(splits.test[0], data.x[80:])
+    assert splits.num_classes == 2 and splits.input_shape == (5,)
+
+
+def test_sequences_through_load_dataset_use_the_run_seed():
+    config = {"dataset": "sequences", "task": "token_at", "n_samples": 50, "max_length": 6, "position": 1}
+    first, again = load_dataset(config, seed=3), load_dataset(config, seed=3)
+    np.testing.assert_array_equal(first.train[0], again.train[0])
+    assert not np.array_equal(first.train[0], load_dataset(config, seed=4).train[0])
+    assert first.num_classes == 10
+
+
+@pytest.mark.parametrize(
+    ("call", "received"),
+    [
+        (lambda: make_sequences("sort"), "task='sort'"),
+        (lambda: make_sequences(min_length=5, max_length=4), "min_length=5, max_length=4"),
+        (lambda: make_sequences("sorted", min_length=1), "min_length=1, vocabulary=10"),
+        (lambda: make_sequences("sorted", vocabulary=2), "min_length=4, vocabulary=2"),
+        (lambda: make_sequences("token_at", position=4), "position=4"),
+        (lambda: make_sequences("count", token=10), "token=10"),
+        (lambda: make_sequences(vocabulary=1), "vocabulary=1"),
+        (lambda: make_sequences(n_samples=0), "n_samples=0"),
+    ],
+)
+def test_bad_sequence_arguments_name_the_argument(call, received):
+    with pytest.raises(UsageError, match=f"received {received}$"):
+        call()

@@ -13,10 +13,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import yaml
+from paths import CONFIGS
 
 import archspec
 from archspec.api import load_with_graph
 from archspec.backend import BACKENDS
+from archspec.data import load_dataset
 from archspec.initializers import canonical_weights
 from archspec.reference.forward import reference_forward
 from parity.support import scaled_error
@@ -24,6 +27,7 @@ from parity.support import scaled_error
 STEPS, LONGER = 6, 10  # the spec's step count, and the same model with more padding appended
 VOCABULARY, FEATURES, BATCH = 9, 3, 5
 TOLERANCE = 1e-12
+MASKED_CONFIGS = ["sequences_masked_lstm", "sequences_masked_transformer"]
 
 
 def int_model(name: str, layers: list[dict], mask_zero: bool = True, train: bool = True) -> Callable[[int], dict]:
@@ -285,6 +289,26 @@ def test_padding_inside_sequences_backends_follow_the_reference(case):
         params = results[(backend, "gradients")][0]
         for name, grad in params.items():
             assert_close(grad, results[(first, "gradients")][0][name], f"{case} d/d{name}: {backend} vs {first}")
+
+
+@pytest.mark.parametrize("config", MASKED_CONFIGS)
+def test_masked_configs_predict_the_same_whatever_the_padding(config):
+    """The config's model on its own test sequences, and the same model (same weights) on
+    the same sequences with 8 more padding steps: the same predictions on every backend."""
+    path = CONFIGS / f"{config}.yaml"
+    spec, graph = load_with_graph(path)
+    weights = canonical_weights(graph)
+    longer = yaml.safe_load(path.read_text())
+    (name, model_input), *_ = longer["inputs"].items()
+    steps = model_input["shape"][0]
+    longer["inputs"][name]["shape"] = [steps + 8]
+    del longer["data"], longer["training"]
+    tokens = load_dataset(spec.data.model_dump()).test[0][:64]
+    padded = np.pad(tokens, [(0, 0), (0, 8)])
+    for backend in BACKENDS:
+        short = archspec.compile(spec, backend=backend, dtype="float64", weights=weights).predict(tokens)
+        long = archspec.compile(longer, backend=backend, dtype="float64", weights=weights).predict(padded)
+        assert_close(long, short, f"{config} [{backend}]: {steps + 8} steps vs {steps}")
 
 
 def test_without_the_mask_padding_changes_the_output():

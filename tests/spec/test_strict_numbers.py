@@ -131,6 +131,15 @@ def _numeric_fields() -> list[NumericField]:
 NUMERIC_FIELDS = _numeric_fields()
 
 
+def good_value(target: NumericField) -> Any:
+    """A valid value of the field: its default where that is a plain number (fields bound by
+    others, as a data set's ``min_length <= max_length``), else 1 or 0.5."""
+    default = target.model.model_fields[target.field].default
+    if not target.in_list and isinstance(default, (int, float)) and not isinstance(default, bool):
+        return default
+    return 1 if target.kind is int else 0.5
+
+
 def _document(target: NumericField, value: Any) -> dict[str, Any]:
     """A minimal valid spec whose ``target`` field holds ``value`` (in a list where it is one)."""
     document = _minimal(Spec)
@@ -139,8 +148,7 @@ def _document(target: NumericField, value: Any) -> dict[str, Any]:
         inner = _minimal(model)
         holder[name] = inner if key is None else ([inner] if key == 0 else {key: inner})
         holder = inner
-    good = 1 if target.kind is int else 0.5
-    holder[target.field] = [good, value] if target.in_list else value  # two: a pair is a list of two
+    holder[target.field] = [good_value(target), value] if target.in_list else value  # two: a pair is a list of two
     return document
 
 
@@ -182,7 +190,7 @@ def test_the_walk_finds_the_numeric_fields():
 def test_minimal_documents_are_valid():
     """The carrier documents are valid with a good value, so a refusal is the bad value's."""
     for target in NUMERIC_FIELDS:
-        document = _document(target, 1 if target.kind is int else 0.5)
+        document = _document(target, good_value(target))
         Spec.model_validate(document)
 
 

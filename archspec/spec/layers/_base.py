@@ -58,7 +58,8 @@ class LayerBase(StrictModel):
     initializers and the resource estimate ask for (so no other module lists layer
     types). Not a layer type itself."""
 
-    id: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # "/" separates the names of block copies from a layer's own (``encoder_2/attention``).
+    id: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
     inputs: list[str] | None = Field(None, min_length=1)
 
     # How many inputs the layer takes: (minimum, maximum or None for any).
