@@ -167,3 +167,22 @@ def test_xla_compiled_step_equals_the_plain_one():
     assert float(compiled_loss) == pytest.approx(float(plain_loss), rel=1e-12)
     for name, value in plain.get_weights().items():
         np.testing.assert_allclose(compiled.get_weights()[name], value, rtol=1e-11, atol=1e-13, err_msg=name)
+
+
+ATTENTION_DROPOUT = """
+name: attention-dropout
+inputs: {x: {shape: [5, 4]}}
+layers:
+  - {id: att, type: multi_head_attention, num_heads: 2, key_dim: 3, dropout: 0.5, causal: true}
+training: {loss: mse, seed: 2}
+"""
+
+
+def test_attention_dropout_alone_advances_the_step_of_the_native_model():
+    model, reference = compiled(ATTENTION_DROPOUT), compiled(ATTENTION_DROPOUT)
+    x = np.random.default_rng(0).random((4, 5, 4))
+    outputs = [model.native(x, training=True).numpy() for _ in range(3)]
+    assert not np.array_equal(outputs[0], outputs[1])
+    for step, output in enumerate(outputs):
+        np.testing.assert_allclose(output, reference.forward(x, training=True, step=step)["att"], rtol=1e-12)
+    assert int(model.step.numpy()) == 3

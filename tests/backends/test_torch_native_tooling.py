@@ -92,3 +92,22 @@ layers: [{id: d, type: dense, units: 2, activation: tanh}]
     np.testing.assert_allclose(params["d.kernel"], x.T @ cotangent, rtol=1e-14)
     np.testing.assert_allclose(params["d.bias"], cotangent.sum(0), rtol=1e-14)
     np.testing.assert_allclose(inputs["x"], cotangent @ kernel.T, rtol=1e-14)
+
+
+def test_attention_dropout_alone_advances_the_step_of_the_native_module():
+    source = """
+name: attention-dropout
+inputs: {x: {shape: [5, 4]}}
+layers:
+  - {id: att, type: multi_head_attention, num_heads: 2, key_dim: 3, dropout: 0.5, causal: true}
+training: {loss: mse, seed: 2}
+"""
+    model, reference = (archspec.compile(source, backend="torch", dtype="float64") for _ in range(2))
+    native = model.native.train()
+    x = torch.from_numpy(np.random.default_rng(0).random((4, 5, 4)))
+    with torch.no_grad():
+        outputs = [native(x).numpy() for _ in range(3)]
+    assert not np.array_equal(outputs[0], outputs[1])
+    for step, output in enumerate(outputs):
+        np.testing.assert_allclose(output, reference.forward(x.numpy(), training=True, step=step)["att"], rtol=1e-12)
+    assert int(native.step) == 3
