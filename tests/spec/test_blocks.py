@@ -509,9 +509,9 @@ def test_the_schema_describes_blocks_with_the_fields_expansion_reads():
     definitions = schema["$defs"]
     assert schema["properties"]["blocks"]["additionalProperties"] == {"$ref": "#/$defs/BlockDefinition"}
     assert schema["properties"]["layers"]["items"]["discriminator"]["mapping"]["block"] == "#/$defs/BlockUse"
-    assert set(definitions["BlockUse"]["properties"]) == set(blocks._USE_FIELDS)
-    assert set(definitions["BlockDefinition"]["properties"]) == set(blocks._BLOCK_FIELDS)
-    assert set(definitions["BlockParam"]["properties"]) == set(blocks._PARAM_FIELDS)
+    assert set(definitions["BlockUse"]["properties"]) == set(blocks.USE_FIELDS)
+    assert set(definitions["BlockDefinition"]["properties"]) == set(blocks.BLOCK_FIELDS)
+    assert set(definitions["BlockParam"]["properties"]) == set(blocks.PARAM_FIELDS)
     assert definitions["BlockParam"]["properties"]["type"]["enum"] == list(blocks.PARAM_TYPES)
 
 
