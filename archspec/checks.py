@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from archspec.definitions.controls import history_keys
 from archspec.errors import Problem
 from archspec.spec.common import Shape
 from archspec.spec.data import SequencesData
 from archspec.spec.document import Input
-from archspec.spec.source import Location, SourceDocument
+from archspec.spec.source import Location, SourceDocument, suggest
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
 if TYPE_CHECKING:  # graph.py imports this module to check training; annotations only
@@ -139,6 +140,60 @@ def training_problems(graph: ModelGraph) -> list[tuple[Location, str]]:
                 (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
             )
     problems.extend(_check_data(graph, loss, shape))
+    problems.extend(_check_controls(graph, shape))
+    return problems
+
+
+def _data_splits(graph: ModelGraph) -> tuple[str, ...] | None:
+    """The splits the spec's data set gives (None without a data section: any may come)."""
+    data = graph.spec.data
+    if data is None:
+        return None
+    splits = ["train"]
+    if data.validation_split > 0:
+        splits.append("validation")
+    if data.dataset == "mnist" or data.test_split > 0:
+        splits.append("test")
+    return tuple(splits)
+
+
+def _check_controls(graph: ModelGraph, output_shape: Shape) -> list[tuple[Location, str]]:
+    """Monitors that name a history key the run will have; class weights for existing classes."""
+    training = graph.spec.training
+    assert training is not None
+    problems: list[tuple[Location, str]] = []
+    splits = _data_splits(graph)
+    possible = history_keys(training.loss, list(training.metrics), splits or ("train", "validation", "test"))
+    for field in ("early_stopping", "reduce_on_plateau"):
+        control = getattr(training, field)
+        if control is None or control.monitor in possible:
+            continue
+        hint = suggest(control.monitor, possible)
+        message = f"training.{field}.monitor: expected a history key the run will have ({', '.join(possible)}), received {control.monitor!r}"
+        if splits is not None and control.monitor.startswith("validation_") and "validation" not in splits:
+            message += "; the data section sets no validation_split, so there is no validation split"
+        elif hint:
+            message += f"; {hint}"
+        problems.append((("training", field, "monitor"), message))
+    if training.class_weight is not None:
+        loss = training.loss
+        if loss not in CROSS_ENTROPY_LOSSES:
+            problems.append(
+                (
+                    ("training", "class_weight"),
+                    f"training.class_weight: expected a classification loss, received {loss}",
+                )
+            )
+        else:
+            classes = 2 if loss == "binary_crossentropy" else (output_shape[-1] if output_shape else 0)
+            for label in training.class_weight:
+                if label >= classes:
+                    problems.append(
+                        (
+                            ("training", "class_weight", label),
+                            f"training.class_weight: expected classes 0 to {classes - 1} (the output has {classes}), received class {label}",
+                        )
+                    )
     return problems
 
 

@@ -111,6 +111,7 @@ def _cmd_train(args) -> int:
             memory_cap=args.memory_cap,
             workers=workers,
             worker_timeout=args.worker_timeout,
+            logdir=args.logdir,
         )
     except KeyboardInterrupt:
         if out and has_checkpoint(out):
@@ -126,8 +127,12 @@ def _cmd_train(args) -> int:
         print(f"worker {rank} of {result.config['workers']}: done ({result.steps} steps); rank 0 reports the metrics")
         return 0
     print(result.table())
+    if result.config.get("stopped", "epochs") not in ("epochs", "max_steps"):
+        print(f"stopped: {result.config['stopped']}")
     if out:
         print(f"wrote {out}/metrics.json, history.csv, weights.safetensors and the checkpoint {out}/checkpoint/")
+    if args.logdir:
+        print(f"wrote TensorBoard event files to {args.logdir} (tensorboard --logdir {args.logdir})")
     return 0
 
 
@@ -144,10 +149,13 @@ def _cmd_compare(args) -> int:
         data_dir=args.data_dir,
         out=args.out,
         progress=not args.quiet,
+        logdir=args.logdir,
     )
     print(report.table())
     if args.out:
         print(f"wrote {args.out}/report.md, results.json, curves.png")
+    if args.logdir:
+        print(f"wrote TensorBoard event files to {args.logdir}/<backend> (tensorboard --logdir {args.logdir})")
     return 0
 
 
@@ -199,6 +207,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="folder holding the data set files")
         p.add_argument("--out", help="output folder")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument(
+            "--logdir",
+            metavar="DIR",
+            help="write TensorBoard event files here (step loss, learning rate, gradient norm, history, spec)"
+            + ("; one run per backend" if p.prog.endswith("compare") else ""),
+        )
 
     p = commands.add_parser("train", help="train a spec on one backend")
     training_options(p)

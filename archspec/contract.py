@@ -127,6 +127,8 @@ class Engine(Protocol):
         training: Training,
         compiled: bool = False,
         cluster: Cluster | None = None,
+        sample_weight: np.ndarray | None = None,
+        gradient_norms: bool = False,
     ) -> None:
         """Hold ``model`` (this backend's compiled model) and the training set on its device.
 
@@ -137,7 +139,11 @@ class Engine(Protocol):
         ``tf.function(jit_compile=True)``) without changing its numbers beyond the dtype's
         tolerance. ``cluster``: set when training with several workers, after
         ``distributed.join(cluster, ...)`` was entered; gradients and batch statistics are then
-        those of the global batch. Raises ``UsageError`` for a model without a head and
+        those of the global batch. ``sample_weight`` (N,): each sample's loss weight (the
+        weighted loss ``sum(w * l) / batch``, ``docs/semantics.md``). ``gradient_norms``: keep
+        every step's global gradient norm before clipping in ``last_gradient_norm`` (0-d
+        tensor). The step clips its gradient as ``training.clip_value`` and
+        ``training.clip_norm`` say. Raises ``UsageError`` for a model without a head and
         ``DataError`` when ``y`` has not one target per sample. The optimizer state starts at zero.
         """
 
@@ -152,6 +158,16 @@ class Engine(Protocol):
         in it and making up ``fraction`` of it. Updates the weights and the optimizer state.
         Returns the share's mean loss (regularisation penalties included) as a 0-d framework
         tensor, without synchronising the device: read it with :meth:`losses_to_numpy`.
+        """
+
+    def train_parts(self, parts: Sequence[tuple[np.ndarray, int, float]], step: int, learning_rate: float) -> Any:
+        """One optimizer update on a global batch given in parts ``(indices, offset, fraction)``
+        (the batches of ``accumulate_steps``, each as this worker's share with workers).
+
+        The update's gradient is the sum over the parts of ``fraction`` times the gradient of
+        the part's mean loss (all-reduced over workers), clipped; ``offset`` is where the part
+        starts in the global batch (dropout masks index samples by it). Returns the sum of
+        ``fraction * mean loss`` over the parts as a 0-d tensor, without synchronising.
         """
 
     def losses_to_numpy(self, losses: Sequence[Any]) -> np.ndarray:

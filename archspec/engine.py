@@ -39,7 +39,16 @@ class Engine(ABC):
     (the optimizer's canonical state slots per parameter).
     """
 
-    def __init__(self, model: Any, *, x: Mapping[str, np.ndarray], y: np.ndarray, training: Training):
+    def __init__(
+        self,
+        model: Any,
+        *,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        training: Training,
+        sample_weight: np.ndarray | None = None,
+        gradient_norms: bool = False,
+    ):
         graph = model.graph
         if not graph.heads:
             raise UsageError("training needs a model with one output (a head)")
@@ -61,6 +70,18 @@ class Engine(ABC):
             if param.regularizer is not None and (param.regularizer.l1 or param.regularizer.l2)
         ]
         self.slot_names: tuple[str, ...] = state_slots(training.optimizer.type, options_from_spec(training.optimizer))
+        self.sample_weight: np.ndarray | None = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=model.dtype)
+            if weights.shape != (self.sample_count,):
+                raise DataError(
+                    f"expected {self.sample_count} sample weights (one per sample), received {weights.shape}"
+                )
+            self.sample_weight = weights
+        self.clip_norm: float | None = training.clip_norm
+        self.clip_value: float | None = training.clip_value
+        # The global gradient norm before clipping, per step (for the logs); clip_norm needs it anyway.
+        self.gradient_norms: bool = gradient_norms or training.clip_norm is not None
 
     # --- what the trainer calls -------------------------------------------------------
 
@@ -73,6 +94,18 @@ class Engine(ABC):
         With workers: ``indices`` are this worker's share of the global batch, starting at
         position ``offset`` in it and making up ``fraction`` of it. Returns the share's mean
         loss (penalties included) as a 0-d tensor of the framework, without synchronising.
+        """
+
+    @abstractmethod
+    def train_parts(self, parts: Sequence[tuple[np.ndarray, int, float]], step: int, learning_rate: float) -> Any:
+        """One optimizer step on a global batch given in parts ``(indices, offset, fraction)``:
+        each part's gradient is that of its mean loss times ``fraction`` (its share of the
+        global batch), summed over the parts (and, with workers, all-reduced), clipped, and
+        applied. ``offset``: the position of the part's first sample in the global batch.
+
+        Returns ``sum(fraction * mean loss)`` over the parts as a 0-d tensor; with workers,
+        the all-reduced sum of these is the global batch's loss. With ``gradient_norms``,
+        :attr:`last_gradient_norm` is the step's global gradient norm before clipping.
         """
 
     @abstractmethod

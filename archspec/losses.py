@@ -18,12 +18,23 @@ from archspec.errors import DataError, UsageError
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae")
 
 
-def loss_value(name: str, output: np.ndarray, target: np.ndarray, *, from_logits: bool) -> float:
+def loss_value(
+    name: str, output: np.ndarray, target: np.ndarray, *, from_logits: bool, sample_weight: np.ndarray | None = None
+) -> float:
     """The mean loss ``name`` of a batch: ``output`` (N, ...) is pre-activation when ``from_logits``.
 
     ``target``: integer labels (N,) for ``sparse_categorical_crossentropy``, else the shape of
-    ``output`` ((N,) and (N, 1) are interchangeable).
+    ``output`` ((N,) and (N, 1) are interchangeable). ``sample_weight`` (N,): the weighted
+    loss ``sum_n w[n] * l[n] / N`` (Keras' normalisation), ``l[n]`` the loss of sample n
+    alone (for mse and mae: the mean over its features).
     """
+    if sample_weight is not None:
+        output = np.asarray(output, dtype=np.float64)
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != output.shape[:1]:
+            raise DataError(f"expected one sample weight per output {output.shape[:1]}, received shape {weights.shape}")
+        per_sample = _per_sample(name, output, target, from_logits)
+        return float(np.sum(weights * per_sample) / len(output))
     if name not in LOSSES:
         raise UsageError(f"expected a loss among {list(LOSSES)}, received {name!r}")
     output = np.asarray(output, dtype=np.float64)
@@ -58,6 +69,34 @@ def loss_value(name: str, output: np.ndarray, target: np.ndarray, *, from_logits
     return float(-np.mean(log_p[np.arange(len(labels)), labels]))
 
 
+def _per_sample(name: str, output: np.ndarray, target: np.ndarray, from_logits: bool) -> np.ndarray:
+    """The loss of every sample alone (N,): the mean over its elements for mse, mae and binary."""
+    if name in ("mse", "mae", "binary_crossentropy"):
+        target = _as_float_like(output, target)
+        if name == "mse":
+            elements = (output - target) ** 2
+        elif name == "mae":
+            elements = np.abs(output - target)
+        elif from_logits:
+            elements = np.maximum(output, 0) - output * target + np.log1p(np.exp(-np.abs(output)))
+        else:
+            p = np.clip(output, EPSILON, 1 - EPSILON)
+            elements = -target * np.log(p) - (1 - target) * np.log(1 - p)
+        return elements.reshape(len(output), -1).mean(axis=1)
+    if output.ndim != 2:
+        raise DataError(f"{name} expected outputs of shape (N, C), received shape {output.shape}")
+    if from_logits:
+        log_p = _log_softmax(output)
+    else:
+        log_p = np.log(np.clip(output / output.sum(axis=1, keepdims=True), EPSILON, 1 - EPSILON))
+    if name == "categorical_crossentropy":
+        return -np.sum(_as_float_like(output, target) * log_p, axis=1)
+    labels = np.asarray(target)
+    if labels.shape != output.shape[:1] or labels.min(initial=0) < 0 or labels.max(initial=0) >= output.shape[1]:
+        raise DataError(f"expected integer labels in [0, {output.shape[1]}) of shape {output.shape[:1]}")
+    return -log_p[np.arange(len(labels)), labels]
+
+
 def mean_squared_error(predictions: np.ndarray, targets: np.ndarray) -> float:
     """mean of (prediction - target)**2 over all elements."""
     predictions = np.asarray(predictions, dtype=np.float64)
@@ -86,3 +125,27 @@ def _as_float_like(output: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def _drop_unit_column(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[:1] if len(shape) == 2 and shape[1] == 1 else shape
+
+
+def sample_weights(
+    y: np.ndarray, loss: str, class_weight: dict[int, float] | None, weights: np.ndarray | None
+) -> np.ndarray | None:
+    """Each sample's loss weight: ``weights[n] * class_weight[class of n]`` (None: all 1).
+
+    A sample's class is its label (sparse), ``argmax`` of its one-hot row (categorical) or its
+    rounded target (binary), as Keras reads ``class_weight``; a class missing from
+    ``class_weight`` weighs 1.
+    """
+    if class_weight is None and weights is None:
+        return None
+    result = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64).copy()
+    if class_weight:
+        labels = np.asarray(y)
+        if labels.ndim > 1 and labels.shape[-1] > 1:
+            labels = np.argmax(labels, axis=-1)
+        labels = np.round(labels.reshape(len(y))).astype(np.int64)
+        table = np.ones(max(int(labels.max(initial=0)), max(class_weight)) + 1)
+        for label, weight in class_weight.items():
+            table[label] = weight
+        result = result * table[labels]
+    return result

@@ -31,12 +31,17 @@ def agreement(backends, losses, weights, predictions) -> dict[str, float]:
     if len(backends) < 2:
         return {}
     a, b = backends[:2]
+    # Runs that stop early (early stopping in float32) may end at different steps: compare
+    # the steps both took, and say how many that is.
+    common = min(len(losses[a]), len(losses[b]))
     agreement = {
-        "max relative per-step loss difference": relative_difference(losses[a], losses[b]),
+        "max relative per-step loss difference": relative_difference(losses[a][:common], losses[b][:common]),
         "max relative final-weight difference": max(
             tensor_relative_difference(weights[a][name], weights[b][name]) for name in weights[a]
         ),
     }
+    if len(losses[a]) != len(losses[b]):
+        agreement[f"steps both took ({a} stopped after {len(losses[a])}, {b} after {len(losses[b])})"] = float(common)
     if predictions[a] is not None and predictions[b] is not None:
         agreement["share of test predictions that agree"] = float(np.mean(predictions[a] == predictions[b]))
     return agreement

@@ -82,8 +82,12 @@ def compare(
     data_dir=None,
     out=None,
     progress: bool = False,
+    logdir=None,
 ) -> CompareReport:
-    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare."""
+    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare.
+
+    ``logdir``: TensorBoard event files, one run per backend (``logdir/<backend>``), so that
+    the curves overlay in TensorBoard."""
     backends = tuple(check_name(b) for b in backends)
     if not backends:
         raise UsageError("expected at least one backend")
@@ -96,7 +100,8 @@ def compare(
         for backend in backends:
             folder = scratch / backend
             folder.mkdir()
-            results[backend] = _run_worker(spec_path, backend, folder, options, progress)
+            logs = {} if logdir is None else {"logdir": str(Path(logdir).resolve() / backend)}
+            results[backend] = _run_worker(spec_path, backend, folder, {**options, **logs}, progress)
             arrays, _ = read_weights(folder / "weights.safetensors")
             weights[backend] = arrays
             extra = _read_arrays(folder / "arrays.safetensors")

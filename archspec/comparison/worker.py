@@ -36,6 +36,7 @@ def run(args) -> dict:
         dtype=args.dtype,
         data_dir=args.data_dir,
         progress=args.progress,
+        logdir=args.logdir,
     )
     out = Path(args.out)
     result.model.save_weights(out / "weights.safetensors")
@@ -78,6 +79,7 @@ def _test_inputs(args, result):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="archspec.comparison.worker")
     parser.add_argument("spec")
+    parser.add_argument("--logdir")
     parser.add_argument("--backend", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--epochs", type=int)

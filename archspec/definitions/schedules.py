@@ -53,12 +53,21 @@ def cosine(base_lr: float, step: int, *, decay_steps: int, alpha: float, warmup_
     return base_lr * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * progress)) + alpha)
 
 
+def piecewise(base_lr: float, step: int, *, boundaries: list[int], values: list[float]) -> float:
+    """lr = values[i], i = the number of boundaries b with step > b   (base_lr unused)
+
+    (``keras.optimizers.schedules.PiecewiseConstantDecay``: values[0] while step <= boundaries[0]).
+    """
+    return float(values[sum(1 for boundary in boundaries if step > boundary)])
+
+
 _SCHEDULES: dict[str, tuple[Callable[..., float], dict[str, object]]] = {
     # name -> (formula, {option: default}); a default of None marks a required option
     "constant": (constant, {}),
     "step": (step_decay, {"step_size": None, "gamma": None}),
     "exponential": (exponential, {"decay_rate": None, "decay_steps": None, "staircase": False}),
     "cosine": (cosine, {"decay_steps": None, "alpha": 0.0, "warmup_steps": 0}),
+    "piecewise": (piecewise, {"boundaries": None, "values": None}),
 }
 
 SCHEDULE_NAMES = tuple(_SCHEDULES)
@@ -86,6 +95,41 @@ def learning_rate(schedule: Mapping | None, base_lr: float, step: int) -> float:
             raise UsageError(f"schedule {name!r} expected {key} > 0, received {key}={options[key]}")
     if options.get("warmup_steps", 0) < 0:
         raise UsageError(f"schedule {name!r} expected warmup_steps >= 0, received {options['warmup_steps']}")
+    if name == "piecewise" and len(options["values"]) != len(options["boundaries"]) + 1:
+        raise UsageError(
+            f"schedule 'piecewise' expected one value more than boundaries, received "
+            f"{len(options['values'])} values for {len(options['boundaries'])} boundaries"
+        )
     if step < 0:
         raise UsageError(f"expected a 0-based step >= 0, received step={step}")
     return float(formula(base_lr, step, **{**defaults, **options}))
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """min(1, step / warmup_steps): a linear warm-up from 0 at step 0 to 1 at ``warmup_steps``
+    (1 throughout when warmup_steps is 0); as Keras' CosineDecay and Hugging Face's warm-ups."""
+    if step >= warmup_steps:
+        return 1.0
+    return step / warmup_steps
+
+
+def step_rate(
+    schedule: Mapping | None,
+    base_lr: float,
+    step: int,
+    *,
+    warmup_steps: int = 0,
+    plateau_scale: float = 1.0,
+    min_lr: float = 0.0,
+) -> float:
+    """The learning rate of step ``step`` with every control on top of the schedule:
+
+    rate = learning_rate(schedule, base_lr, step) * warmup_factor(step, warmup_steps)
+    rate = max(rate * plateau_scale, min_lr)    once reduce_on_plateau has reduced (scale < 1)
+    """
+    rate = learning_rate(schedule, base_lr, step)
+    if warmup_steps:
+        rate *= warmup_factor(step, warmup_steps)
+    if plateau_scale != 1.0:
+        rate = max(rate * plateau_scale, min_lr)
+    return rate

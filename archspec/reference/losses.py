@@ -75,8 +75,24 @@ _LOSSES: dict[str, Callable[[np.ndarray, np.ndarray, bool], float]] = {
 LOSS_NAMES = tuple(_LOSSES)
 
 
-def loss_value(name: str, output: np.ndarray, target: np.ndarray, *, from_logits: bool) -> float:
-    """The loss ``name`` of a batch; ``output`` is pre-activation when ``from_logits``."""
+def loss_value(
+    name: str, output: np.ndarray, target: np.ndarray, *, from_logits: bool, sample_weight: np.ndarray | None = None
+) -> float:
+    """The loss ``name`` of a batch; ``output`` is pre-activation when ``from_logits``.
+
+    With ``sample_weight`` (N,): ``sum_n w[n] * loss(sample n alone) / N``, Keras' weighted
+    mean (normalised by the batch size, not by the sum of the weights).
+    """
+    if sample_weight is not None:
+        output = np.asarray(output, dtype=np.float64)
+        target = np.asarray(target)
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != output.shape[:1]:
+            raise DataError(f"expected one weight per sample {output.shape[:1]}, received {weights.shape}")
+        alone = [
+            loss_value(name, output[n : n + 1], target[n : n + 1], from_logits=from_logits) for n in range(len(output))
+        ]
+        return float(sum(w * value for w, value in zip(weights, alone)) / len(output))
     if name not in _LOSSES:
         raise UsageError(f"expected a loss among {list(LOSS_NAMES)}, received {name!r}")
     output = np.asarray(output, dtype=np.float64)

@@ -153,3 +153,28 @@ def apply(
             **settings,
         )
     return new_params, new_state
+
+
+def global_norm(grads: Mapping[str, np.ndarray]) -> float:
+    """sqrt(sum over every parameter's gradient of sum g**2): the gradient's global L2 norm."""
+    return float(np.sqrt(sum(float(np.sum(np.asarray(g, dtype=np.float64) ** 2)) for g in grads.values())))
+
+
+def clip_gradients(
+    grads: Mapping[str, np.ndarray], *, clip_norm: float | None = None, clip_value: float | None = None
+) -> tuple[dict[str, np.ndarray], float]:
+    """The step's gradient clipped as the spec says, and its global norm before clipping.
+
+    clip_value v:  g = min(max(g, -v), v)   element-wise                (first)
+    clip_norm c:   g = g * c / max(||g||, c)   ||g||: global_norm, after clip_value
+                   (``tf.clip_by_global_norm`` and Keras' ``global_clipnorm``;
+                   ``torch.nn.utils.clip_grad_norm_`` divides by ||g|| + 1e-6 instead)
+    """
+    before = global_norm(grads)
+    clipped = {name: np.asarray(g, dtype=np.float64) for name, g in grads.items()}
+    if clip_value is not None:
+        clipped = {name: np.clip(g, -clip_value, clip_value) for name, g in clipped.items()}
+    if clip_norm is not None:
+        factor = clip_norm / max(global_norm(clipped), clip_norm)
+        clipped = {name: g * factor for name, g in clipped.items()}
+    return clipped, before

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from archspec.spec.common import Integer, Number, PositiveInteger, StrictModel
 
@@ -118,14 +118,83 @@ class CosineSchedule(StrictModel):
     alpha: Number = Field(default=0.0, ge=0, le=1)
 
 
+class PiecewiseSchedule(StrictModel):
+    """Keras' PiecewiseConstantDecay: ``values[i]`` while ``boundaries[i-1] < step <= boundaries[i]``
+    (``values[0]`` up to and including ``boundaries[0]``, the last value after the last boundary).
+    The values are learning rates themselves: the optimizer's ``learning_rate`` is not used."""
+
+    type: Literal["piecewise"]
+    boundaries: list[Annotated[int, Strict(), Field(ge=0)]] = Field(min_length=1)
+    values: list[Annotated[Number, Field(gt=0)]] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        if any(b >= c for b, c in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError(f"expected strictly increasing boundaries, received {self.boundaries}")
+        if len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(
+                f"expected one value more than boundaries ({len(self.boundaries) + 1}), received {len(self.values)}"
+            )
+        return self
+
+
 Schedule = Annotated[
-    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule,
+    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule | PiecewiseSchedule,
     Field(discriminator="type"),
 ]
 
 
+class _Monitor(StrictModel):
+    """Watches one history key after every epoch (``archspec/definitions/controls.py``).
+
+    ``mode``: ``min`` (lower is better), ``max``, or ``auto`` (``max`` for a key ending in
+    accuracy, precision, recall, f1 or auc, ``min`` otherwise). An epoch improves when its
+    value is below ``best - min_delta`` (``min``) or above ``best + min_delta`` (``max``).
+    """
+
+    monitor: str = Field("validation_loss", min_length=1)
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: Integer = Field(0, ge=0)
+    min_delta: Number = Field(0.0, ge=0)
+
+
+class EarlyStopping(_Monitor):
+    """Keras' EarlyStopping: stop after ``patience`` epochs in a row without improvement;
+    ``restore_best``: end with the weights of the best epoch (kept in the checkpoint)."""
+
+    restore_best: bool = False
+
+
+class ReduceOnPlateau(_Monitor):
+    """Keras' ReduceLROnPlateau: after ``patience`` epochs without improvement, the learning
+    rate is multiplied by ``factor`` (never below ``min_lr``), then ``cooldown`` epochs pass
+    before epochs count again."""
+
+    factor: Number = Field(0.1, gt=0, lt=1)
+    patience: Integer = Field(10, ge=0)
+    min_delta: Number = Field(1e-4, ge=0)
+    cooldown: Integer = Field(0, ge=0)
+    min_lr: Number = Field(0.0, ge=0)
+
+
+def _json_class_keys(value):
+    # JSON (a spec dumped for workers or compare) writes integer keys as text: read "3" as 3,
+    # and only a canonical decimal integer ("03", "3.0" and " 3" stay errors).
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() and str(int(k)) == k else k: v for k, v in value.items()}
+    return value
+
+
 class Training(StrictModel):
-    """How the model is trained. ``step`` in schedules counts optimizer steps from 0."""
+    """How the model is trained. ``step`` in schedules counts optimizer steps from 0.
+
+    The controls (formulas in ``docs/semantics.md``): ``warmup_steps`` multiplies every
+    schedule by ``min(1, step / warmup_steps)``; ``reduce_on_plateau`` and ``early_stopping``
+    watch a history key after every epoch; ``clip_value`` then ``clip_norm`` clip the step's
+    gradient (of the whole global batch); ``class_weight`` weights each sample's loss by its
+    class; ``accumulate_steps`` sums the gradients of that many consecutive batches of
+    ``batch_size`` into one optimizer step.
+    """
 
     loss: LossName
     optimizer: Optimizer = Field(default_factory=lambda: Adam(type="adam"))
@@ -137,3 +206,13 @@ class Training(StrictModel):
     dtype: Literal["float32", "float64"] = "float32"
     shuffle: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    warmup_steps: Integer = Field(0, ge=0)
+    reduce_on_plateau: ReduceOnPlateau | None = None
+    early_stopping: EarlyStopping | None = None
+    clip_norm: Number | None = Field(None, gt=0)
+    clip_value: Number | None = Field(None, gt=0)
+    class_weight: Annotated[
+        dict[Annotated[int, Strict(), Field(ge=0)], Annotated[Number, Field(ge=0)]] | None,
+        BeforeValidator(_json_class_keys),
+    ] = None
+    accumulate_steps: PositiveInteger = 1

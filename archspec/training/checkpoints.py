@@ -5,6 +5,7 @@ A run folder holds at most one checkpoint, ``DIR/checkpoint/``:
     state.json                      what to resume from, with a SHA-256 of every other file
     weights.000007.safetensors      canonical weights (an ordinary archspec weights file)
     optimizer.000007.safetensors    canonical optimizer slots, "{parameter}/{slot}"
+    best.000007.safetensors         early stopping's best weights (with restore_best only)
 
 A new checkpoint writes new, numbered array files (never a name the current state.json
 refers to), makes them durable, then replaces state.json in one rename, and only then
@@ -32,8 +33,8 @@ from archspec.weights import atomic_write_bytes, serialize_safetensors, weights_
 
 CHECKPOINT_FOLDER = "checkpoint"
 STATE_FILE = "state.json"
-_ARRAY_FILE = re.compile(r"^(weights|optimizer)\.(\d{6,})\.safetensors$")
-_TEMPORARY_FILE = re.compile(r"^\.(state\.json|(weights|optimizer)\.\d{6,}\.safetensors)\..+\.tmp$")
+_ARRAY_FILE = re.compile(r"^(weights|optimizer|best)\.(\d{6,})\.safetensors$")
+_TEMPORARY_FILE = re.compile(r"^\.(state\.json|(weights|optimizer|best)\.\d{6,}\.safetensors)\..+\.tmp$")
 _MAX_STATE_BYTES = 1 << 30
 
 
@@ -61,6 +62,8 @@ class Progress(_Strict):
     samples_seen: int = Field(ge=0)
     history: list[dict[str, int | float]]
     step_losses: list[float]
+    controls: dict[str, dict[str, int | float | None]] = Field(default_factory=dict)
+    """The state of early stopping and reduce_on_plateau (``archspec/training/controls.py``)."""
 
 
 class RunSettings(_Strict):
@@ -92,7 +95,7 @@ class CheckpointState(_Strict):
     run: RunSettings
     data: DataFingerprint
     progress: Progress
-    files: dict[Literal["weights", "optimizer"], FileEntry] = Field(default_factory=dict)
+    files: dict[Literal["weights", "optimizer", "best"], FileEntry] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Checkpoint:
     state: CheckpointState
     weights: dict[str, np.ndarray]
     optimizer: dict[str, np.ndarray]
+    best: dict[str, np.ndarray] | None = None
 
 
 def checkpoint_folder(run_folder) -> Path:
@@ -119,7 +123,11 @@ def _canonical_json(value) -> bytes:
 
 
 def write_checkpoint(
-    run_folder, state: CheckpointState, weights: dict[str, np.ndarray], optimizer: dict[str, np.ndarray]
+    run_folder,
+    state: CheckpointState,
+    weights: dict[str, np.ndarray],
+    optimizer: dict[str, np.ndarray],
+    best: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a complete checkpoint into ``run_folder/checkpoint`` as one unit (see above).
 
@@ -137,6 +145,8 @@ def write_checkpoint(
                 optimizer, {"format": "archspec-optimizer-state", "spec_hash": state.spec_hash}
             ),
         }
+        if best is not None:
+            payloads["best"] = serialize_safetensors(best, metadata)
         files = {}
         for role, payload in payloads.items():
             name = f"{role}.{number:06d}.safetensors"
@@ -206,7 +216,9 @@ def read_checkpoint(run_folder) -> Checkpoint:
         if entry is None:
             raise CheckpointError(f"{path}: the checkpoint lists no {role} file")
         arrays[role] = _read_arrays(folder / entry.name, entry)
-    return Checkpoint(folder, state, arrays["weights"], arrays["optimizer"])
+    best = state.files.get("best")
+    best_weights = _read_arrays(folder / best.name, best) if best is not None else None
+    return Checkpoint(folder, state, arrays["weights"], arrays["optimizer"], best_weights)
 
 
 def _read_bounded(path: Path, limit: int) -> bytes:

@@ -26,15 +26,22 @@ def evaluate(
     num_classes,
     batch_size: int = EVALUATION_BATCH,
     forward=None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Inference-mode loss and metrics on one split.
 
     ``forward(x, batch_size)``: the model's ``{"output", "logits"}`` (default: ``model.forward_batches``).
+    ``sample_weight``: each sample's loss weight (class weights included): the loss is the
+    weighted one, ``sum(w * l) / N``, as in training; metrics are not weighted.
     """
     outputs = (forward or model.forward_batches)(x, batch_size=batch_size)
     logits, probabilities = outputs["logits"], outputs["output"]
     target = prepare_targets(y, training_spec.loss, num_classes, "float64")
-    values = {"loss": loss_value(training_spec.loss, logits, target, from_logits=head.from_logits)}
+    values = {
+        "loss": loss_value(
+            training_spec.loss, logits, target, from_logits=head.from_logits, sample_weight=sample_weight
+        )
+    }
     if training_spec.metrics:
         if head.from_logits:
             probabilities = _activate(logits, head.activation)
@@ -65,9 +72,18 @@ class Evaluator:
         self.model, self.engine, self.cluster = model, engine, cluster
         self.training, self.head, self.num_classes = training, head, num_classes
 
-    def __call__(self, pair: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    def __call__(self, pair: tuple[np.ndarray, np.ndarray], weights: np.ndarray | None = None) -> dict[str, float]:
         forward = self._forward_shared if self.cluster is not None else None
-        return evaluate(self.model, pair[0], pair[1], self.training, self.head, self.num_classes, forward=forward)
+        return evaluate(
+            self.model,
+            pair[0],
+            pair[1],
+            self.training,
+            self.head,
+            self.num_classes,
+            forward=forward,
+            sample_weight=weights,
+        )
 
     def _forward_shared(self, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         """Every worker runs its share of ``x``; an all-reduce of the zero-padded outputs gives

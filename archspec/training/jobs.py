@@ -18,6 +18,7 @@ from archspec.api import load_with_graph
 from archspec.errors import UsageError
 from archspec.training.cluster import NO_COMPILED_WORKERS
 from archspec.training.launcher import launch
+from archspec.training.preparation import take_weights
 from archspec.training.results import TrainResult
 
 
@@ -37,7 +38,7 @@ def train_with_workers(spec, backend: str, workers: int, timeout: float, data, c
         data_path = save_data(data, Path(folder)) if data is not None else None
         paths = {
             key: None if options[key] is None else str(Path(options[key]).resolve())
-            for key in ("out", "resume", "data_dir")
+            for key in ("out", "resume", "data_dir", "logdir")
         }
         job = {"spec": str(spec_path), "backend": backend, "data": data_path, "options": {**options, **paths}}
         outcome = launch(job, workers, timeout)
@@ -58,9 +59,11 @@ def train_with_workers(spec, backend: str, workers: int, timeout: float, data, c
 
 
 def save_data(data, folder: Path) -> str:
-    """User arrays for the workers, as an .npz (no pickles): ``split/x`` and ``split/y``."""
+    """User arrays for the workers, as an .npz (no pickles): ``split/x``, ``split/y`` and
+    the sample weights ``split/w``."""
+    data, weights = take_weights(data)
     pairs = data if isinstance(data, dict) else {"train": data}
-    arrays = {}
+    arrays = {f"{split}/w": value for split, value in weights.items()}
     for split, pair in pairs.items():
         if pair is None:
             continue
@@ -72,11 +75,11 @@ def save_data(data, folder: Path) -> str:
     return str(path)
 
 
-def load_data(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The arrays ``save_data`` wrote, by split."""
+def load_data(path: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """The arrays ``save_data`` wrote, by split: ``(x, y)``, or ``(x, y, sample_weight)``."""
     with np.load(path, allow_pickle=False) as arrays:
         pairs: dict[str, dict[str, np.ndarray]] = {}
         for key in arrays.files:
             split, part = key.split("/")
             pairs.setdefault(split, {})[part] = arrays[key]
-    return {split: (parts["x"], parts["y"]) for split, parts in pairs.items()}
+    return {split: (parts["x"], parts["y"]) + ((parts["w"],) if "w" in parts else ()) for split, parts in pairs.items()}

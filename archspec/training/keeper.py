@@ -61,7 +61,18 @@ class Keeper:
         self.good = Snapshot(step, weights, optimizer)
         return self.good
 
-    def write(self, snapshot: Snapshot, *, epoch: int, position: int, samples_seen: int, history, step_losses) -> None:
+    def write(
+        self,
+        snapshot: Snapshot,
+        *,
+        epoch: int,
+        position: int,
+        samples_seen: int,
+        history,
+        step_losses,
+        controls: dict | None = None,
+        best: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Write ``snapshot`` to ``out/checkpoint``, all of it or nothing (rank 0 only); the run
         stands at batch ``position`` of epoch ``epoch`` (0-based)."""
         if self.out is None or self.data is None:  # a run folder comes with its data's fingerprint
@@ -76,6 +87,7 @@ class Keeper:
             samples_seen=samples_seen,
             history=[dict(row) for row in history],
             step_losses=list(step_losses),
+            controls=dict(controls or {}),
         )
         state = CheckpointState(
             archspec_version=__version__,
@@ -89,7 +101,7 @@ class Keeper:
             progress=progress,
         )
         # Looked up in its module at every call: the crash tests replace write_checkpoint there.
-        self.last_checkpoint = checkpoints.write_checkpoint(self.out, state, snapshot.weights, snapshot.optimizer)
+        self.last_checkpoint = checkpoints.write_checkpoint(self.out, state, snapshot.weights, snapshot.optimizer, best)
 
     def kept(self) -> str:
         """Where the last good state is, for an error message."""

@@ -6,14 +6,16 @@ and a checkpoint that does not fit the spec before the data is read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from archspec.data import Splits, load_dataset, splits_from_arrays
 from archspec.data.splits import _check_finite as check_finite_values
-from archspec.errors import UsageError
+from archspec.errors import DataError, UsageError
 from archspec.graph import ModelGraph, resolve
+from archspec.losses import sample_weights
 from archspec.resources import check_memory, estimate_for_training
 from archspec.spec.training import Training
 from archspec.targets import check_data_fits, prepare_targets
@@ -31,20 +33,60 @@ class TrainingData:
     input_name: str
     x_train: np.ndarray  # cast to the run's dtype (or the input's integer dtype)
     y_train: np.ndarray  # in the form the loss reads (``prepare_targets``)
-    batch_sizes: list[int]
+    batch_sizes: list[int]  # of every optimizer step of an epoch (accumulate_steps batches each)
     fingerprint: DataFingerprint | None  # with a run folder or a checkpoint only
+    sample_weight: np.ndarray | None = None  # of every training sample: its weight times its class's
+    split_weights: dict[str, np.ndarray] | None = None  # the same for every split (evaluation)
 
     @property
     def samples(self) -> int:
         return len(self.x_train)
+
+    def weights_of(self, split: str) -> np.ndarray | None:
+        """The loss weights of ``split``'s samples, or None (all 1)."""
+        return (self.split_weights or {}).get(split)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.batch_sizes)
 
 
+def take_weights(data) -> tuple[object, dict[str, np.ndarray]]:
+    """``data`` without its sample weights, and the weights by split.
+
+    A split given as ``(x, y, sample_weight)`` carries its weights; so does ``data`` as a dict
+    with a ``"sample_weight"`` entry (for the train split). Weights are (N,), finite, >= 0.
+    """
+    weights: dict[str, object] = {}
+    if isinstance(data, (tuple, list)) and len(data) == 3:
+        weights["train"] = data[2]
+        data = tuple(data[:2])
+    elif isinstance(data, Mapping):
+        data = dict(data)
+        if "sample_weight" in data:
+            weights["train"] = data.pop("sample_weight")
+        for split, pair in list(data.items()):
+            if isinstance(pair, (tuple, list)) and len(pair) == 3:
+                if split in weights:
+                    raise DataError("expected the train split's sample weights once, received them twice")
+                weights[split] = pair[2]
+                data[split] = tuple(pair[:2])
+    checked = {}
+    for split, value in weights.items():
+        array = np.asarray(value)
+        if array.ndim != 1 or array.dtype.kind not in "fiu":
+            raise DataError(
+                f"expected {split} sample weights as numbers of shape (N,), received {array.dtype} {array.shape}"
+            )
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all() or (array < 0).any():
+            raise DataError(f"expected {split} sample weights finite and >= 0, received min {array.min()}")
+        checked[split] = array
+    return data, checked
+
+
 def load_splits(spec, data, data_dir) -> Splits:
-    """The user's arrays (``data``), else the spec's data set."""
+    """The user's arrays (``data``, without sample weights), else the spec's data set."""
     if data is not None:
         num_classes = None
         if spec.training.loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
@@ -75,8 +117,21 @@ def prepare(
     check_memory(estimate_for_training(graph, training), memory_cap)
     if checkpoint is not None:
         check_resumable(checkpoint, graph, training)
+    data, given = take_weights(data) if data is not None else (None, {})
     splits = load_splits(spec, data, data_dir)
     check_data_fits(graph, splits)
+    split_weights = {}
+    for split, pair in splits.as_dict().items():
+        if split in given and len(given[split]) != len(pair[0]):
+            raise DataError(
+                f"expected one {split} sample weight per sample ({len(pair[0])}), received {len(given[split])}"
+            )
+        weights = sample_weights(pair[1], training.loss, training.class_weight, given.get(split))
+        if weights is not None:
+            split_weights[split] = weights
+    unknown = sorted(set(given) - set(split_weights))
+    if unknown:
+        raise DataError(f"expected sample weights for the splits given, received weights for {unknown}")
     x, y = splits.train
     input_name = next(iter(spec.inputs))
     kind = spec.inputs[input_name].dtype
@@ -86,13 +141,20 @@ def prepare(
         check_finite_values(x_train, f"train.x as {dtype}")
     y_train = prepare_targets(y, training.loss, splits.num_classes, dtype)
     check_memory(estimate_for_training(graph, training, data_samples=len(x_train)), memory_cap)
-    sizes = batch_sizes(len(x_train), training.batch_size)
+    sizes = batch_sizes(len(x_train), training.batch_size * training.accumulate_steps)
     if cluster is not None:
-        check_batches(sizes, cluster.world_size)
+        # Every batch is shared out: with accumulate_steps, every one of a step's batches.
+        check_batches(batch_sizes(len(x_train), training.batch_size), cluster.world_size)
+    train_weights = split_weights.get("train")
+    if train_weights is not None:
+        train_weights = train_weights.astype(dtype)
+    arrays = (x_train, y_train) if train_weights is None else (x_train, y_train, train_weights)
     data_fingerprint = None
     if checkpoint is not None:
-        data_fingerprint = fingerprint(x_train, y_train)
+        data_fingerprint = fingerprint(*arrays)
         check_progress(checkpoint, data_fingerprint, sizes)
     elif fingerprinted:
-        data_fingerprint = fingerprint(x_train, y_train)
-    return TrainingData(splits, input_name, x_train, y_train, sizes, data_fingerprint)
+        data_fingerprint = fingerprint(*arrays)
+    return TrainingData(
+        splits, input_name, x_train, y_train, sizes, data_fingerprint, train_weights, split_weights or None
+    )

@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr: epoch, step, loss, throughput, ETA."""
+"""A one-line progress bar on stderr: epoch, step, loss, learning rate, early stopping's best, throughput, ETA."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class ProgressBar:
         now = time.perf_counter()
         return self.enabled and now - self.last >= self.interval
 
-    def show(self, epoch: int, epochs: int, step: int, loss: float | None, samples: int) -> None:
+    def show(self, epoch: int, epochs: int, step: int, loss: float | None, samples: int, extras: str = "") -> None:
+        """``extras``: more to show after the loss (the learning rate, early stopping's best)."""
         now = time.perf_counter()
         self.last = now
         elapsed = now - self.start
@@ -36,8 +37,8 @@ class ProgressBar:
         sys.stderr.write(
             ("\r" if self.interactive else "")
             + f"{self.label} epoch {epoch + 1}/{epochs} [{bar}] step {step}/{self.total} "
-            f"loss {'-' if loss is None else f'{loss:.4f}'} {rate:,.0f} samples/s ETA {eta:4.0f}s "
-            + ("" if self.interactive else "\n")
+            f"loss {'-' if loss is None else f'{loss:.4f}'} {extras + ' ' if extras else ''}"
+            f"{rate:,.0f} samples/s ETA {eta:4.0f}s " + ("" if self.interactive else "\n")
         )
         sys.stderr.flush()
 

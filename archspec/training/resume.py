@@ -8,6 +8,7 @@ the wrong shape or dtype, progress that does not add up) is refused before train
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import numpy as np
 
@@ -21,10 +22,10 @@ from archspec.weights import check_weights, spec_hash
 _FREE_TRAINING_KEYS = frozenset({"epochs", "device", "metrics"})
 
 
-def fingerprint(x: np.ndarray, y: np.ndarray) -> DataFingerprint:
-    """SHA-256 over the shapes, dtypes and bytes of the training arrays."""
+def fingerprint(x: np.ndarray, y: np.ndarray, *more: np.ndarray) -> DataFingerprint:
+    """SHA-256 over the shapes, dtypes and bytes of the training arrays (and sample weights)."""
     digest = hashlib.sha256()
-    for array in (x, y):
+    for array in (x, y, *more):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.data.cast("B"))
@@ -51,19 +52,28 @@ def check_resumable(checkpoint: Checkpoint, graph: ModelGraph, training) -> None
             f"'{spec.name}' (spec hash mismatch)"
         )
     current = training.model_dump(mode="json")
+    defaults = type(training)(loss=training.loss).model_dump(mode="json")
     for key in sorted(set(current) | set(state.training)):
+        if key not in state.training and current.get(key) == defaults.get(key):
+            continue  # a setting newer than the checkpoint, at the value every older run had
         if key not in _FREE_TRAINING_KEYS and current.get(key) != state.training.get(key):
             raise CheckpointError(
                 f"{folder}: the checkpoint was trained with {key} = {state.training.get(key)!r}, "
                 f"this run has {current.get(key)!r}; resume with the same training settings"
             )
     parameters = graph.parameters
-    check_arrays(
-        {name: p.shape for name, p in parameters.items()},
-        checkpoint.weights,
-        state.dtype,
-        str(folder / state.files["weights"].name),
+    roles: tuple[tuple[Literal["weights", "best"], dict[str, np.ndarray] | None], ...] = (
+        ("weights", checkpoint.weights),
+        ("best", checkpoint.best),
     )
+    for role, arrays in roles:
+        if arrays is not None:
+            check_arrays(
+                {name: p.shape for name, p in parameters.items()},
+                arrays,
+                state.dtype,
+                str(folder / state.files[role].name),
+            )
     options = {
         "lr": training.optimizer.learning_rate,
         **training.optimizer.model_dump(exclude={"type", "learning_rate"}),

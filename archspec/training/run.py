@@ -22,9 +22,11 @@ from archspec.api import load_with_graph
 from archspec.errors import UsageError
 from archspec.training.checkpoints import Checkpoint, RunSettings, read_checkpoint
 from archspec.training.cluster import DEFAULT_TIMEOUT, NO_COMPILED_WORKERS, Cluster, cluster_from_environment
+from archspec.training.controls import Controls
 from archspec.training.evaluation import Evaluator
 from archspec.training.jobs import train_with_workers
 from archspec.training.keeper import Keeper
+from archspec.training.logs import EventLog
 from archspec.training.loop import Loop
 from archspec.training.preparation import TrainingData, prepare
 from archspec.training.results import TrainResult, write_run
@@ -50,6 +52,7 @@ def train(
     memory_cap: int | str | None = None,
     workers: int | None = None,
     worker_timeout: float | None = None,
+    logdir=None,
 ) -> TrainResult:
     """Train ``spec`` on ``backend``; overrides beat the spec's values.
 
@@ -68,6 +71,11 @@ def train(
     own engine (torch DistributedDataParallel over gloo/NCCL; TensorFlow
     MultiWorkerMirroredStrategy) and returns rank 0's result; ``batch_size`` stays the
     global batch and the run follows the single-process trajectory (``archspec/training/cluster.py``).
+    ``logdir``: a folder that receives TensorBoard event files (``archspec/training/logs.py``):
+    the step loss, learning rate and gradient norm of every step, every history value of
+    every epoch, and the spec as text. The result's ``config["stopped"]`` says why training
+    stopped (``"epochs"``, ``"max_steps"`` or early stopping's reason).
+
     ``worker_timeout``: seconds a worker waits for a lost peer (default 30). Without
     ``workers``, a process started by ``torchrun`` (or with a ``TF_CONFIG`` cluster) joins
     its cluster as one worker.
@@ -91,6 +99,7 @@ def train(
         checkpoint_every=checkpoint_every,
         resume=resume,
         memory_cap=memory_cap,
+        logdir=logdir,
     )
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1):
         raise UsageError(f"expected workers to be a positive integer, received workers={workers!r}")
@@ -120,6 +129,7 @@ def run_training(
     checkpoint_every,
     resume,
     memory_cap,
+    logdir=None,
 ) -> TrainResult:
     """One process's run: the whole run, or with ``cluster`` this worker's part of it."""
     spec, graph = load_with_graph(spec)
@@ -157,8 +167,16 @@ def run_training(
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
 
+    controls = Controls(training)
+    controls.check_monitors(tuple(data.splits.as_dict()), evaluate_every_epoch)
+    if checkpoint is not None:
+        controls.load(checkpoint.state.progress.controls, checkpoint.best)
+    logger = None
+    if logdir is not None and writer:
+        logger = EventLog(logdir, spec, backend, cluster)
+
     timings = {"import_seconds": 0.0, "build_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0}
-    module, model, engine = _build(spec, backend, data, cluster, checkpoint, compiled, timings)
+    module, model, engine = _build(spec, backend, data, cluster, checkpoint, compiled, timings, logger is not None)
     start = checkpoint.state.progress if checkpoint is not None else None
     run_settings = RunSettings(epochs=training.epochs, max_steps=max_steps, checkpoint_every=checkpoint_every)
     keeper = Keeper(spec, backend, training.dtype, run_settings, data.fingerprint, out, writer)
@@ -178,11 +196,21 @@ def run_training(
         evaluate_every_epoch=evaluate_every_epoch,
         callbacks=list(callbacks or []),
         timings=timings,
+        controls=controls,
         start=start,
+        logger=logger,
     )
     label = f"{spec.name} [{backend}" + (f" x{cluster.world_size}]" if cluster else "]")
-    loop.run(progress and writer, label)
-    result = _finish(loop, backend, model, evaluator, cluster)
+    try:
+        loop.run(progress and writer, label)
+        if controls.stopper is not None and controls.stopper.restore_best and controls.best_weights is not None:
+            model.set_weights(controls.best_weights)  # the best epoch's, as early stopping kept them
+        result = _finish(loop, backend, model, evaluator, cluster)
+        if logger is not None:
+            logger.final(result.final, loop.step)
+    finally:
+        if logger is not None:
+            logger.close()
     for callback in loop.callbacks:
         if hasattr(callback, "on_train_end"):
             callback.on_train_end(result)
@@ -194,15 +222,21 @@ def run_training(
     return result
 
 
-def _build(spec, backend: str, data: TrainingData, cluster, checkpoint: Checkpoint | None, compiled, timings):
+def _build(
+    spec, backend: str, data: TrainingData, cluster, checkpoint: Checkpoint | None, compiled, timings, norms=False
+):
     """Load the backend, build the model (from the checkpoint's weights) and its engine."""
     training = spec.training
     started = time.perf_counter()
     module = backend_registry.load_backend(backend)
     imported = time.perf_counter()
-    options = {"compiled": True} if compiled else {}
+    options: dict = {"compiled": True} if compiled else {}
     if cluster is not None:
         options["cluster"] = cluster
+    if data.sample_weight is not None:
+        options["sample_weight"] = data.sample_weight
+    if norms:
+        options["gradient_norms"] = True
     # With workers, join the framework's own distributed runtime first; the model and the
     # engine are then built inside it (TensorFlow: under the strategy's scope).
     joined = module.distributed.join(cluster, training.device) if cluster else contextlib.nullcontext()
@@ -231,7 +265,7 @@ def _finish(loop: Loop, backend: str, model, evaluate: Evaluator, cluster: Clust
     final = {}
     eval_start = time.perf_counter()
     for split, pair in loop.data.splits.as_dict().items():
-        final[split] = evaluate(pair)
+        final[split] = evaluate(pair, loop.data.weights_of(split))
     timings["eval_seconds"] += time.perf_counter() - eval_start
     train_seconds = timings["train_seconds"]
     timings = {
@@ -246,6 +280,12 @@ def _finish(loop: Loop, backend: str, model, evaluate: Evaluator, cluster: Clust
         "epochs": training.epochs,
         "batch_size": training.batch_size,
     }
+    if training.accumulate_steps > 1:
+        config["accumulate_steps"] = training.accumulate_steps
+    config["stopped"] = loop.stop_reason
+    if loop.controls.stopper is not None and loop.controls.stopper.best_epoch is not None:
+        config["best_epoch"] = loop.controls.stopper.best_epoch + 1
+        config["restored_best"] = bool(loop.controls.stopper.restore_best and loop.controls.best_weights is not None)
     if loop.first_step:
         config["resumed_at_step"] = loop.first_step
     if cluster is not None:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from archspec.definitions.constants import EPSILON
 from archspec.engine import Engine as BaseEngine
-from archspec.errors import lookup
+from archspec.errors import UsageError, lookup
 from archspec.layout import to_canonical, to_native
 from archspec.spec.training import Training
 
@@ -46,29 +46,28 @@ def _binary_crossentropy_from_logits(z: tf.Tensor, y: tf.Tensor):
 
 
 def _sparse_categorical_crossentropy(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    log_p = _log_probabilities(output, from_logits)
-    return -tf.reduce_mean(tf.gather(log_p, target, axis=1, batch_dims=1))
+    return -tf.gather(_log_probabilities(output, from_logits), target, axis=1, batch_dims=1)
 
 
 def _categorical_crossentropy(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
     target = tf.reshape(target, tf.shape(output))
-    return -tf.reduce_mean(tf.reduce_sum(target * _log_probabilities(output, from_logits), axis=1))
+    return -tf.reduce_sum(target * _log_probabilities(output, from_logits), axis=1)
 
 
 def _binary_crossentropy(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
     target = tf.reshape(target, tf.shape(output))
     if from_logits:
-        return tf.reduce_mean(_binary_crossentropy_from_logits(output, target))
+        return _binary_crossentropy_from_logits(output, target)
     p = tf.clip_by_value(output, EPSILON, 1 - EPSILON)
-    return tf.reduce_mean(-target * tf.math.log(p) - (1 - target) * tf.math.log(1 - p))
+    return -target * tf.math.log(p) - (1 - target) * tf.math.log(1 - p)
 
 
 def _mse(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    return tf.reduce_mean(tf.square(output - tf.reshape(target, tf.shape(output))))
+    return tf.square(output - tf.reshape(target, tf.shape(output)))
 
 
 def _mae(output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    return tf.reduce_mean(tf.abs(output - tf.reshape(target, tf.shape(output))))
+    return tf.abs(output - tf.reshape(target, tf.shape(output)))
 
 
 LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor, bool], tf.Tensor]] = {
@@ -78,16 +77,30 @@ LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor, bool], tf.Tensor]] = {
     "mse": _mse,
     "mae": _mae,
 }
-"""Each loss of the spec, by the formulas of ``archspec/reference/losses.py``."""
+"""Each loss of the spec by the formulas of ``archspec/reference/losses.py``: its terms, one
+row per sample (the batch loss is their mean)."""
 
 
-def batch_loss(name: str, output: tf.Tensor, target: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    """The mean loss ``name`` of a batch.
+def batch_loss(
+    name: str, output: tf.Tensor, target: tf.Tensor, from_logits: bool, weights: tf.Tensor | None = None
+) -> tf.Tensor:
+    """The mean loss ``name`` of a batch; with ``weights`` (N,): ``sum(w * l) / N``, ``l`` each
+    sample's loss (the mean of its terms), as Keras weights a loss.
 
     ``target``: int64 labels (N,) for sparse categorical cross-entropy, else floats
     with as many elements as ``output``.
     """
-    return lookup(LOSSES, name, "loss")(output, target, from_logits)
+    terms = lookup(LOSSES, name, "loss")(output, target, from_logits)
+    if weights is None:
+        return tf.reduce_mean(terms)
+    count = tf.shape(terms)[0]
+    per_sample = tf.reduce_mean(tf.reshape(terms, tf.stack([count, -1])), axis=1)
+    return tf.reduce_sum(weights * per_sample) / tf.cast(count, terms.dtype)
+
+
+def _global_norm(grads: list[tf.Tensor]) -> tf.Tensor:
+    """sqrt(sum over the gradients of sum g**2), as the reference's ``global_norm``."""
+    return tf.sqrt(tf.reduce_sum(tf.stack([tf.reduce_sum(grad * grad) for grad in grads])))
 
 
 class Engine(BaseEngine):
@@ -109,11 +122,14 @@ class Engine(BaseEngine):
         training: Training,
         compiled: bool = False,
         cluster=None,
+        sample_weight: np.ndarray | None = None,
+        gradient_norms: bool = False,
     ):
-        super().__init__(model, x=x, y=y, training=training)
+        super().__init__(model, x=x, y=y, training=training, sample_weight=sample_weight, gradient_norms=gradient_norms)
         with tf.device(model.device):
             self.x = {name: tf.constant(array) for name, array in self.inputs.items()}
             self.y = tf.constant(self.targets)
+            self.w = None if self.sample_weight is None else tf.constant(self.sample_weight)
 
         self.groups = model.trainable_arrays()  # [(variable, [slot, ...])]
         self.variables = [variable for variable, _ in self.groups]
@@ -121,22 +137,30 @@ class Engine(BaseEngine):
         self.penalty_slots = [(model.slots[name], holding[name], l1, l2) for name, l1, l2 in self.penalties]
         with tf.device(model.device):
             self.optimizer = Optimizer(training.optimizer, self.variables)
+            # With accumulate_steps, the parts' gradients add up here until the step applies them.
+            self.accumulators = (
+                [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.variables]
+                if training.accumulate_steps > 1
+                else []
+            )
         self.steps_taken = 0
-        signature = [
-            tf.TensorSpec([None], tf.int64, name="indices"),
-            tf.TensorSpec([], tf.int64, name="step"),
-            tf.TensorSpec([], tf.float64, name="learning_rate"),
-        ]
-        if cluster is None:
-            self._step = tf.function(self._train_step, input_signature=signature, jit_compile=compiled or None)
-        else:
-            signature += [tf.TensorSpec([], tf.int64, name="offset"), tf.TensorSpec([], tf.float64, name="fraction")]
-            self._step = tf.function(self._distributed_step, input_signature=signature)
+        self.last_gradient_norm: tf.Tensor | None = None
         self.distributed = cluster is not None
+        indices = tf.TensorSpec([None], tf.int64, name="indices")
+        step = tf.TensorSpec([], tf.int64, name="step")
+        rate = tf.TensorSpec([], tf.float64, name="learning_rate")
+        offset = tf.TensorSpec([], tf.int64, name="offset")
+        fraction = tf.TensorSpec([], tf.float64, name="fraction")
+        jit = None if self.distributed else (compiled or None)
+        self._step = tf.function(
+            self._whole_step, input_signature=[indices, step, offset, fraction, rate], jit_compile=jit
+        )
+        self._accumulate = tf.function(self._accumulate_part, input_signature=[indices, step, offset, fraction])
+        self._apply = tf.function(self._apply_accumulated, input_signature=[step, rate])
 
-    def _loss(self, inputs: dict[str, tf.Tensor], target: tf.Tensor) -> tf.Tensor:
+    def _loss(self, inputs: dict[str, tf.Tensor], target: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
         logits = self.model.logits_model(inputs, training=True)
-        loss = batch_loss(self.loss, logits, target, self.from_logits)
+        loss = batch_loss(self.loss, logits, target, self.from_logits, weights)
         for slot, variable, l1, l2 in self.penalty_slots:
             weight = slot.view(tf.convert_to_tensor(variable))
             if l1:
@@ -145,46 +169,94 @@ class Engine(BaseEngine):
                 loss = loss + l2 * tf.reduce_sum(weight * weight)
         return loss
 
-    def _gradients(self, indices: tf.Tensor, weight: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """The loss on samples ``indices`` and the dense gradients of ``weight * loss``."""
+    def _gradients(self, indices: tf.Tensor, fraction: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The mean loss on samples ``indices`` and the dense gradients of ``fraction * loss``."""
         inputs = {name: tf.gather(tensor, indices) for name, tensor in self.x.items()}
+        weights = None if self.w is None else tf.gather(self.w, indices)
         with tf.GradientTape() as tape:
-            loss = self._loss(inputs, tf.gather(self.y, indices))
-            scaled = loss if weight is None else loss * tf.cast(weight, loss.dtype)
+            loss = self._loss(inputs, tf.gather(self.y, indices), weights)
+            scaled = loss * tf.cast(fraction, loss.dtype)
         grads = tape.gradient(scaled, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # Embedding gradients come as IndexedSlices; the update rules are dense, as torch's are.
         return loss, [tf.convert_to_tensor(grad) for grad in grads]
 
-    def _train_step(self, indices: tf.Tensor, step: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
-        with tf.device(self.model.device):
-            self.model.step.assign(step)
-            loss, grads = self._gradients(indices)
-            self.optimizer.apply(grads, learning_rate, step + 1)
-        return loss
-
-    def _distributed_step(self, indices, step, learning_rate, offset, fraction) -> tf.Tensor:
-        strategy = distributed.strategy()
-        with tf.device(self.model.device):
-            self.model.step.assign(step)
-            self.model.offset.assign(offset)
-            loss, grads = strategy.run(self._replica_gradients, args=(indices, fraction))
-            self.optimizer.apply([distributed.local(grad) for grad in grads], learning_rate, step + 1)
-        return distributed.local(loss)
+    def _part_gradients(self, indices, step, offset, fraction):
+        """One part's mean loss and the gradients of the global batch's share of it (all-reduced
+        over the workers when there are several)."""
+        self.model.step.assign(step)
+        self.model.offset.assign(offset)
+        if not self.distributed:
+            return self._gradients(indices, fraction)
+        loss, grads = distributed.strategy().run(self._replica_gradients, args=(indices, fraction))
+        return distributed.local(loss), [distributed.local(grad) for grad in grads]
 
     def _replica_gradients(self, indices, fraction):
         """This worker's loss and the summed gradients of all workers, each weighted by its share."""
         loss, grads = self._gradients(indices, fraction)
         return loss, tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
+    def _update(self, grads: list[tf.Tensor], step: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
+        """clip_value, then clip_norm, then the optimizer; returns the norm before clipping (or 0)."""
+        norm = _global_norm(grads) if self.gradient_norms else tf.zeros([], grads[0].dtype)
+        if self.clip_value is not None:
+            grads = [tf.clip_by_value(grad, -self.clip_value, self.clip_value) for grad in grads]
+        if self.clip_norm is not None:
+            current = _global_norm(grads) if self.clip_value is not None else norm
+            factor = self.clip_norm / tf.maximum(current, tf.cast(self.clip_norm, current.dtype))
+            grads = [grad * factor for grad in grads]
+        self.optimizer.apply(grads, learning_rate, step + 1)
+        return norm
+
+    def _whole_step(self, indices, step, offset, fraction, learning_rate):
+        with tf.device(self.model.device):
+            loss, grads = self._part_gradients(indices, step, offset, fraction)
+            norm = self._update(grads, step, learning_rate)
+        return loss * tf.cast(fraction, loss.dtype), loss, norm
+
+    def _accumulate_part(self, indices, step, offset, fraction):
+        with tf.device(self.model.device):
+            loss, grads = self._part_gradients(indices, step, offset, fraction)
+            for accumulator, grad in zip(self.accumulators, grads):
+                accumulator.assign_add(grad)
+        return loss * tf.cast(fraction, loss.dtype)
+
+    def _apply_accumulated(self, step, learning_rate):
+        with tf.device(self.model.device):
+            norm = self._update([accumulator.read_value() for accumulator in self.accumulators], step, learning_rate)
+            for accumulator in self.accumulators:
+                accumulator.assign(tf.zeros_like(accumulator))
+        return norm
+
     def train_step(
         self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
     ) -> tf.Tensor:
-        arguments = [np.asarray(indices, dtype=np.int64), np.int64(step), np.float64(learning_rate)]
-        if self.distributed:
-            arguments += [np.int64(offset), np.float64(fraction)]
-        loss = self._step(*arguments)
-        self.steps_taken = step + 1
+        _, loss, norm = self._step(*self._arguments(indices, step, offset, fraction), np.float64(learning_rate))
+        self._after(step, norm)
         return loss
+
+    def train_parts(self, parts, step: int, learning_rate: float) -> tf.Tensor:
+        if len(parts) == 1:
+            (indices, offset, fraction), rate = parts[0], np.float64(learning_rate)
+            total, _, norm = self._step(*self._arguments(indices, step, offset, fraction), rate)
+            self._after(step, norm)
+            return total
+        if not self.accumulators:
+            raise UsageError(f"expected one part per step without accumulate_steps, received {len(parts)}")
+        total = None
+        for indices, offset, fraction in parts:
+            share = self._accumulate(*self._arguments(indices, step, offset, fraction))
+            total = share if total is None else total + share
+        self._after(step, self._apply(np.int64(step), np.float64(learning_rate)))
+        return total
+
+    @staticmethod
+    def _arguments(indices, step, offset, fraction):
+        return np.asarray(indices, dtype=np.int64), np.int64(step), np.int64(offset), np.float64(fraction)
+
+    def _after(self, step: int, norm: tf.Tensor) -> None:
+        self.steps_taken = step + 1
+        if self.gradient_norms:
+            self.last_gradient_norm = norm
 
     def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
         return distributed.all_reduce_sum(values)
@@ -211,5 +283,5 @@ class Engine(BaseEngine):
         # The reference's update count is ``step + 1``.
         native = [tf.constant(to_native(parts, grads).astype(self.model.dtype)) for _, parts in self.groups]
         with tf.device(self.model.device):
-            self.optimizer.apply(native, tf.constant(learning_rate, tf.float64), tf.constant(step + 1, tf.int64))
-        self.steps_taken = step + 1
+            norm = self._update(native, tf.constant(step, tf.int64), tf.constant(learning_rate, tf.float64))
+        self._after(step, norm)

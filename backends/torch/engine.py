@@ -32,13 +32,12 @@ def _log_probabilities(output: torch.Tensor, from_logits: bool) -> torch.Tensor:
 
 
 def _sparse_categorical_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    log_p = _log_probabilities(output, from_logits)
-    return -log_p.gather(1, target.unsqueeze(1)).mean()
+    return -_log_probabilities(output, from_logits).gather(1, target.unsqueeze(1))
 
 
 def _categorical_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
     target = target.reshape(output.shape)
-    return -(target * _log_probabilities(output, from_logits)).sum(dim=1).mean()
+    return -(target * _log_probabilities(output, from_logits)).sum(dim=1)
 
 
 def _binary_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -46,17 +45,17 @@ def _binary_crossentropy(output: torch.Tensor, target: torch.Tensor, from_logits
     if from_logits:
         # max(z, 0) - z*y + log1p(exp(-|z|)), with the gradient sigmoid(z) - y everywhere
         # (differentiating the formula as written gives 1 - y at z = 0).
-        return F.binary_cross_entropy_with_logits(output, target)
+        return F.binary_cross_entropy_with_logits(output, target, reduction="none")
     p = torch.clamp(output, EPSILON, 1 - EPSILON)
-    return (-target * torch.log(p) - (1 - target) * torch.log(1 - p)).mean()
+    return -target * torch.log(p) - (1 - target) * torch.log(1 - p)
 
 
 def _mse(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    return ((output - target.reshape(output.shape)) ** 2).mean()
+    return (output - target.reshape(output.shape)) ** 2
 
 
 def _mae(output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    return (output - target.reshape(output.shape)).abs().mean()
+    return (output - target.reshape(output.shape)).abs()
 
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]] = {
@@ -66,16 +65,24 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]] = 
     "mse": _mse,
     "mae": _mae,
 }
-"""Each loss of the spec, by the formulas of ``archspec/reference/losses.py``."""
+"""Each loss of the spec by the formulas of ``archspec/reference/losses.py``: its terms, one
+row per sample (the batch loss is their mean)."""
 
 
-def batch_loss(name: str, output: torch.Tensor, target: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    """The mean loss ``name`` of a batch.
+def batch_loss(
+    name: str, output: torch.Tensor, target: torch.Tensor, from_logits: bool, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The mean loss ``name`` of a batch; with ``weights`` (N,): ``sum(w * l) / N``, ``l`` each
+    sample's loss (the mean of its terms), as Keras weights a loss.
 
     ``target``: int64 labels (N,) for sparse categorical cross-entropy, else floats
     with as many elements as ``output``.
     """
-    return lookup(LOSSES, name, "loss")(output, target, from_logits)
+    terms = lookup(LOSSES, name, "loss")(output, target, from_logits)
+    if weights is None:
+        return terms.mean()
+    per_sample = terms.reshape(len(terms), -1).mean(dim=1)
+    return (weights * per_sample).sum() / len(terms)
 
 
 class Engine(BaseEngine):
@@ -99,11 +106,15 @@ class Engine(BaseEngine):
         compiled: bool = False,
         foreach: bool = True,
         cluster=None,
+        sample_weight: np.ndarray | None = None,
+        gradient_norms: bool = False,
     ):
-        super().__init__(model, x=x, y=y, training=training)
+        super().__init__(model, x=x, y=y, training=training, sample_weight=sample_weight, gradient_norms=gradient_norms)
         self.module = model.native
         self.x = model.input_tensors(self.inputs)
         self.y = torch.as_tensor(self.targets).to(device=model.device)
+        self.w = None if self.sample_weight is None else torch.as_tensor(self.sample_weight).to(device=model.device)
+        self.last_gradient_norm: torch.Tensor | None = None
         self.trainable_parameters = model.trainable_slots()
         self.parameters = [tensor for _, tensor in self.trainable_parameters]
         by_name = {slot.canonical: tensor for slot, tensor in self.trainable_parameters}
@@ -128,9 +139,11 @@ class Engine(BaseEngine):
         """Drop the ``DistributedDataParallel`` wrapper (and with it the process group)."""
         self._loss = self._forward_loss
 
-    def _forward_loss(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    def _forward_loss(
+        self, inputs: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = self.module.tensors(inputs, (self.head.logits,))[self.head.logits]
-        loss = batch_loss(self.loss, logits, target, self.from_logits)
+        loss = batch_loss(self.loss, logits, target, self.from_logits, weights)
         for tensor, l1, l2 in self.penalty_tensors:
             if l1:
                 loss = loss + l1 * tensor.abs().sum()
@@ -141,22 +154,49 @@ class Engine(BaseEngine):
     def train_step(
         self, indices: np.ndarray, step: int, learning_rate: float, *, offset: int = 0, fraction: float = 1.0
     ) -> torch.Tensor:
-        index = torch.as_tensor(indices, dtype=torch.int64).to(self.model.device, non_blocking=True)
+        return self._step([(indices, offset, fraction)], step, learning_rate)[1]
+
+    def train_parts(self, parts, step: int, learning_rate: float) -> torch.Tensor:
+        return self._step(parts, step, learning_rate)[0]
+
+    def _step(self, parts, step: int, learning_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of fraction * mean loss over the parts, the last part's mean loss)."""
         if not self.module.training:
             self.module.train()
-        self.module.set_step(step, eager=not self.compiled, offset=offset)
-        inputs = {name: tensor.index_select(0, index) for name, tensor in self.x.items()}
-        loss = self._loss(inputs, self.y.index_select(0, index))
         self.optimizer.zero_grad(set_to_none=True)
-        if self.world_size > 1:
-            # DDP averages the workers' gradients; weighting each by world_size * its share
-            # of the batch makes the average the gradient of the global batch's mean loss.
-            (loss * (fraction * self.world_size)).backward()
-        else:
-            loss.backward()
+        total = loss = None
+        for indices, offset, fraction in parts:
+            index = torch.as_tensor(indices, dtype=torch.int64).to(self.model.device, non_blocking=True)
+            self.module.set_step(step, eager=not self.compiled, offset=offset)
+            inputs = {name: tensor.index_select(0, index) for name, tensor in self.x.items()}
+            weights = None if self.w is None else self.w.index_select(0, index)
+            loss = self._loss(inputs, self.y.index_select(0, index), weights)
+            # Gradients add up in .grad over the parts. With workers DDP averages them, so
+            # world_size * share makes the average the gradient of the global batch's mean loss.
+            scale = fraction * self.world_size
+            (loss if scale == 1.0 else loss * scale).backward()
+            share = loss.detach() if fraction == 1.0 else loss.detach() * fraction
+            total = share if total is None else total + share
+        assert total is not None and loss is not None, "a step needs at least one part"
+        self._clip()
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()
-        return loss.detach()
+        return total, loss.detach()
+
+    def _clip(self) -> None:
+        """clip_value, then clip_norm, on the step's (global) gradient; measures its norm first."""
+        grads = [tensor.grad for tensor in self.parameters if tensor.grad is not None]
+        if self.gradient_norms:
+            self.last_gradient_norm = _global_norm(grads)
+        if self.clip_value is not None:
+            for grad in grads:
+                grad.clamp_(-self.clip_value, self.clip_value)
+        if self.clip_norm is not None:
+            norm = _global_norm(grads) if self.clip_value is not None else self.last_gradient_norm
+            assert norm is not None
+            factor = self.clip_norm / torch.clamp(norm, min=self.clip_norm)
+            for grad in grads:
+                grad.mul_(factor)
 
     def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
         return distributed.all_reduce_sum(values, self.model.device)
@@ -185,6 +225,7 @@ class Engine(BaseEngine):
         # ``step`` is unused: torch.optim counts its updates itself.
         for slot, tensor in self.trainable_parameters:
             tensor.grad = torch.from_numpy(to_native([slot], grads)).to(tensor.device, tensor.dtype)
+        self._clip()
         set_learning_rate(self.optimizer, learning_rate)
         self.optimizer.step()
 
@@ -197,5 +238,12 @@ class _Objective(torch.nn.Module):
         self.graph = engine.module
         self._engine = [engine]  # a list: not a submodule, not a reference cycle in the module tree
 
-    def forward(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        return self._engine[0]._forward_loss(inputs, target)
+    def forward(
+        self, inputs: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self._engine[0]._forward_loss(inputs, target, weights)
+
+
+def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """sqrt(sum over the gradients of sum g**2), as the reference's ``global_norm``."""
+    return torch.sqrt(torch.stack([(grad * grad).sum() for grad in grads]).sum())

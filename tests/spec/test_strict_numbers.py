@@ -69,10 +69,14 @@ def _sample(annotation: Any) -> Any:
     raise AssertionError(f"no sample value for {annotation!r}")
 
 
+# Required fields whose valid values depend on each other (one value more than boundaries).
+CROSS_FIELD_SAMPLES: dict[str, dict[str, Any]] = {"PiecewiseSchedule": {"boundaries": [1], "values": [0.5, 0.25]}}
+
+
 def _minimal(model: type[BaseModel]) -> dict[str, Any]:
     """The required fields of ``model`` with valid values, and its discriminator tag."""
     data = {name: _sample(info.annotation) for name, info in model.model_fields.items() if info.is_required()}
-    return {**data, **_tag(model)}
+    return {**data, **CROSS_FIELD_SAMPLES.get(model.__name__, {}), **_tag(model)}
 
 
 Step = tuple[str, Any, type[BaseModel]]  # field name, list index or mapping key (or None), model there
@@ -87,6 +91,7 @@ class NumericField:
     trail: tuple[Step, ...]
     kind: type  # int or float
     in_list: bool  # a list of numbers (or a number or a list, as kernel sizes are)
+    in_dict: bool = False  # the values of a mapping from integers (class weights)
 
     @property
     def dotted(self) -> str:
@@ -120,7 +125,8 @@ def _numeric_fields() -> list[NumericField]:
                         if _is_model(inner):
                             walk(inner, (*trail, (name, key, inner)))
                         elif inner in (int, float):
-                            found.setdefault((model, name, True), NumericField(model, name, trail, inner, True))
+                            field = NumericField(model, name, trail, inner, True, origin is dict)
+                            found.setdefault((model, name, True), field)
                 elif member in (int, float):
                     found.setdefault((model, name, False), NumericField(model, name, trail, member, False))
 
@@ -148,7 +154,13 @@ def _document(target: NumericField, value: Any) -> dict[str, Any]:
         inner = _minimal(model)
         holder[name] = inner if key is None else ([inner] if key == 0 else {key: inner})
         holder = inner
-    holder[target.field] = [good_value(target), value] if target.in_list else value  # two: a pair is a list of two
+    good = good_value(target)
+    holder[target.field] = [good, value] if target.in_list else value  # two: a pair is a list of two
+    if target.in_dict:
+        holder[target.field] = {0: good, 1: value}
+    if target.model.__name__ == "PiecewiseSchedule" and target.field == "boundaries":
+        holder["boundaries"] = [0, value]  # increasing with the good value 1
+        holder["values"] = [0.5, 0.25, 0.125]  # one more than the two boundaries
     return document
 
 
