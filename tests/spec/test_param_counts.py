@@ -196,10 +196,10 @@ CONFIG_COUNTS = {
     + 2 * (4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
     + (32 * 10 + 10),
     "sequences_masked_lstm": 10 * 16 + 4 * (16 * 32 + 32 * 32 + 32) + (32 * 2 + 2),
-    # embedding, positions, two blocks of (attention: 4 projections; norm; feed-forward; norm), head
+    # embedding, positions, two blocks of (attention: 4 projections without bias; norm; feed-forward; norm), head
     "sequences_masked_transformer": 10 * 32
     + 32 * 32
-    + 2 * (4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
+    + 2 * (4 * (32 * 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
     + (32 * 2 + 2),
 }
 
