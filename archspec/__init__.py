@@ -38,6 +38,13 @@ def compare(spec, backends: tuple[str, ...] = BACKENDS, **options):
     return _compare(spec, backends=backends, **options)
 
 
+def predict(spec, weights, data, **options):
+    """Run a trained run's model on a new data file; see ``archspec.prediction.predict``."""
+    from archspec.prediction import predict as _predict  # on first use, as train
+
+    return _predict(spec, weights, data, **options)
+
+
 __all__ = [
     "ArchSpecError",
     "BackendUnavailableError",
@@ -53,6 +60,7 @@ __all__ = [
     "compile",
     "load",
     "load_weights",
+    "predict",
     "train",
 ]
 __all__.extend(_spec_names)  # the spec models, as archspec.spec lists them

@@ -15,6 +15,7 @@ from archspec.initializers import canonical_weights
 from archspec.spec.blocks import BlockProblems, expand_blocks
 from archspec.spec.diagnostics import problems_from_validation_error
 from archspec.spec.document import Spec
+from archspec.spec.files import FileData, with_paths_from
 from archspec.spec.source import SourceDocument, parse_yaml
 from archspec.weights import check_weights, read_weights, spec_hash
 
@@ -69,6 +70,8 @@ def _load_document(text: str | bytes, filename: str) -> tuple[Spec, ModelGraph, 
         raise SpecError(_by_position(block_problems + problems)) from None
     if block_problems:
         raise SpecError(block_problems)
+    if filename != "<spec>" and isinstance(spec.data, FileData):  # data files are relative to the spec file
+        spec = spec.model_copy(update={"data": with_paths_from(spec.data, Path(filename).resolve().parent)})
     try:
         graph = resolve(spec)
     except GraphProblems as error:

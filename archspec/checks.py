@@ -18,6 +18,7 @@ from archspec.errors import Problem
 from archspec.spec.common import Shape
 from archspec.spec.data import SequencesData
 from archspec.spec.document import Input
+from archspec.spec.files import FileData, file_data_problems
 from archspec.spec.source import Location, SourceDocument, suggest
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
@@ -150,6 +151,13 @@ def _data_splits(graph: ModelGraph) -> tuple[str, ...] | None:
     if data is None:
         return None
     splits = ["train"]
+    if isinstance(data, FileData):  # fractions, or a file per split
+        files = data.files()
+        if data.validation_split > 0 or "validation" in files:
+            splits.append("validation")
+        if data.test_split > 0 or "test" in files:
+            splits.append("test")
+        return tuple(splits)
     if data.validation_split > 0:
         splits.append("validation")
     if data.dataset == "mnist" or data.test_split > 0:
@@ -205,6 +213,8 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
     data = spec.data
     if data is None:
         return []
+    if isinstance(data, FileData):
+        return file_data_problems(data, list(spec.inputs), list(graph.outputs))
     problems: list[tuple[Location, str]] = []
     (input_name, model_input), *rest = spec.inputs.items()
     if rest:

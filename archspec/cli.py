@@ -1,4 +1,4 @@
-"""The ``archspec`` command line: validate, summary, expand, schema, train, compare, data.
+"""The ``archspec`` command line: validate, summary, expand, schema, train, compare, predict, data.
 
 Bad input never produces a traceback: every ``ArchSpecError`` becomes its
 message on stderr and an exit code (1 for invalid specs and data, 2 for usage).
@@ -159,6 +159,17 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from archspec.prediction import predict  # see _cmd_train: kept out of `archspec validate`
+
+    result = predict(args.spec, args.weights, args.data, backend=args.backend, out=args.out)
+    if args.out:
+        print(f"wrote {args.out}: {len(result.samples)} predictions")
+    else:
+        print(result.to_csv(), end="")
+    return 0
+
+
 def _cmd_data_fetch(args) -> int:
     from archspec.data import fetch_mnist  # the data package: kept out of `archspec validate`
 
@@ -261,6 +272,14 @@ def _parser() -> argparse.ArgumentParser:
     training_options(p)
     p.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated (default: {','.join(BACKENDS)})")
     p.set_defaults(run=_cmd_compare)
+
+    p = commands.add_parser("predict", help="run a trained model on a new data file (CSV, NPZ, images)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--weights", required=True, metavar="RUN_DIR/weights.safetensors", help="the run's weights")
+    p.add_argument("--data", required=True, metavar="FILE", help="a file (or image folder) of the run's data format")
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
+    p.add_argument("--out", metavar="PREDS.csv", help="write the predictions here (default: standard output)")
+    p.set_defaults(run=_cmd_predict)
 
     p = commands.add_parser("data", help="data sets: fetch or install")
     data = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
+from archspec.data.files.common import Target
 from archspec.errors import DataError, UsageError
-from archspec.graph import ModelGraph
+from archspec.graph import ModelGraph, resolve
 
 
 def prepare_targets(y: np.ndarray, loss: str, num_classes: int | None, dtype: str) -> np.ndarray:
@@ -101,3 +102,10 @@ def check_targets(y: np.ndarray, loss: str, output_shape: tuple[int, ...], where
                 f"{where}: {loss} expected {outputs} target value(s) per sample (the output shape "
                 f"{list(output_shape)}), received shape {list(y.shape)}"
             )
+
+
+def file_target(spec) -> Target:
+    """What a data file must give the spec's (one) input and output, and the loss that reads it."""
+    graph = resolve(spec)
+    output = graph.outputs[0]
+    return Target(next(iter(spec.inputs)), output, math.prod(graph.output_shape(output)), spec.training.loss)

@@ -17,9 +17,9 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from archspec.api import load
-from archspec.data import load_dataset
 from archspec.errors import ArchSpecError
 from archspec.training import train
+from archspec.training.preparation import load_splits
 
 
 def _peak_rss_mib() -> float:
@@ -71,7 +71,7 @@ def _test_inputs(args, result):
     spec = load(args.spec)
     if spec.data is None:
         return None
-    splits = load_dataset(spec.data.model_dump(mode="json"), data_dir=args.data_dir, seed=spec.training.seed)
+    splits = load_splits(spec, None, args.data_dir)  # data sets and data files alike
     pair = splits.test or splits.validation
     return None if pair is None else pair[0]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from archspec.spec.common import Integer, Number, PositiveInteger, StrictModel
+from archspec.spec.files import CsvData, ImageFolderData, NpzData
 
 
 class MnistData(StrictModel):
@@ -105,4 +106,27 @@ class SequencesData(StrictModel):
         return sequence_classes(self.task, max_length=self.max_length, vocabulary=self.vocabulary)
 
 
-Data = Annotated[MnistData | RegressionData | BinaryData | SequencesData, Field(discriminator="dataset")]
+class _DataKind:
+    """The tag of a data section: its ``dataset`` (built-in sets) or its ``format`` (files)."""
+
+    fields = ("dataset", "format")  # read by the diagnostics to name the missing or wrong key
+    __name__ = "dataset or format"  # pydantic names the discriminator by it
+
+    def __call__(self, value: object) -> object:
+        for field in self.fields:
+            tag = value.get(field) if isinstance(value, dict) else getattr(value, field, None)
+            if tag is not None:
+                return tag
+        return None
+
+
+Data = Annotated[
+    Annotated[MnistData, Tag("mnist")]
+    | Annotated[RegressionData, Tag("regression")]
+    | Annotated[BinaryData, Tag("binary")]
+    | Annotated[SequencesData, Tag("sequences")]
+    | Annotated[NpzData, Tag("npz")]
+    | Annotated[CsvData, Tag("csv")]
+    | Annotated[ImageFolderData, Tag("image_folder")],
+    Discriminator(_DataKind()),
+]

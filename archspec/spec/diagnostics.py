@@ -71,7 +71,12 @@ def _problem(details: Any, document: SourceDocument, root_model: type[BaseModel]
     target = _walk(root_model, loc)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         discriminator = str(ctx.get("discriminator", target.discriminator)).strip("'\"")
-        tags = list(_variants(target.annotation, discriminator))
+        if "|" in target.discriminator:  # a union tagged by one of several keys
+            keys = target.discriminator.split("|")
+            given = details.get("input")
+            present = [key for key in keys if isinstance(given, Mapping) and key in given]
+            discriminator = present[0] if present else " or ".join(map(_quote, keys)).strip("'")
+        tags = list(_variants(target.annotation, target.discriminator))
         tags = tags or _quoted_values(ctx.get("expected_tags", ""))
         if kind == "union_tag_not_found":
             message = f"missing '{discriminator}' in {target.noun}; expected one of {_quoted(tags)}"
@@ -159,6 +164,8 @@ def _strip(annotation: Any) -> tuple[Any, str]:
             for meta in annotation.__metadata__:
                 if isinstance(getattr(meta, "discriminator", None), str):
                     discriminator = meta.discriminator
+                elif isinstance(getattr(getattr(meta, "discriminator", None), "fields", None), tuple):
+                    discriminator = "|".join(meta.discriminator.fields)  # a callable over several keys
             annotation = annotation.__origin__
         elif typing.get_origin(annotation) in (typing.Union, types.UnionType):
             members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
@@ -195,6 +202,11 @@ def _variants(annotation: Any, discriminator: str) -> dict[str, type[BaseModel]]
     variants: dict[str, type[BaseModel]] = {}
     annotation = _strip(annotation)[0]
     for member in typing.get_args(annotation) or (annotation,):
+        if typing.get_origin(member) is typing.Annotated:
+            tags = [meta.tag for meta in member.__metadata__ if isinstance(getattr(meta, "tag", None), str)]
+            if tags and _is_model(member.__origin__):
+                variants[tags[0]] = member.__origin__
+                continue
         if _is_model(member) and discriminator in member.model_fields:
             for tag in _choices(member.model_fields[discriminator].annotation):
                 variants[tag] = member

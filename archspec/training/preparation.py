@@ -12,13 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from archspec.data import Splits, load_dataset, splits_from_arrays
+from archspec.data.files import FileSplits, check_files_unchanged, load_files
 from archspec.data.splits import _check_finite as check_finite_values
 from archspec.errors import DataError, UsageError
 from archspec.graph import ModelGraph, resolve
 from archspec.losses import sample_weights
 from archspec.resources import check_memory, estimate_for_training
+from archspec.spec.files import FileData
 from archspec.spec.training import Training
-from archspec.targets import check_data_fits, prepare_targets
+from archspec.targets import check_data_fits, file_target, prepare_targets
 from archspec.training.checkpoints import Checkpoint, DataFingerprint
 from archspec.training.cluster import Cluster, check_batches
 from archspec.training.order import batch_sizes
@@ -97,6 +99,8 @@ def load_splits(spec, data, data_dir) -> Splits:
         return splits_from_arrays(data, num_classes=num_classes)
     if spec.data is None:
         raise UsageError(f"spec '{spec.name}' has no 'data' section: pass data=(x, y) or add one")
+    if isinstance(spec.data, FileData):
+        return load_files(spec.data, file_target(spec), seed=spec.training.seed)
     return load_dataset(spec.data.model_dump(mode="json"), data_dir=data_dir, seed=spec.training.seed)
 
 
@@ -119,6 +123,8 @@ def prepare(
         check_resumable(checkpoint, graph, training)
     data, given = take_weights(data) if data is not None else (None, {})
     splits = load_splits(spec, data, data_dir)
+    if checkpoint is not None and isinstance(splits, FileSplits):  # name a data file that changed
+        check_files_unchanged(checkpoint.folder.parent, splits)
     check_data_fits(graph, splits)
     split_weights = {}
     for split, pair in splits.as_dict().items():

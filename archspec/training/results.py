@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from archspec.data.files import PREPROCESSING_FILE, FileSplits, preprocessing_bytes
 from archspec.errors import CheckpointError
 from archspec.weights import atomic_write_bytes
 
@@ -53,6 +54,18 @@ def write_run(result: TrainResult, folder: Path) -> None:
         _write_run(result, folder)
     except OSError as error:
         raise CheckpointError(f"{folder}: cannot write the run's results ({error.strerror or error})") from None
+
+
+def write_preprocessing(splits, folder: Path) -> None:
+    """``preprocessing.json`` beside the weights, for a run trained on data files."""
+    if isinstance(splits, FileSplits):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(folder / PREPROCESSING_FILE, preprocessing_bytes(splits))
+        except OSError as error:
+            raise CheckpointError(
+                f"{folder}: cannot write the run's preprocessing ({error.strerror or error})"
+            ) from None
 
 
 def _write_run(result: TrainResult, folder: Path) -> None:

@@ -29,7 +29,7 @@ from archspec.training.keeper import Keeper
 from archspec.training.logs import EventLog
 from archspec.training.loop import Loop
 from archspec.training.preparation import TrainingData, prepare
-from archspec.training.results import TrainResult, write_run
+from archspec.training.results import TrainResult, write_preprocessing, write_run
 
 
 def train(
@@ -163,6 +163,8 @@ def run_training(
     data = prepare(
         graph, training, data, data_dir, checkpoint, memory_cap, cluster=cluster, fingerprinted=out is not None
     )
+    if out is not None and writer:  # the run's preprocessing (and data files' SHA-256) from its start
+        write_preprocessing(data.splits, out)
     total_steps = data.steps_per_epoch * training.epochs
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)

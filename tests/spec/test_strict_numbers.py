@@ -69,8 +69,14 @@ def _sample(annotation: Any) -> Any:
     raise AssertionError(f"no sample value for {annotation!r}")
 
 
-# Required fields whose valid values depend on each other (one value more than boundaries).
-CROSS_FIELD_SAMPLES: dict[str, dict[str, Any]] = {"PiecewiseSchedule": {"boundaries": [1], "values": [0.5, 0.25]}}
+# Required fields whose valid values depend on each other (one value more than boundaries),
+# and fields a model needs although none of them is required alone (one of several ways to say it).
+CROSS_FIELD_SAMPLES: dict[str, dict[str, Any]] = {
+    "PiecewiseSchedule": {"boundaries": [1], "values": [0.5, 0.25]},
+    "NpzData": {"path": "x.npz"},
+    "CsvData": {"path": "x.csv", "features": ["a"], "target": "b"},
+    "ImageFolderData": {"path": "images"},
+}
 
 
 def _minimal(model: type[BaseModel]) -> dict[str, Any]:
