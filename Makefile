@@ -53,7 +53,7 @@ gpu-check:
 
 # Full training runs of the example configs on both backends (the README's accuracy table).
 accuracy:
-	for config in keras_example torch_example mnist_mlp mnist_cnn mnist_lstm mnist_tcn mnist_transformer; do \
+	for config in keras_example torch_example mnist_mlp mnist_cnn mnist_lstm mnist_tcn mnist_transformer sequences_masked_lstm sequences_masked_transformer; do \
 		$(BIN)/archspec compare configs/$$config.yaml --quiet --out runs/accuracy/$$config || exit 1; \
 	done
 

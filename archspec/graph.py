@@ -28,7 +28,9 @@ class Node:
     ``inputs`` name tensors: model input names or other nodes' ids. ``activation``
     is the activation a backend applies after the layer's own computation
     (``None`` for layers that have none); ``pre_activation`` is then available as
-    the tensor ``"{id}:pre"``.
+    the tensor ``"{id}:pre"``. ``input_masked`` says which inputs carry a mask (padded
+    steps) and ``masked`` whether the output does, by the layer type's ``mask_rule``
+    (``docs/semantics.md``, "Masks").
     """
 
     id: str
@@ -38,6 +40,8 @@ class Node:
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: tuple[ParamSpec, ...]
+    input_masked: tuple[bool, ...] = ()
+    masked: bool = False
 
     @property
     def type(self) -> str:
@@ -57,6 +61,30 @@ class Node:
     @property
     def param_count(self) -> int:
         return sum(p.size for p in self.params)
+
+    @property
+    def mask_input(self) -> int:
+        """Which input's mask the layer honours, if its rule is ``consume`` (attention: the key's)."""
+        return self.layer.mask_input(len(self.inputs))
+
+    @property
+    def mask_source(self) -> str | None:
+        """How the mask of this node's output is computed from its layer type's ``mask_rule``
+        (the reference and every backend follow it): ``None``, no mask; ``"create"``, the layer
+        makes it; ``"input"``, the first input's; ``"all"``, valid where every masked input is
+        valid; ``"steps"``, a concatenation along the step axis: the inputs' masks concatenated
+        (an input without one counts as valid everywhere)."""
+        if not self.masked:
+            return None
+        rule = self.layer.mask_rule
+        if rule == "create":
+            return "create"
+        if rule != "combine":
+            return "input"
+        axis = getattr(self.layer, "axis", None)
+        if axis is not None and axis % len(self.input_shapes[0]) == 0:
+            return "steps"
+        return "all"
 
     def layer_as(self, cls: builtins.type[LayerT]) -> LayerT:
         """The node's layer as the class a builder for its type handles (``node.layer_as(Dense)``).
@@ -215,6 +243,8 @@ def resolve(spec: Spec) -> ModelGraph:
         raise GraphProblems(problems)
 
     shapes: dict[str, Shape] = {name: tuple(inp.shape) for name, inp in spec.inputs.items()}
+    # Tensor -> the id of the layer that marked its padded steps (absent: no mask). Inputs carry none.
+    mask_origins: dict[str, str] = {}
     nodes = []
     for index in order:
         layer, node_id, refs = spec.layers[index], ids[index], sources[index]
@@ -231,8 +261,18 @@ def resolve(spec: Spec) -> ModelGraph:
         except LayerShapeError as error:
             problems.append((("layers", index, layer.type), f"layer '{node_id}': {error}"))
             continue
+        input_masked = tuple(ref in mask_origins for ref in refs)
+        problem = _mask_problem(node_id, layer, refs, mask_origins)
+        if problem:
+            problems.append((("layers", index, layer.type), problem))
+            continue
+        origin = _mask_origin(node_id, layer, refs, mask_origins)
+        if origin is not None:
+            mask_origins[node_id] = origin
         shapes[node_id] = output_shape
-        nodes.append(Node(node_id, index, layer, refs, input_shapes, output_shape, params))
+        nodes.append(
+            Node(node_id, index, layer, refs, input_shapes, output_shape, params, input_masked, origin is not None)
+        )
 
     used = {ref for refs in sources for ref in refs} | set(outputs)
     for index, node_id in enumerate(ids):
@@ -246,6 +286,17 @@ def resolve(spec: Spec) -> ModelGraph:
     for name in input_names:
         if name not in used:
             problems.append((("inputs", name), f"input '{name}' is not used by any layer"))
+    if spec.training is not None:
+        for name in outputs:
+            if name in mask_origins:
+                problems.append(
+                    (
+                        ("layers", ids.index(name)),
+                        f"output '{name}' carries a mask (padding marked by '{mask_origins[name]}') and the loss "
+                        "cannot skip padded steps: expected an output without a mask, received a masked "
+                        "sequence (end with a recurrent layer without return_sequences, or a global pooling)",
+                    )
+                )
     if problems:
         raise GraphProblems(problems)
 
@@ -286,6 +337,33 @@ def _check_input_kinds(spec: Spec, layer: Layer, refs) -> str | None:
     elif int_refs:
         readers = " or ".join(layer_type_name(cls) for cls in LAYER_TYPES if cls.integer_input)
         return f"integer input '{int_refs[0]}' can only feed an {readers} layer, not {layer.type}"
+    return None
+
+
+def _mask_problem(node_id: str, layer: Layer, refs, mask_origins: dict[str, str]) -> str | None:
+    """A masked input reaching a layer whose type cannot honour a mask (rule ``refuse``)."""
+    masked = [ref for ref in refs if ref in mask_origins]
+    if layer.mask_rule != "refuse" or not masked:
+        return None
+    honouring = sorted(layer_type_name(cls) for cls in LAYER_TYPES if cls.mask_rule == "consume")
+    return (
+        f"layer '{node_id}' ({layer.type}) cannot honour a mask: expected an input without one, received "
+        f"'{masked[0]}', whose padded steps were marked by '{mask_origins[masked[0]]}' "
+        f"(read the sequence with one of {', '.join(honouring)} first)"
+    )
+
+
+def _mask_origin(node_id: str, layer: Layer, refs, mask_origins: dict[str, str]) -> str | None:
+    """The layer that marked the padded steps of this layer's output, or None when it carries no
+    mask: the one rule of each layer type (``LayerBase.mask_rule``)."""
+    incoming = [mask_origins[ref] for ref in refs if ref in mask_origins]
+    rule = layer.mask_rule
+    if rule == "create":
+        return node_id if layer.creates_mask() else None
+    if rule == "combine":
+        return incoming[0] if incoming else None
+    if rule == "pass" or (rule == "consume" and layer.keeps_steps()):
+        return mask_origins.get(refs[0])
     return None
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from archspec.errors import DataError, UsageError
 from archspec.graph import ModelGraph
-from archspec.reference.layers import LayerContext, reference_layer
+from archspec.reference.layers import LayerContext, output_mask, reference_layer
 
 
 @dataclass(frozen=True)
@@ -20,13 +20,15 @@ class ReferenceResult:
     under its id and, for nodes with an activation, the pre-activation under
     ``"{id}:pre"``. ``logits`` is the tensor ``graph.heads[0].logits`` (None
     without heads). ``updated_weights`` are the weights after the pass: batch-norm
-    moving statistics updated in training mode, everything else unchanged.
+    moving statistics updated in training mode, everything else unchanged. ``masks``
+    holds the mask of every masked tensor (``(batch, steps)``, True at valid steps).
     """
 
     outputs: dict[str, np.ndarray]
     tensors: dict[str, np.ndarray]
     logits: np.ndarray | None
     updated_weights: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _input_arrays(graph: ModelGraph, inputs) -> dict[str, np.ndarray]:
@@ -89,10 +91,15 @@ def reference_forward(
     current = _float64_weights(graph, weights)
     updated = dict(current)
     seed = graph.spec.training.seed if graph.spec.training else 0
+    masks: dict[str, np.ndarray] = {}  # tensor -> its mask (True at valid steps), for masked tensors
     for node in graph.nodes:
         params = {param.name: current[node.canonical_name(param)] for param in node.params}
-        context = LayerContext(seed=seed, layer_index=node.index, step=step)
+        input_masks = [masks.get(r) for r in node.inputs]
+        context = LayerContext(seed=seed, layer_index=node.index, step=step, masks=tuple(input_masks))
         result = reference_layer(node.type)(node.layer, params, [tensors[r] for r in node.inputs], training, context)
+        mask = output_mask(node, input_masks, result.mask)
+        if mask is not None:
+            masks[node.id] = mask
         tensors[node.id] = result.output
         if result.pre_activation is not None:
             tensors[f"{node.id}:pre"] = result.pre_activation
@@ -100,4 +107,4 @@ def reference_forward(
             updated[f"{node.id}.{local_name}"] = value
     outputs = {name: tensors[name] for name in graph.outputs}
     logits = tensors[graph.heads[0].logits] if graph.heads else None
-    return ReferenceResult(outputs, tensors, logits, updated)
+    return ReferenceResult(outputs, tensors, logits, updated, masks)

@@ -26,11 +26,19 @@ Params = Mapping[str, np.ndarray]
 @dataclass(frozen=True)
 class LayerContext:
     """Counters of the neutral dropout stream: the spec's training seed, the
-    layer's index in the spec (``node.index``) and the 0-based optimizer step."""
+    layer's index in the spec (``node.index``) and the 0-based optimizer step;
+    and the masks of the layer's inputs (``(batch, steps)`` booleans, True at valid
+    steps; None for an input without one), which a ``consume`` layer honours."""
 
     seed: int = 0
     layer_index: int = 0
     step: int = 0
+    masks: tuple[np.ndarray | None, ...] = ()
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The first input's mask (the one a recurrent layer reads), or None."""
+        return self.masks[0] if self.masks else None
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,13 @@ class LayerOutput:
     ``pre_activation`` is set for layers with an ``activation`` applied after their
     own computation (``output = activation(pre_activation)``). ``state`` holds new
     values of non-trainable parameters by local name (batch-norm moving statistics
-    in training mode).
+    in training mode). ``mask`` is the mask a ``create`` layer made (True at valid steps).
     """
 
     output: np.ndarray
     pre_activation: np.ndarray | None = None
     state: dict[str, np.ndarray] = field(default_factory=dict)
+    mask: np.ndarray | None = None
 
 
 def _activated(name: str, pre: np.ndarray) -> LayerOutput:
@@ -180,15 +189,26 @@ def avgpool(layer, params, inputs, training, context) -> LayerOutput:
 
 
 def global_avgpool(layer, params, inputs, training, context) -> LayerOutput:
-    """Mean over every spatial axis (steps; or height and width)."""
+    """Mean over every spatial axis (steps; or height and width). With a mask (steps), the
+    mean of the valid steps: sum_t mask[t] * x[t] / sum_t mask[t], 0 without any valid step."""
     (x,) = inputs
-    return LayerOutput(x.mean(axis=tuple(range(1, x.ndim - 1))))
+    mask = context.mask
+    if mask is None:
+        return LayerOutput(x.mean(axis=tuple(range(1, x.ndim - 1))))
+    total = np.where(mask[..., None], x, 0.0).sum(axis=1)
+    count = mask.sum(axis=1)[:, None]
+    return LayerOutput(np.where(count > 0, total / np.maximum(count, 1), 0.0))
 
 
 def global_maxpool(layer, params, inputs, training, context) -> LayerOutput:
-    """Max over every spatial axis (steps; or height and width)."""
+    """Max over every spatial axis (steps; or height and width). With a mask (steps), the max
+    of the valid steps, 0 without any valid step."""
     (x,) = inputs
-    return LayerOutput(x.max(axis=tuple(range(1, x.ndim - 1))))
+    mask = context.mask
+    if mask is None:
+        return LayerOutput(x.max(axis=tuple(range(1, x.ndim - 1))))
+    largest = np.where(mask[..., None], x, -np.inf).max(axis=1)
+    return LayerOutput(np.where(mask.any(axis=1)[:, None], largest, 0.0))
 
 
 # --- normalisation ------------------------------------------------------------------
@@ -236,11 +256,19 @@ def layer_norm(layer, params: Params, inputs, training, context) -> LayerOutput:
 
 
 def embedding(layer, params: Params, inputs, training, context) -> LayerOutput:
-    """y[n, t] = embeddings[ids[n, t]]"""
+    """y[n, t] = embeddings[ids[n, t]]; with ``mask_zero`` the mask is ids != 0 (the output
+    at a padded step is still row 0)."""
     (ids,) = inputs
     if ids.size and (ids.min() < 0 or ids.max() >= layer.input_dim):
         raise DataError(f"expected embedding ids in [0, {layer.input_dim}), received [{ids.min()}, {ids.max()}]")
-    return LayerOutput(params["embeddings"][ids])
+    return LayerOutput(params["embeddings"][ids], mask=ids != 0 if layer.mask_zero else None)
+
+
+def masking(layer, params, inputs, training, context) -> LayerOutput:
+    """mask[n, t] = any_f x[n, t, f] != mask_value; y = x at valid steps, 0 at masked ones."""
+    (x,) = inputs
+    mask = np.any(x != layer.mask_value, axis=-1)
+    return LayerOutput(np.where(mask[..., None], x, 0.0), mask=mask)
 
 
 # --- recurrent ----------------------------------------------------------------------
@@ -291,14 +319,24 @@ def _gru_step(layer, params, x_t, state):
 _STEPS = {"simple_rnn": (_simple_rnn_step, 1), "lstm": (_lstm_step, 2), "gru": (_gru_step, 1)}
 
 
-def _run_recurrent(layer, params: Params, x: np.ndarray) -> np.ndarray:
+def _run_recurrent(layer, params: Params, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Reads x (N, T, F) from t = 0 to T - 1, starting from zero state.
-    Returns every step's output (N, T, units) with ``return_sequences``, else the last."""
+    Returns every step's output (N, T, units) with ``return_sequences``, else the last.
+
+    Where ``mask[n, t]`` is False the step is skipped: the state stays and the output
+    repeats the previous output (zeros before the first valid step)."""
     step, state_count = _STEPS[layer.type]
     state = tuple(np.zeros((x.shape[0], layer.units)) for _ in range(state_count))
+    h = np.zeros((x.shape[0], layer.units))
     outputs = []
     for t in range(x.shape[1]):
-        h, state = step(layer, params, x[:, t, :], state)
+        h_new, new_state = step(layer, params, x[:, t, :], state)
+        if mask is None:
+            h, state = h_new, new_state
+        else:
+            valid = mask[:, t, None]
+            h = np.where(valid, h_new, h)
+            state = tuple(np.where(valid, new, old) for new, old in zip(new_state, state))
         outputs.append(h)
     if layer.return_sequences:
         return np.stack(outputs, axis=1)
@@ -309,7 +347,7 @@ def recurrent(layer, params: Params, inputs, training, context) -> LayerOutput:
     """simple_rnn, lstm and gru. (simple_rnn's ``activation`` acts inside the recurrence:
     there is no pre-activation tensor.)"""
     (x,) = inputs
-    return LayerOutput(_run_recurrent(layer, params, x))
+    return LayerOutput(_run_recurrent(layer, params, x, context.mask))
 
 
 def _direction(params: Params, direction: str) -> dict[str, np.ndarray]:
@@ -328,10 +366,14 @@ MERGES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 def bidirectional(layer, params: Params, inputs, training, context) -> LayerOutput:
     """The backward copy reads the sequence reversed (t = T - 1 down to 0). With
     ``return_sequences`` its outputs are reversed back, so both directions line up
-    in time; without, its output is its state after reading step 0."""
+    in time; without, its output is its state after reading step 0. A mask is reversed
+    with the sequence, so the backward copy skips trailing padding and starts at the
+    last valid step."""
     (x,) = inputs
-    forward = _run_recurrent(layer.layer, _direction(params, "forward"), x)
-    backward = _run_recurrent(layer.layer, _direction(params, "backward"), x[:, ::-1, :])
+    mask = context.mask
+    forward = _run_recurrent(layer.layer, _direction(params, "forward"), x, mask)
+    backward_mask = None if mask is None else mask[:, ::-1]
+    backward = _run_recurrent(layer.layer, _direction(params, "backward"), x[:, ::-1, :], backward_mask)
     if layer.layer.return_sequences:
         backward = backward[:, ::-1, :]
     return LayerOutput(MERGES[layer.merge_mode](forward, backward))
@@ -342,7 +384,7 @@ def bidirectional(layer, params: Params, inputs, training, context) -> LayerOutp
 
 def attention_allowed(layer, query_steps: int, key_steps: int) -> np.ndarray:
     """Which keys each query may attend to, boolean (query_steps, key_steps): all, or with
-    ``causal`` key j <= query i. (Key masks, where a sequence has them, combine here by "and".)"""
+    ``causal`` key j <= query i. (A key mask combines with it by "and": multi_head_attention.)"""
     allowed = np.ones((query_steps, key_steps), dtype=bool)
     if layer.causal:
         allowed &= np.arange(key_steps)[None, :] <= np.arange(query_steps)[:, None]
@@ -358,6 +400,8 @@ def multi_head_attention(layer, params: Params, inputs, training, context) -> La
 
     Dropout (training only) keeps weight (h, i, j) of sample n where the neutral stream keeps
     element (h * Tq + i) * Tk + j of position n, and scales it by 1 / (1 - dropout).
+    With a mask on the key (the last input), masked keys are not allowed either; a query
+    allowed no key at all gets zero weights (not the NaN of a softmax over nothing).
     """
     query = inputs[0]
     value = inputs[1] if len(inputs) > 1 else query
@@ -375,7 +419,14 @@ def multi_head_attention(layer, params: Params, inputs, training, context) -> La
     v = project(value, "value", layer.value_size)
     scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(layer.key_dim)
     allowed = attention_allowed(layer, query.shape[1], key.shape[1])
-    weights = activation("softmax", np.where(allowed, scores, -np.inf))
+    key_mask = context.masks[len(inputs) - 1] if context.masks else None
+    if key_mask is None:
+        weights = activation("softmax", np.where(allowed, scores, -np.inf))
+    else:
+        allowed = allowed & key_mask[:, None, None, :]  # (N, 1, Tq, Tk): masked keys are never attended to
+        sees = allowed.any(axis=-1, keepdims=True)  # a query that may attend to no key gets zero weights
+        weights = activation("softmax", np.where(sees, np.where(allowed, scores, -np.inf), 0.0))
+        weights = np.where(sees, weights, 0.0)
     if training and layer.dropout > 0.0:
         keep = dropout_keep_mask(context.seed, context.layer_index, context.step, weights.shape, layer.dropout)
         weights = np.where(keep, weights / (1.0 - layer.dropout), 0.0)
@@ -425,6 +476,26 @@ def concatenate(layer, params, inputs, training, context) -> LayerOutput:
     return LayerOutput(np.concatenate(inputs, axis=_per_sample_axis(layer.axis)))
 
 
+# --- masks --------------------------------------------------------------------------
+
+
+def output_mask(node, masks: list[np.ndarray | None], created: np.ndarray | None) -> np.ndarray | None:
+    """The mask of ``node``'s output (``(batch, steps)``, True at valid steps) from its inputs'
+    masks and the one its layer made, as ``node.mask_source`` says."""
+    source = node.mask_source
+    if source is None:
+        return None
+    if source == "create":
+        return created
+    if source == "input":
+        return masks[0]
+    if source == "steps":
+        batch = next(m for m in masks if m is not None).shape[0]
+        whole = [np.ones((batch, shape[0]), bool) if m is None else m for m, shape in zip(masks, node.input_shapes)]
+        return np.concatenate(whole, axis=1)
+    return np.logical_and.reduce([m for m in masks if m is not None])
+
+
 LayerFunction = Callable[[object, Params, list, bool, LayerContext], LayerOutput]
 
 REFERENCE_LAYERS: dict[str, LayerFunction] = {
@@ -446,6 +517,7 @@ REFERENCE_LAYERS: dict[str, LayerFunction] = {
     "batch_norm": batch_norm,
     "layer_norm": layer_norm,
     "embedding": embedding,
+    "masking": masking,
     "simple_rnn": recurrent,
     "lstm": recurrent,
     "gru": recurrent,

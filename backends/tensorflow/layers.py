@@ -63,6 +63,39 @@ class Dropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "layer_index": self.layer_index}
 
 
+@keras.saving.register_keras_serializable(package="archspec")
+class Masking(keras.layers.Layer):
+    """Zeroes the steps whose features all equal ``mask_value`` (Keras' ``Masking`` computes the
+    same, but attaches its mask to the tensor for Keras to propagate by its own rules; archspec
+    passes masks itself, by its written rules, so this layer attaches none)."""
+
+    def __init__(self, mask_value: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+
+    def call(self, inputs):
+        return keras.ops.where(step_mask(inputs, self.mask_value)[..., None], inputs, keras.ops.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+
+def step_mask(x, mask_value: float):
+    """True at the steps of ``x`` (batch, steps, features) where some feature differs from ``mask_value``."""
+    return keras.ops.any(keras.ops.not_equal(x, mask_value), axis=-1)
+
+
+def created_mask(node: Node, x):
+    """The mask a ``create`` layer makes from its input: ids != 0 (embedding with ``mask_zero``),
+    or the steps not all equal to ``mask_value`` (masking)."""
+    if node.type == "embedding":
+        return keras.ops.not_equal(x, 0)
+    return step_mask(x, node.layer_as(spec.Masking).mask_value)
+
+
 def _dense(node: Node, context: BuildContext):
     layer = node.layer_as(spec.Dense)
     return keras.layers.Dense(layer.units, use_bias=layer.use_bias, name=node.id, dtype=context.dtype)
@@ -132,9 +165,42 @@ def _pool(keras_class, layer_class: _PoolClass) -> Builder:
 
 def _global_pool(keras_class) -> Builder:
     def build(node: Node, context: BuildContext):
+        if node.input_masked and node.input_masked[0]:
+            mode = "max" if node.type.startswith("global_max") else "avg"
+            return MaskedGlobalPool1D(mode, name=node.id, dtype=context.dtype)
         return keras_class(data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype)
 
     return build
+
+
+@keras.saving.register_keras_serializable(package="archspec")
+class MaskedGlobalPool1D(keras.layers.Layer):
+    """Mean or max over the valid steps of a masked sequence, 0 for a sequence without any
+    (Keras' ``GlobalAveragePooling1D`` gives NaN there, and its max pooling ignores masks)."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.supports_masking = True  # it is given the mask explicitly (archspec's rule)
+
+    def call(self, inputs, mask=None):
+        valid = mask[:, :, None]
+        any_valid = tf.reduce_any(valid, axis=1)
+        if self.mode == "max":
+            largest = tf.reduce_max(tf.where(valid, inputs, tf.constant(-math.inf, inputs.dtype)), axis=1)
+            return tf.where(any_valid, largest, tf.zeros_like(largest))
+        total = tf.reduce_sum(tf.where(valid, inputs, tf.zeros_like(inputs)), axis=1)
+        count = tf.reduce_sum(tf.cast(valid, inputs.dtype), axis=1)
+        return tf.where(any_valid, total / tf.maximum(count, 1.0), tf.zeros_like(total))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="archspec")
@@ -178,6 +244,10 @@ class MultiHeadAttention(keras.layers.Layer):
             dropout, seed, layer_index, step, offset, name="attention_dropout", dtype=dtype
         )
         self.step = self.attention_dropout.step
+        self.supports_masking = True  # archspec passes the key's mask explicitly (its rule)
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # archspec decides where masks go (the query's, by its graph)
 
     @staticmethod
     def _query_value_key(items):
@@ -201,17 +271,32 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = tf.shape(x)
         return tf.transpose(tf.reshape(x, [shape[0], shape[1], self.num_heads, size]), [0, 2, 1, 3])
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         query, value, key = self._query_value_key(inputs)
         q = self._heads(self.query_dense(query), self.key_dim)
         k = self._heads(self.key_dense(key), self.key_dim)
         v = self._heads(self.value_dense(value), self.value_dim)
         scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.key_dim)
+        allowed = None
         if self.causal:
             ones = tf.ones(tf.shape(scores)[-2:], dtype=tf.bool)
             allowed = tf.linalg.band_part(ones, -1, 0)  # key j <= query i
+        # archspec passes the key's mask (batch, key steps) itself; a list is Keras filling in
+        # the masks of its own propagation, which archspec never attaches to a tensor.
+        if mask is None or isinstance(mask, (list, tuple)):
+            if allowed is not None:
+                scores = tf.where(allowed, scores, tf.constant(-math.inf, scores.dtype))
+            weights = tf.nn.softmax(scores, axis=-1)
+        else:
+            # Masked keys are never attended to, and a query allowed no key gets zero weights
+            # (its row is made finite first, so no NaN flows back).
+            keys = mask[:, None, None, :]
+            allowed = keys if allowed is None else tf.logical_and(keys, allowed)
+            sees = tf.reduce_any(allowed, axis=-1, keepdims=True)
             scores = tf.where(allowed, scores, tf.constant(-math.inf, scores.dtype))
-        weights = self.attention_dropout(tf.nn.softmax(scores, axis=-1), training=training)
+            scores = tf.where(sees, scores, tf.zeros_like(scores))
+            weights = tf.where(sees, tf.nn.softmax(scores, axis=-1), tf.zeros_like(scores))
+        weights = self.attention_dropout(weights, training=training)
         attended = tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])
         shape = tf.shape(attended)
         return self.output_dense(tf.reshape(attended, [shape[0], shape[1], self.num_heads * self.value_dim]))
@@ -387,6 +472,7 @@ BUILDERS: dict[str, Builder] = {
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
     "embedding": _embedding,
+    "masking": lambda node, context: Masking(node.layer_as(spec.Masking).mask_value, name=node.id, dtype=context.dtype),
     "simple_rnn": _recurrent(spec.SimpleRNN),
     "lstm": _recurrent(spec.LSTM),
     "gru": _recurrent(spec.GRU),

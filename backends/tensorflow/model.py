@@ -12,13 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from archspec.errors import BackendUnavailableError, UsageError
-from archspec.graph import ModelGraph
+from archspec.graph import ModelGraph, Node
 from archspec.layout import Slot, group_by_array, to_canonical, to_native
 from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import Activation
-from .layers import BUILDERS, STEP_READERS, BuildContext
+from .layers import BUILDERS, STEP_READERS, BuildContext, created_mask
 
 
 def resolve_device(device: str) -> str:
@@ -115,13 +115,28 @@ class TensorFlowModel(CompiledModel):
             for name, spec in graph.spec.inputs.items()
         }
         tensors = dict(inputs)
+        # Masked tensor -> its mask ((batch, steps) bool), by archspec's rules (Node.mask_source):
+        # masks are passed explicitly to the layers that honour them, never left to Keras' own
+        # propagation (which, for merges, differs: docs/semantics.md, "Masks").
+        masks: dict[str, keras.KerasTensor] = {}
         self.layers: dict[str, keras.layers.Layer] = {}
         names = native_names(graph)
         for node in graph.nodes:
             # Builders name the Keras layer after node.id; they get the Keras-legal name.
             layer = BUILDERS[node.type](dataclasses.replace(node, id=names[node.id]), context)
             arguments = [tensors[ref] for ref in node.inputs]
-            output = layer(arguments[0] if len(arguments) == 1 else arguments)
+            if node.layer.mask_rule == "consume" and node.input_masked[node.mask_input]:
+                # The one mask it reads (a recurrent layer its input's, attention its key's).
+                mask = masks[node.inputs[node.mask_input]]
+                output = layer(arguments[0] if len(arguments) == 1 else arguments, mask=mask)
+                # Keras attaches the mask to a sequence output for its own propagation (which
+                # other Keras layers would then apply by Keras' rules); a copy carries none, so
+                # only the masks passed here, by archspec's rules, ever reach a layer.
+                output = keras.ops.copy(output)
+            else:
+                output = layer(arguments[0] if len(arguments) == 1 else arguments)
+            if node.mask_source is not None:
+                masks[node.id] = _output_mask(node, arguments, masks)
             # The spec class says where a layer's activation acts (archspec.spec.layers): the whole
             # of an activation layer, or a separate Activation after dense/conv2d, so the
             # pre-activation tensor (the logits of a softmax head) exists.
@@ -253,6 +268,26 @@ class TensorFlowModel(CompiledModel):
 
     def native_param_count(self) -> int:
         return self._native.count_params()
+
+
+def _output_mask(node: Node, arguments: list, masks: Mapping[str, keras.KerasTensor]):
+    """The mask of a masked node's output, as ``Node.mask_source`` says (docs/semantics.md, "Masks")."""
+    if node.mask_source == "create":
+        return created_mask(node, arguments[0])
+    if node.mask_source == "input":
+        return masks[node.inputs[0]]
+    if node.mask_source == "steps":
+        # An input without a mask is valid at every step: a row of True as long as its steps.
+        parts = [
+            masks[name] if name in masks else keras.ops.ones_like(keras.ops.sum(x, axis=-1), dtype="bool")
+            for name, x in zip(node.inputs, arguments)
+        ]
+        return keras.ops.concatenate(parts, axis=1)
+    present = [masks[name] for name in node.inputs if name in masks]
+    combined = present[0]
+    for other in present[1:]:
+        combined = keras.ops.logical_and(combined, other)
+    return combined
 
 
 def _attribute(layer: keras.layers.Layer, path: str) -> keras.Variable:

@@ -197,10 +197,23 @@ class GlobalPool(nn.Module):
         self.mode = mode
         self.dims = tuple(range(1, rank + 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            return self._masked(x, mask)
         if self.mode == "max":
             return x.amax(dim=self.dims)
         return x.mean(dim=self.dims)
+
+    def _masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Over the valid steps of (batch, steps, channels) only; 0 for a sequence without any."""
+        valid = mask.unsqueeze(-1)
+        any_valid = valid.any(dim=1)
+        if self.mode == "max":
+            largest = x.masked_fill(~valid, -math.inf).amax(dim=1)
+            return torch.where(any_valid, largest, torch.zeros_like(largest))
+        total = torch.where(valid, x, torch.zeros_like(x)).sum(dim=1)
+        count = valid.sum(dim=1).to(x.dtype)
+        return torch.where(any_valid, total / count.clamp(min=1), torch.zeros_like(total))
 
     def extra_repr(self) -> str:
         return self.mode
@@ -255,6 +268,7 @@ class MultiHeadAttention(nn.Module):
         *,
         step: torch.Tensor | int = 0,
         offset: int = 0,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         value = query if value is None else value
         key = value if key is None else key
@@ -262,9 +276,20 @@ class MultiHeadAttention(nn.Module):
         k = self._heads(self.key(key), self.key_dim)
         v = self._heads(self.value(value), self.value_dim)
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.key_dim)
-        if self.allowed is not None:
-            scores = scores.masked_fill(~self.allowed, -math.inf)
-        weights = self.attention_dropout(torch.softmax(scores, dim=-1), step, offset)
+        if mask is None:
+            if self.allowed is not None:
+                scores = scores.masked_fill(~self.allowed, -math.inf)
+            weights = torch.softmax(scores, dim=-1)
+        else:
+            # The key's mask (batch, key steps): masked keys are never attended to, and a query
+            # allowed no key gets zero weights (its row is made finite first, so no NaN flows back).
+            allowed = mask[:, None, None, :]
+            if self.allowed is not None:
+                allowed = allowed & self.allowed
+            sees = allowed.any(dim=-1, keepdim=True)
+            scores = scores.masked_fill(~allowed, -math.inf).masked_fill(~sees, 0.0)
+            weights = torch.where(sees, torch.softmax(scores, dim=-1), torch.zeros_like(scores))
+        weights = self.attention_dropout(weights, step, offset)
         attended = (weights @ v).transpose(1, 2)
         return self.output(attended.reshape(attended.shape[0], attended.shape[1], self.heads * self.value_dim))
 
@@ -403,6 +428,27 @@ class Embedding(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids.long(), self.weight)
 
+    def make_mask(self, ids: torch.Tensor) -> torch.Tensor:
+        """``mask_zero``: the id 0 is padding (the row it looks up stays in the output)."""
+        return ids != 0
+
+
+class Masking(nn.Module):
+    """Masks the steps whose features all equal ``mask_value`` and zeroes them (Keras' ``Masking``)."""
+
+    def __init__(self, mask_value: float):
+        super().__init__()
+        self.mask_value = mask_value
+
+    def make_mask(self, x: torch.Tensor) -> torch.Tensor:
+        return (x != self.mask_value).any(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.make_mask(x).unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    def extra_repr(self) -> str:
+        return f"mask_value={self.mask_value}"
+
 
 # --- merges -------------------------------------------------------------------------
 
@@ -478,6 +524,7 @@ BUILDERS: dict[str, Builder] = {
     "batch_norm": _batch_norm,
     "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node.layer_as(spec.LayerNorm))),
     "embedding": _embedding,
+    "masking": lambda node, c: Masking(node.layer_as(spec.Masking).mask_value),
     "simple_rnn": lambda node, c: Recurrent(c, node.layer_as(spec.SimpleRNN), _features(node)),
     "lstm": lambda node, c: Recurrent(c, node.layer_as(spec.LSTM), _features(node)),
     "gru": lambda node, c: Recurrent(c, node.layer_as(spec.GRU), _features(node)),

@@ -17,7 +17,7 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import activation
-from .layers import STEP_READERS, BatchNorm, BuildContext, build_layer
+from .layers import STEP_READERS, BatchNorm, BuildContext, Embedding, Masking, build_layer
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -71,6 +71,10 @@ class _PlannedNode:
     activation: str | None
     takes_step: bool  # dropout (of a dropout layer or of attention weights) reads the optimizer step
     done_with: tuple[str, ...]  # tensors no later node reads
+    takes_mask: bool  # a layer that honours a mask reads a masked input
+    mask_input: int  # which input's mask it reads
+    mask_source: str | None  # how its output's mask is computed (Node.mask_source)
+    step_counts: tuple[int, ...]  # its inputs' step counts (a concatenation along the steps)
 
 
 class GraphModule(nn.Module):
@@ -101,6 +105,10 @@ class GraphModule(nn.Module):
                 node.activation,
                 isinstance(self.layers[keys[node.id]], STEP_READERS),
                 tuple(name for name in dict.fromkeys(node.inputs) if last_reader[name] == i),
+                node.layer.mask_rule == "consume" and node.input_masked[node.mask_input],
+                node.mask_input,
+                node.mask_source,
+                tuple(shape[0] if shape else 0 for shape in node.input_shapes),
             )
             for i, node in enumerate(graph.nodes)
         )
@@ -124,16 +132,22 @@ class GraphModule(nn.Module):
         """The tensors named ``names`` (node ids, ``"{id}:pre"`` or input names) for ``inputs``;
         dropout uses ``step`` if given, else the one ``set_step`` set."""
         values = dict(inputs)
+        masks: dict[str, torch.Tensor] = {}  # masked tensor -> (batch, steps) bool, True at valid steps
         wanted = set(names)
         if step is None:
             step = self.step if self.step_value is None else self.step_value
         for node in self.plan:
             arguments = [values[name] for name in node.inputs]
             module = self.layers[node.key]
+            # A layer that honours a mask gets the one it reads (a recurrent layer its input's,
+            # attention its key's), as a keyword.
+            mask = {"mask": masks[node.inputs[node.mask_input]]} if node.takes_mask else {}
             if node.takes_step:
-                result = module(*arguments, step=step, offset=self.position_offset)
+                result = module(*arguments, step=step, offset=self.position_offset, **mask)
             else:
-                result = module(*arguments)
+                result = module(*arguments, **mask)
+            if node.mask_source is not None:
+                masks[node.output] = _output_mask(node, module, arguments, masks)
             if node.activation is not None:
                 values[f"{node.output}:pre"] = result
                 result = activation(node.activation)(result)
@@ -142,6 +156,7 @@ class GraphModule(nn.Module):
                 if name not in wanted:
                     values.pop(name)
                     values.pop(f"{name}:pre", None)
+                    masks.pop(name, None)
         return {name: values[name] for name in names}
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -155,6 +170,30 @@ class GraphModule(nn.Module):
             self.step.add_(1)  # the next training call gets fresh masks
         outputs = tuple(values[name] for name in self.output_names)
         return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _output_mask(
+    node: _PlannedNode, module: nn.Module, arguments: list[torch.Tensor], masks: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """The mask of a masked node's output, as ``Node.mask_source`` says (docs/semantics.md, "Masks")."""
+    if node.mask_source == "create":
+        if not isinstance(module, (Embedding, Masking)):
+            raise TypeError(f"layer '{node.output}' creates a mask, but its module {type(module).__name__} cannot")
+        return module.make_mask(arguments[0])
+    if node.mask_source == "input":
+        return masks[node.inputs[0]]
+    if node.mask_source == "steps":
+        batch = arguments[0].shape[0]
+        parts = [
+            masks[name] if name in masks else torch.ones((batch, count), dtype=torch.bool, device=arguments[0].device)
+            for name, count in zip(node.inputs, node.step_counts)
+        ]
+        return torch.cat(parts, dim=1)
+    present = [masks[name] for name in node.inputs if name in masks]
+    combined = present[0]
+    for other in present[1:]:
+        combined = combined & other
+    return combined
 
 
 class TorchModel(CompiledModel):

@@ -193,7 +193,8 @@ class TensorFlowAdapter(Adapter):
         return model.native(x, training=False).numpy()
 
     def node_output_shapes(self, model, inputs):
-        return {node.id: tuple(model.native.get_layer(node.id).output.shape[1:]) for node in model.graph.nodes}
+        # By node id through the model's own table: Keras names block copies with "." for "/".
+        return {node.id: tuple(model.layers[node.id].output.shape[1:]) for node in model.graph.nodes}
 
     def native_param_counts(self, model):
         return [model.native_param_count(), model.native.count_params()]

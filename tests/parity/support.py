@@ -136,6 +136,22 @@ LAYER_CASES: dict[str, dict] = {
         ],
         "training": {"loss": "mse"},
     },
+    "embedding_mask_zero": {
+        "name": "emb_mask",
+        "inputs": {"x": {"shape": [6], "dtype": "int64"}},
+        "layers": [
+            {"type": "embedding", "input_dim": 5, "output_dim": 4, "mask_zero": True},
+            {"type": "dense", "units": 3, "activation": "tanh"},
+            {"type": "gru", "units": 3, "bias_initializer": "glorot_uniform"},
+        ],
+        "training": {"loss": "mse"},
+    },
+    "masking": {
+        "name": "masking",
+        "inputs": {"x": {"shape": SEQUENCE}},
+        "layers": [{"type": "masking", "mask_value": 0.0}, {"type": "lstm", "units": 3}],
+        "training": {"loss": "mse"},
+    },
     "simple_rnn": one_layer("rnn", SEQUENCE, {"type": "simple_rnn", "units": 4, "bias_initializer": "glorot_uniform"}),
     "simple_rnn_relu_seq": one_layer(
         "rnn_r", SEQUENCE, {"type": "simple_rnn", "units": 3, "activation": "relu", "return_sequences": True}
@@ -244,6 +260,10 @@ def random_inputs(graph, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
         shape = (batch, *spec_input.shape)
         if spec_input.dtype == "float":
             arrays[name] = rng.standard_normal(shape)
+            masking = next((n for n in graph.nodes if n.type == "masking" and name in n.inputs), None)
+            if masking is not None:  # pad some steps, so that the mask matters
+                padded = rng.random(shape[:2]) < 0.3
+                arrays[name] = np.where(padded[..., None], masking.layer.mask_value, arrays[name])
         else:
             embedding = next(n for n in graph.nodes if n.type == "embedding" and name in n.inputs)
             arrays[name] = rng.integers(0, embedding.layer.input_dim, shape).astype(np.int64)

@@ -84,6 +84,19 @@ def test_configs_follow_the_same_trajectory_float64(config):
     assert_same_trajectory(config, results)
 
 
+SEQUENCE_CONFIGS = ["sequences_masked_lstm", "sequences_masked_transformer"]
+
+
+@pytest.mark.parametrize("config", SEQUENCE_CONFIGS)
+def test_masked_sequence_configs_follow_the_same_trajectory_float64(config):
+    spec = with_training(archspec.load(CONFIGS / f"{config}.yaml"), batch_size=64)
+    splits = load_dataset(spec.data.model_dump())
+    (x, y), (x_test, y_test) = splits.train, splits.test
+    data = {"train": (x[:SUBSET], y[:SUBSET]), "test": (x_test[:500], y_test[:500])}
+    results = run_both(spec, data=data, dtype="float64", max_steps=STEPS, epochs=10)
+    assert_same_trajectory(config, results)
+
+
 OPTIMIZERS = {
     "sgd": {"type": "sgd", "learning_rate": 0.05},
     "sgd_momentum": {"type": "sgd", "learning_rate": 0.02, "momentum": 0.9, "weight_decay": 1e-4},

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from archspec.api import load_with_graph
 from archspec.errors import DataError, UsageError
 from archspec.graph import layer_types, resolve
 from archspec.initializers import canonical_weights
@@ -476,12 +476,21 @@ def test_add_multiply_concatenate():
 
 
 def load(path):
-    return resolve(Spec.model_validate(yaml.safe_load(path.read_text())))
+    return load_with_graph(path)[1]  # blocks expanded, as archspec loads a spec
 
 
 def sample_inputs(graph, batch, seed=0):
+    """Floats in [0, 1), or ids an input's embedding accepts (0, the padding id, included)."""
     rng = np.random.default_rng(seed)
-    return {name: rng.random((batch, *model_input.shape)) for name, model_input in graph.spec.inputs.items()}
+    arrays = {}
+    for name, model_input in graph.spec.inputs.items():
+        shape = (batch, *model_input.shape)
+        if model_input.dtype == "float":
+            arrays[name] = rng.random(shape)
+        else:
+            embedding = next(node for node in graph.nodes if node.type == "embedding" and name in node.inputs)
+            arrays[name] = rng.integers(0, embedding.layer.input_dim, shape)
+    return arrays
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -182,6 +182,37 @@ CASES = {
         "<spec>:4:",
         "the wrapped layer takes no 'id' or 'inputs'",
     ),
+    "mask reaches flatten": (
+        "name: t\ninputs: {x: {shape: [5], dtype: int64}}\nlayers:\n"
+        "  - {id: e, type: embedding, input_dim: 4, output_dim: 2, mask_zero: true}\n"
+        "  - {type: dense, units: 3}\n  - {type: flatten}\n",
+        "<spec>:6:",
+        "layer 'flatten_1' (flatten) cannot honour a mask: expected an input without one, received 'dense_1', "
+        "whose padded steps were marked by 'e'",
+    ),
+    "mask reaches batch_norm": (
+        "name: t\ninputs: {x: {shape: [5, 3]}}\nlayers:\n  - {type: masking}\n  - {type: batch_norm}\n"
+        "  - {type: lstm, units: 2}\n",
+        "<spec>:5:",
+        "layer 'batch_norm_1' (batch_norm) cannot honour a mask",
+    ),
+    "masked output with a loss": (
+        "name: t\ninputs: {x: {shape: [5, 3]}}\nlayers:\n  - {type: masking}\n"
+        "  - {type: lstm, units: 2, return_sequences: true}\ntraining: {loss: mse}\n",
+        "<spec>:5:",
+        "output 'lstm_1' carries a mask (padding marked by 'masking_1') and the loss cannot skip padded steps",
+    ),
+    "mask_zero on ids that are not a sequence": (
+        "name: t\ninputs: {x: {shape: [5, 2], dtype: int64}}\nlayers:\n"
+        "  - {type: embedding, input_dim: 4, output_dim: 2, mask_zero: true}\n  - {type: flatten}\n",
+        "<spec>:4:",
+        "embedding with mask_zero expects a sequence of ids (steps,) (rank 1 per sample), received shape [5, 2]",
+    ),
+    "masking a vector": (
+        HEADER + "layers:\n  - {type: masking}\n",
+        "<spec>:4:",
+        "masking expects a sequence (steps, features) (rank 2 per sample), received shape [784]",
+    ),
     "dropout rate": (
         HEADER + "layers:\n  - {type: dropout, rate: 1.5}\n",
         "<spec>:4:",

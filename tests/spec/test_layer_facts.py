@@ -19,6 +19,81 @@ def test_which_layer_types_declare_each_fact():
     assert _types_where("removes_channel_offsets") == {"batch_norm"}
 
 
+def test_which_layer_types_declare_each_mask_rule():
+    rules: dict[str, set[str]] = {}
+    for cls in LAYER_TYPES:
+        rules.setdefault(cls.mask_rule, set()).add(layer_type_name(cls))
+    assert rules.pop("create") == {"embedding", "masking"}
+    assert rules.pop("pass") == {"dense", "activation", "dropout", "layer_norm", "position_embedding"}
+    assert rules.pop("consume") == {
+        "simple_rnn",
+        "lstm",
+        "gru",
+        "bidirectional",
+        "global_avgpool1d",
+        "global_maxpool1d",
+        "multi_head_attention",
+    }
+    assert rules.pop("combine") == {"add", "multiply", "concatenate"}
+    assert rules.pop("refuse") >= {
+        "flatten",
+        "reshape",
+        "conv1d",
+        "conv2d",
+        "maxpool1d",
+        "batch_norm",
+        "global_avgpool2d",
+    }
+    assert not rules
+
+
+def test_nodes_say_which_tensors_carry_a_mask():
+    graph = resolve(
+        archspec.load(
+            "name: m\ninputs: {x: {shape: [7], dtype: int64}, y: {shape: [7, 2]}}\nlayers:\n"
+            "  - {id: e, type: embedding, input_dim: 5, output_dim: 2, mask_zero: true, inputs: [x]}\n"
+            "  - {id: s, type: lstm, units: 2, return_sequences: true}\n"
+            "  - {id: plain, type: dense, units: 2, inputs: [y]}\n"
+            "  - {id: both, type: add, inputs: [s, plain]}\n"
+            "  - {id: steps, type: concatenate, axis: 0, inputs: [both, plain]}\n"
+            "  - {id: last, type: gru, units: 2}\n"
+            "  - {id: out, type: dense, units: 1}\n"
+        )
+    )
+    masked = {node.id: (node.input_masked, node.mask_source) for node in graph.nodes}
+    assert masked == {
+        "e": ((False,), "create"),
+        "s": ((True,), "input"),
+        "plain": ((False,), None),
+        "both": ((True, False), "all"),
+        "steps": ((True, False), "steps"),
+        "last": ((True,), None),
+        "out": ((False,), None),
+    }
+
+
+def test_attention_honours_the_key_mask_and_carries_the_query_mask():
+    graph = resolve(
+        archspec.load(
+            "name: m\ninputs: {x: {shape: [7], dtype: int64}, y: {shape: [7, 2]}}\nlayers:\n"
+            "  - {id: e, type: embedding, input_dim: 5, output_dim: 2, mask_zero: true, inputs: [x]}\n"
+            "  - {id: plain, type: dense, units: 2, inputs: [y]}\n"
+            "  - {id: to_masked, type: multi_head_attention, num_heads: 1, key_dim: 2, inputs: [plain, e]}\n"
+            "  - {id: from_masked, type: multi_head_attention, num_heads: 1, key_dim: 2, inputs: [e, plain, plain]}\n"
+            "  - {id: both, type: add, inputs: [to_masked, from_masked]}\n"
+            "  - {type: global_avgpool1d}\n"
+        )
+    )
+    nodes = graph.node_by_id
+    assert (nodes["to_masked"].mask_input, nodes["to_masked"].input_masked, nodes["to_masked"].masked) == (
+        1,
+        (False, True),
+        False,
+    )
+    assert (nodes["from_masked"].mask_input, nodes["from_masked"].masked) == (2, True)
+    assert nodes["both"].mask_source == "all" and nodes["global_avgpool1d_1"].masked is False
+
+
 def test_node_activation_follows_the_class_facts():
     graph = resolve(
         archspec.load(

@@ -20,6 +20,7 @@ CASES = [
     ((28, 16), {"type": "dense", "units": 8}, (28, 8), 16 * 8 + 8),
     ((10,), {"type": "activation", "activation": "gelu"}, (10,), 0),
     ((10,), {"type": "dropout", "rate": 0.5}, (10,), 0),
+    ((12, 5), {"type": "masking", "mask_value": -1.0}, (12, 5), 0),
     ((28, 28, 1), {"type": "flatten"}, (784,), 0),
     ((784,), {"type": "reshape", "target_shape": [28, -1, 1]}, (28, 28, 1), 0),
     ((28, 28, 1), {"type": "conv2d", "filters": 32, "kernel_size": 3}, (26, 26, 32), 3 * 3 * 1 * 32 + 32),
@@ -194,6 +195,12 @@ CONFIG_COUNTS = {
     + 28 * 32
     + 2 * (4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
     + (32 * 10 + 10),
+    "sequences_masked_lstm": 10 * 16 + 4 * (16 * 32 + 32 * 32 + 32) + (32 * 2 + 2),
+    # embedding, positions, two blocks of (attention: 4 projections without bias; norm; feed-forward; norm), head
+    "sequences_masked_transformer": 10 * 32
+    + 32 * 32
+    + 2 * (4 * (32 * 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
+    + (32 * 2 + 2),
 }
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, get_args
 from pydantic import Field
 
 from archspec.spec.layers._attention import MultiHeadAttention, PositionEmbedding
-from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec
 from archspec.spec.layers._convolution import (
     AvgPool1D,
     AvgPool2D,
@@ -26,7 +26,7 @@ from archspec.spec.layers._convolution import (
     MaxPool1D,
     MaxPool2D,
 )
-from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
+from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape
 from archspec.spec.layers._merge import Add, Concatenate, Multiply
 from archspec.spec.layers._normalization import BatchNorm, LayerNorm
 from archspec.spec.layers._recurrent import GRU, LSTM, Bidirectional, RecurrentLayer, SimpleRNN
@@ -50,6 +50,7 @@ Layer = Annotated[
     | BatchNorm
     | LayerNorm
     | Embedding
+    | Masking
     | SimpleRNN
     | LSTM
     | GRU
@@ -98,6 +99,8 @@ __all__ = [
     "LayerBase",
     "LayerNorm",
     "LayerShapeError",
+    "MaskRule",
+    "Masking",
     "MaxPool1D",
     "MaxPool2D",
     "MultiHeadAttention",

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from archspec.spec.common import Initializer, Number, PositiveInteger, Regularizer
-from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init, need_rank
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init, need_rank
 
 
 class MultiHeadAttention(LayerBase):
@@ -26,10 +26,14 @@ class MultiHeadAttention(LayerBase):
 
     ``causal`` lets query step i attend only to key steps j <= i. ``dropout`` drops
     attention weights in training, with archspec's neutral stream (as the dropout layer).
+    With a mask on the key (the value, or the query in self-attention), masked keys are not
+    attended to (combined with ``causal`` by "and"); a query step that may attend to no key
+    at all gets zero weights. The output carries the query's mask.
     """
 
     type: Literal["multi_head_attention"]
     arity: ClassVar[tuple[int, int | None]] = (1, 3)
+    mask_rule: ClassVar[MaskRule] = "consume"
     num_heads: PositiveInteger
     key_dim: PositiveInteger
     value_dim: PositiveInteger | None = None
@@ -41,6 +45,12 @@ class MultiHeadAttention(LayerBase):
     bias_initializer: Initializer = init("zeros")
     kernel_regularizer: Regularizer | None = None
     bias_regularizer: Regularizer | None = None
+
+    def keeps_steps(self) -> bool:
+        return True  # one output step per query step
+
+    def mask_input(self, input_count: int) -> int:
+        return input_count - 1  # the key: [query], [query, value] or [query, value, key]
 
     @property
     def value_size(self) -> int:
@@ -103,6 +113,7 @@ class PositionEmbedding(LayerBase):
     """
 
     type: Literal["position_embedding"]
+    mask_rule: ClassVar[MaskRule] = "pass"
     kind: Literal["learned", "sinusoidal"] = "learned"
     max_length: PositiveInteger
     embeddings_initializer: Initializer = init("glorot_uniform")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -39,6 +39,20 @@ def init(name: InitializerName, **options) -> Initializer:
     return Initializer(type=name, **options)
 
 
+MaskRule = Literal["create", "pass", "consume", "combine", "refuse"]
+"""How a layer type treats the mask of a sequence (which steps are padding), one rule per type
+(``docs/semantics.md``, "Masks"):
+
+- ``create``: the layer marks padded steps itself (embedding with ``mask_zero``, masking); an
+  incoming mask is replaced;
+- ``pass``: the layer acts on each step alone, so its output carries its input's mask unchanged;
+- ``consume``: the layer honours the mask of one input (``mask_input``: recurrent layers skip
+  padded steps, global 1-D pooling ignores them, attention ignores padded keys); its output
+  keeps its first input's mask only when it keeps the step axis (``keeps_steps``);
+- ``combine``: a merge; a step of the output is valid when it is valid in every masked input;
+- ``refuse``: the layer cannot honour a mask; a masked input is a located validation error."""
+
+
 class LayerBase(StrictModel):
     """Fields every layer has, and the facts about a layer type that the graph, the
     initializers and the resource estimate ask for (so no other module lists layer
@@ -66,6 +80,23 @@ class LayerBase(StrictModel):
     removes_channel_offsets: ClassVar[bool] = False
     """The layer subtracts a per-channel mean over the batch, so a constant per-channel
     offset in its input (a bias just before it) has no effect (batch_norm)."""
+
+    mask_rule: ClassVar[MaskRule] = "refuse"
+    """How the layer treats a mask on its input (see ``MaskRule``); layers refuse one unless
+    their type says otherwise."""
+
+    def creates_mask(self) -> bool:
+        """The layer marks padded steps (rule ``create``): masking always, embedding with ``mask_zero``."""
+        return False
+
+    def keeps_steps(self) -> bool:
+        """A ``consume`` layer's output still has its first input's step axis (``return_sequences``,
+        attention's query), so it carries that input's mask on."""
+        return False
+
+    def mask_input(self, input_count: int) -> int:
+        """Which input's mask a ``consume`` layer honours (the first; attention: the key's)."""
+        return 0
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from archspec.spec.common import (
     Shape,
     as_pair,
 )
-from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init, need_rank
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init, need_rank
 
 _INPUT = {1: "a sequence (steps, channels)", 2: "an image (height, width, channels)"}
 
@@ -220,17 +220,21 @@ class _GlobalPool(LayerBase):
 
 
 class GlobalAvgPool1D(_GlobalPool):
-    """Mean over steps: ``(steps, c) -> (c,)``."""
+    """Mean over steps: ``(steps, c) -> (c,)``; with a mask, over the valid steps only
+    (0 for a sequence without any)."""
 
     type: Literal["global_avgpool1d"]
     rank: ClassVar[int] = 1
+    mask_rule: ClassVar[MaskRule] = "consume"
 
 
 class GlobalMaxPool1D(_GlobalPool):
-    """Max over steps: ``(steps, c) -> (c,)``."""
+    """Max over steps: ``(steps, c) -> (c,)``; with a mask, over the valid steps only
+    (0 for a sequence without any)."""
 
     type: Literal["global_maxpool1d"]
     rank: ClassVar[int] = 1
+    mask_rule: ClassVar[MaskRule] = "consume"
 
 
 class GlobalAvgPool2D(_GlobalPool):

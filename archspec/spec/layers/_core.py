@@ -1,4 +1,4 @@
-"""Core layers: dense, activation, dropout, flatten, reshape, embedding."""
+"""Core layers: dense, activation, dropout, flatten, reshape, embedding, masking."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from archspec.spec.common import ActivationName, Initializer, Integer, Number, PositiveInteger, Regularizer
-from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init, need_rank
 
 
 class Dense(LayerBase):
@@ -16,6 +16,7 @@ class Dense(LayerBase):
 
     type: Literal["dense"]
     activation_after: ClassVar[bool] = True
+    mask_rule: ClassVar[MaskRule] = "pass"
     units: PositiveInteger
     activation: ActivationName = "linear"
     use_bias: bool = True
@@ -43,6 +44,7 @@ class Activation(LayerBase):
 
     type: Literal["activation"]
     activation_only: ClassVar[bool] = True
+    mask_rule: ClassVar[MaskRule] = "pass"
     activation: ActivationName
 
     def output_shape(self, input_shapes):
@@ -55,6 +57,7 @@ class Dropout(LayerBase):
     archspec's neutral random stream, so both backends drop the same elements."""
 
     type: Literal["dropout"]
+    mask_rule: ClassVar[MaskRule] = "pass"
     rate: Number = Field(ge=0.0, lt=1.0)
 
     def output_shape(self, input_shapes):
@@ -99,16 +102,26 @@ class Reshape(LayerBase):
 
 
 class Embedding(LayerBase):
-    """Looks up integer ids ``(steps,)`` in a table: ``-> (steps, output_dim)``."""
+    """Looks up integer ids ``(steps,)`` in a table: ``-> (steps, output_dim)``.
+
+    With ``mask_zero`` the id 0 is padding: the steps that hold it are masked (their
+    output is still row 0 of the table, as in Keras), so ``input_dim`` counts the padding id."""
 
     type: Literal["embedding"]
     integer_input: ClassVar[bool] = True
+    mask_rule: ClassVar[MaskRule] = "create"
     input_dim: PositiveInteger
     output_dim: PositiveInteger
+    mask_zero: bool = False
     embeddings_initializer: Initializer = init("uniform", minval=-0.05, maxval=0.05)
     embeddings_regularizer: Regularizer | None = None
 
+    def creates_mask(self) -> bool:
+        return self.mask_zero
+
     def output_shape(self, input_shapes):
+        if self.mask_zero:
+            need_rank("embedding with mask_zero", input_shapes[0], 1, "a sequence of ids (steps,)")
         return (*input_shapes[0], self.output_dim)
 
     def parameters(self, input_shapes):
@@ -121,3 +134,20 @@ class Embedding(LayerBase):
                 self.embeddings_regularizer,
             )
         ]
+
+
+class Masking(LayerBase):
+    """Marks the steps of a float sequence ``(steps, features)`` whose features all equal
+    ``mask_value`` as padding, and zeroes them (Keras' ``Masking``): ``y_t = x_t`` where some
+    feature differs from ``mask_value``, else 0."""
+
+    type: Literal["masking"]
+    mask_rule: ClassVar[MaskRule] = "create"
+    mask_value: Number = 0.0
+
+    def creates_mask(self) -> bool:
+        return True
+
+    def output_shape(self, input_shapes):
+        need_rank("masking", input_shapes[0], 2, "a sequence (steps, features)")
+        return input_shapes[0]

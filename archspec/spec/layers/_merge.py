@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from archspec.spec.common import Integer
-from archspec.spec.layers._base import LayerBase, LayerShapeError
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule
 
 
 class _Elementwise(LayerBase):
     arity: ClassVar[tuple[int, int | None]] = (2, None)
+    mask_rule: ClassVar[MaskRule] = "combine"
 
     def output_shape(self, input_shapes):
         first = input_shapes[0]
@@ -40,6 +41,7 @@ class Concatenate(LayerBase):
     type: Literal["concatenate"]
     axis: Integer = -1
     arity: ClassVar[tuple[int, int | None]] = (2, None)
+    mask_rule: ClassVar[MaskRule] = "combine"  # along the step axis (0), the masks are concatenated too
 
     def output_shape(self, input_shapes):
         rank = len(input_shapes[0])

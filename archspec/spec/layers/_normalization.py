@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from archspec.spec.common import Initializer, Number
-from archspec.spec.layers._base import LayerBase, LayerShapeError, ParamSpec, init
+from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init
 
 
 class _Normalization(LayerBase):
@@ -60,3 +60,4 @@ class LayerNorm(_Normalization):
     ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``."""
 
     type: Literal["layer_norm"]
+    mask_rule: ClassVar[MaskRule] = "pass"  # each step is normalised over its own features

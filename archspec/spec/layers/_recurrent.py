@@ -7,11 +7,17 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from archspec.spec.common import Initializer, PositiveInteger, Regularizer
-from archspec.spec.layers._base import LayerBase, ParamSpec, init, need_rank
+from archspec.spec.layers._base import LayerBase, MaskRule, ParamSpec, init, need_rank
 
 
 class _Recurrent(LayerBase):
-    """Options shared by the recurrent layers. The initial state is zeros."""
+    """Options shared by the recurrent layers. The initial state is zeros.
+
+    A masked step is skipped (Keras' rule): the state stays as it was and the step's output
+    repeats the previous one (zeros before the first valid step), so without
+    ``return_sequences`` the result is the output of the last valid step."""
+
+    mask_rule: ClassVar[MaskRule] = "consume"
 
     units: PositiveInteger
     return_sequences: bool = False
@@ -34,6 +40,9 @@ class _Recurrent(LayerBase):
 
     def step_state_size(self) -> int:
         return self.states_per_step * self.units
+
+    def keeps_steps(self) -> bool:
+        return self.return_sequences
 
     def _bias_params(self) -> list[ParamSpec]:
         size = (self.gates * self.units,)
@@ -104,9 +113,11 @@ class Bidirectional(LayerBase):
     """Runs ``layer`` forwards and a copy of it over the reversed sequence.
     With ``return_sequences`` the backward outputs are re-reversed to line up in
     time; without, the backward output is its state after reading step 0.
-    Parameters are ``{id}.forward.*`` and ``{id}.backward.*``."""
+    Parameters are ``{id}.forward.*`` and ``{id}.backward.*``. With a mask both directions
+    skip the masked steps, so the backward one starts at the last valid step."""
 
     type: Literal["bidirectional"]
+    mask_rule: ClassVar[MaskRule] = "consume"
     layer: RecurrentLayer
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
 
@@ -137,3 +148,6 @@ class Bidirectional(LayerBase):
 
     def step_state_size(self) -> int:
         return 2 * self.layer.step_state_size()  # both directions
+
+    def keeps_steps(self) -> bool:
+        return self.layer.return_sequences
