@@ -2,7 +2,7 @@
 
 Each worker is one replica on one device (as with torchrun), on one host or many; the
 engine (``engine.py``) runs its step with ``strategy.run`` and all-reduces the gradients
-with the replica context's collectives; batch statistics are all-reduced in ``layers.py``.
+with the replica context's collectives; batch statistics are all-reduced in ``normalization.py``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import Activation
-from .layers import BUILDERS, STEP_READERS, BuildContext, created_mask
+from .context import BuildContext
+from .core import created_mask
+from .layers import BUILDERS, STEP_READERS
 
 
 def resolve_device(device: str) -> str:

@@ -1,7 +1,7 @@
 """torch's side of data-parallel training: join the process group that torchrun's environment describes.
 
 Gradients are averaged by ``DistributedDataParallel`` (``engine.py``); batch statistics are
-summed with an all-reduce that differentiates (``_AllReduceSum`` in ``layers.py``).
+summed with an all-reduce that differentiates (``_AllReduceSum`` in ``normalization.py``).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from archspec.layout import to_canonical, to_native
 from archspec.spec.training import Training
 
 from . import distributed
-from .layers import BatchNorm
 from .model import TorchModel
+from .normalization import BatchNorm
 from .optimizers import build_optimizer, read_slot, set_learning_rate, write_state
 
 

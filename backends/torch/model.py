@@ -17,7 +17,10 @@ from archspec.model import CompiledModel, Inputs
 
 from . import layout
 from .activations import activation
-from .layers import STEP_READERS, BatchNorm, BuildContext, Embedding, Masking, build_layer
+from .context import BuildContext
+from .core import Embedding, Masking
+from .layers import STEP_READERS, build_layer
+from .normalization import BatchNorm
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

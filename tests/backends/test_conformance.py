@@ -58,7 +58,7 @@ def test_every_layer_type_is_implemented_everywhere(backend):
         if layer not in built:
             problems.append(f"{layer}: no builder on backend '{backend}' (backends/{backend}/layers.py BUILDERS)")
         if layer not in REFERENCE_LAYERS:
-            problems.append(f"{layer}: no numpy reference function (archspec/reference/layers.py REFERENCE_LAYERS)")
+            problems.append(f"{layer}: no numpy reference function (archspec/reference/layers/ REFERENCE_LAYERS)")
         if layer not in cases:
             problems.append(f"{layer}: no parity case (tests/parity/support.py LAYER_CASES)")
         problems += layout_problems(backend, nodes.get(layer, []))
