@@ -1,0 +1,64 @@
+"""Export a model to files other tools run: ONNX, torch.export, SavedModel, LiteRT, plain code.
+
+Every format is one ``Format`` in ``FORMATS`` (filled by ``archspec.export.formats``). An
+export writes the artifact, then *verifies* it: runs it in its own runtime on a batch of
+inputs and compares it with the numpy reference and with both backends (``verify``), and
+removes it when a bound fails. Imports no framework: each format imports its own on use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:  # annotations only
+    from archspec.spec import Spec
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    """What an exported file carries where its format allows: the spec's hash, archspec's
+    version, the inputs' names, shapes (batch dimension None) and dtypes, the class names."""
+
+    spec_hash: str
+    archspec_version: str
+    inputs: dict[str, tuple[tuple[int | None, ...], str]]
+    outputs: list[str]
+    class_names: list[str] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """An exported artifact loaded in its own runtime."""
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the artifact on channels-last ``inputs`` (spec input name -> array, any batch
+        size); return spec output name -> array."""
+        ...
+
+
+class Format(Protocol):
+    """One export format."""
+
+    name: str  # the --format value: "onnx", "torch_export", "saved_model", "litert", "torch_code", ...
+    framework: str  # the registry backend whose framework writes it ("torch" or "tensorflow")
+    suffix: str  # the default file suffix (".onnx", ".pt2", "" for a folder, ".py")
+
+    def write(
+        self,
+        spec: Spec,
+        weights: Mapping[str, np.ndarray],
+        out: Path,
+        dtype: str,
+        metadata: ExportMetadata,
+    ) -> None:
+        """Write the artifact for ``spec`` with canonical ``weights`` at ``out`` (nothing else)."""
+        ...
+
+    def load(self, out: Path, dtype: str) -> Runner:
+        """Load the artifact written at ``out`` in its own runtime."""
+        ...
