@@ -1,6 +1,7 @@
-"""Export a model to files other tools run: ONNX, torch.export, SavedModel, LiteRT, plain code.
+"""Export a model to files other tools run (``archspec.export(...)``, ``archspec export``): ONNX,
+torch.export, SavedModel, LiteRT, plain code.
 
-Every format is one ``Format`` in ``FORMATS`` (filled by ``archspec.export.formats``). An
+Every format is one ``Format`` in ``FORMATS`` (filled by ``archspec.exporting.formats``). An
 export writes the artifact, then *verifies* it: runs it in its own runtime on a batch of
 inputs and compares it with the numpy reference and with both backends (``verify``), and
 removes it when a bound fails. Imports no framework: each format imports its own on use.
