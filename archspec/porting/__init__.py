@@ -53,7 +53,14 @@ class Imported:
 def _porting_module(backend: str) -> ModuleType:
     """The backend's ``porting`` module, imported on first use (it imports the framework)."""
     package = backend_registry.load_backend(backend)
-    return importlib.import_module(f"{package.__name__}.porting")
+    try:
+        return importlib.import_module(f"{package.__name__}.porting")
+    except ModuleNotFoundError as error:
+        if error.name != f"{package.__name__}.porting":
+            raise
+        raise UsageError(
+            f"expected the {backend} backend to import models, received a backend without a porting module"
+        ) from None
 
 
 def import_keras(model) -> Imported:

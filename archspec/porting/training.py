@@ -7,6 +7,7 @@ notes what the user should review (conventions that differ, settings archspec la
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args
 
 import numpy as np
@@ -34,11 +35,17 @@ _OPTIMIZER_OPTIONS = {
     "rmsprop": ("learning_rate", "rho", "epsilon", "momentum"),
     "adadelta": ("learning_rate", "rho", "epsilon"),
 }
-DEFAULT_TRAINING: dict[str, Any] = {
-    "loss": "sparse_categorical_crossentropy",
-    "optimizer": {"type": "adam", "learning_rate": 0.001},
-    "metrics": ["accuracy"],
-}
+_ADAM = {"type": "adam", "learning_rate": 0.001}
+
+
+def default_training(activation: str | None, units: int) -> dict[str, Any]:
+    """What an uncompiled model most likely trains with, from its output: softmax over classes,
+    one sigmoid unit, or a regression."""
+    if activation == "softmax" and units >= 2:
+        return {"loss": "sparse_categorical_crossentropy", "optimizer": dict(_ADAM), "metrics": ["accuracy"]}
+    if activation == "sigmoid":
+        return {"loss": "binary_crossentropy", "optimizer": dict(_ADAM), "metrics": ["accuracy"]}
+    return {"loss": "mse", "optimizer": dict(_ADAM), "metrics": ["mae"]}
 
 
 def shortest(value: float) -> float:
@@ -46,24 +53,36 @@ def shortest(value: float) -> float:
     return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
+_OPTIMIZER_CLASSES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop", "Adadelta": "adadelta"}
+_REGRESSION = ("mse", "mae")
+
+
 def _name(entry: Any) -> tuple[str | None, dict]:
-    """(name, config) of a serialised Keras object: a string, or ``{"class_name", "config"}``."""
+    """(name, config) of a serialised Keras object: a string, or ``{"class_name", "config"}``,
+    named after its class (``SparseCategoricalCrossentropy`` -> ``sparse_categorical_crossentropy``;
+    its config's ``name`` is the instance's, ``adam_3``)."""
     if isinstance(entry, str):
         return entry.lower(), {}
     if isinstance(entry, dict):
-        config = entry.get("config") or {}
-        name = config.get("name") if isinstance(config, dict) else None
-        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in str(entry.get("class_name", ""))).lstrip("_")
-        return (name or snake).lower(), config if isinstance(config, dict) else {}
+        found = entry.get("config")
+        config: dict = found if isinstance(found, dict) else {}
+        class_name = str(entry.get("class_name", ""))
+        if class_name in _OPTIMIZER_CLASSES:
+            return _OPTIMIZER_CLASSES[class_name], config
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower(), config
     return None, {}
 
 
-def training_from_compile(compile_config: dict | None) -> tuple[dict[str, Any], list[str]]:
-    """The spec's ``training`` section and notes, from ``get_compile_config()`` (None: not compiled)."""
+def training_from_compile(
+    compile_config: dict | None, activation: str | None = "softmax", units: int = 2
+) -> tuple[dict[str, Any], list[str]]:
+    """The spec's ``training`` section and notes, from ``get_compile_config()`` (None: not
+    compiled); ``activation`` and ``units`` describe the (first) output, for the defaults."""
+    default = default_training(activation, units)
     if not compile_config:
-        return dict(DEFAULT_TRAINING), [
-            "the model was not compiled: training is archspec's default (adam 0.001, "
-            "sparse_categorical_crossentropy, accuracy); review it before training"
+        return default, [
+            f"the model was not compiled: training is a default (adam 0.001, {default['loss']}, "
+            f"{', '.join(default['metrics'])}); review it before training"
         ]
     notes: list[str] = []
     training: dict[str, Any] = {}
@@ -77,8 +96,10 @@ def training_from_compile(compile_config: dict | None) -> tuple[dict[str, Any], 
                 "pre-activation only when the last layer applies softmax or sigmoid: review the output layer"
             )
     else:
-        training["loss"] = DEFAULT_TRAINING["loss"]
-        notes.append(f"expected a loss among {', '.join(LOSSES)}, received {loss!r}: review 'loss'")
+        training["loss"] = default["loss"]
+        notes.append(
+            f"expected a loss among {', '.join(LOSSES)}, received {loss!r}: {default['loss']} instead; review it"
+        )
     optimizer, notes_of_optimizer = _optimizer(compile_config.get("optimizer"))
     training["optimizer"] = optimizer
     _, optimizer_config = _name(compile_config.get("optimizer"))
@@ -88,13 +109,16 @@ def training_from_compile(compile_config: dict | None) -> tuple[dict[str, Any], 
             training[option] = shortest(optimizer_config[keras_option])
     notes += notes_of_optimizer
     metrics = []
+    regression = training["loss"] in _REGRESSION
     for entry in compile_config.get("metrics") or []:
         name, _ = _name(entry)
         name = _METRIC_ALIASES.get(name or "", name)
-        if name in METRICS:
-            metrics.append(name)
-        else:
+        if name not in METRICS:
             notes.append(f"metric {name!r} has no archspec counterpart and was left out")
+        elif (name in _REGRESSION) != regression:
+            notes.append(f"metric {name!r} does not go with the loss {training['loss']} in archspec and was left out")
+        else:
+            metrics.append(name)
     training["metrics"] = list(dict.fromkeys(metrics))
     return training, notes
 
@@ -102,7 +126,7 @@ def training_from_compile(compile_config: dict | None) -> tuple[dict[str, Any], 
 def _optimizer(entry: Any) -> tuple[dict[str, Any], list[str]]:
     name, config = _name(entry)
     if name not in _OPTIMIZER_OPTIONS:
-        return dict(DEFAULT_TRAINING["optimizer"]), [
+        return dict(_ADAM), [
             f"expected an optimizer among {', '.join(_OPTIMIZER_OPTIONS)}, received {name!r}: adam 0.001 instead; review it"
         ]
     optimizer: dict[str, Any] = {"type": name}

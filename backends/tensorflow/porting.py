@@ -135,7 +135,7 @@ class _Reading:
             self._read_input(operation, node)
             return
         if isinstance(operation, keras.Model):
-            self.unsupported.append((operation.name, kind, "a nested model (build the model from its layers)"))
+            self._refuse(operation, node, "a nested model (build the model from its layers)")
             return
         found = [self._refs.get(id(t)) for t in _data_tensors(node)]
         sources = [source for source in found if source is not None]
@@ -145,7 +145,7 @@ class _Reading:
             self._refs[id(node.outputs[0])] = sources[0]  # archspec's copy that drops Keras' own mask
             return
         if id(operation) in self._called:
-            self.unsupported.append((operation.name, kind, "a layer called more than once (shared weights)"))
+            self._refuse(operation, node, "a layer called more than once (shared weights)")
             return
         self._called.add(id(operation))
         if self._fold_activation(operation, sources, node):
@@ -154,12 +154,12 @@ class _Reading:
         converter = (CONVERTERS if is_layer else OPERATION_CONVERTERS).get(kind)
         if converter is None or len(node.outputs) != 1:
             reason = "runs arbitrary Python code" if kind == "Lambda" else "no archspec layer type computes it"
-            self.unsupported.append((operation.name, kind, reason))
+            self._refuse(operation, node, reason)
             return
         try:
             fields, sources = converter(operation, node, sources)
         except Unsupported as reason:
-            self.unsupported.append((operation.name, kind, str(reason)))
+            self._refuse(operation, node, str(reason))
             return
         node_id = _spec_id(operation.name, self._taken)
         layer: dict[str, Any] = {"id": node_id, **fields}
@@ -171,6 +171,13 @@ class _Reading:
         self.keras_layers[node_id] = operation
         self._kinds[node_id] = kind
         self._refs[id(node.outputs[0])] = node_id
+
+    def _refuse(self, operation, node, reason: str) -> None:
+        """List ``operation`` as unsupported; its outputs still name it, so that the layers after
+        it are read (and listed when they are unsupported too)."""
+        self.unsupported.append((operation.name, type(operation).__name__, reason))
+        for tensor in node.outputs:
+            self._refs[id(tensor)] = operation.name
 
     def _read_input(self, operation, node) -> None:
         tensor = node.outputs[0]
@@ -270,7 +277,8 @@ def from_keras(model) -> Imported:
     reading, graph = read_keras(model)
     document = reading.document()
     compile_config = model.get_compile_config() if getattr(model, "compiled", False) else None
-    training, notes = training_from_compile(compile_config)
+    head = graph.node_by_id[graph.outputs[0]]
+    training, notes = training_from_compile(compile_config, head.activation, head.output_shape[-1])
     document["training"] = training
     weights = _weights(reading, graph)
     return Imported(document, weights, KerasOriginal(model, reading), notes)
