@@ -161,6 +161,22 @@ def _global_pool(type_name: str) -> Converter:
     return convert
 
 
+def _zero_padding(rank: int) -> Converter:
+    def convert(layer, node, sources):
+        _channels_last(layer)
+        pairs = [tuple(int(v) for v in pair) for pair in ((layer.padding,) if rank == 1 else layer.padding)]
+        flat = [amount for pair in pairs for amount in pair]
+        if len(set(flat)) == 1:
+            padding: Any = flat[0]
+        elif rank == 2 and all(before == after for before, after in pairs):
+            padding = [before for before, _ in pairs]
+        else:
+            padding = [list(pair) for pair in pairs] if rank == 2 else list(pairs[0])
+        return {"type": f"zero_padding{rank}d", "padding": padding}, sources
+
+    return convert
+
+
 def _masked_global_pool(layer, node, sources):  # archspec's own, over a masked sequence
     return {"type": f"global_{layer.mode}pool1d"}, sources
 
@@ -367,6 +383,8 @@ CONVERTERS: dict[str, Converter] = {
     "GlobalAveragePooling2D": _global_pool("global_avgpool2d"),
     "GlobalMaxPooling2D": _global_pool("global_maxpool2d"),
     "MaskedGlobalPool1D": _masked_global_pool,
+    "ZeroPadding1D": _zero_padding(1),
+    "ZeroPadding2D": _zero_padding(2),
     "BatchNormalization": _batch_norm,
     "LayerNormalization": _layer_norm,
     "Embedding": _embedding,

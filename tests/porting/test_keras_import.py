@@ -184,6 +184,23 @@ def test_trap_flatten_order_is_channels_last():
     assert np.array_equal(imported.weights["dense.kernel"], keras.ops.convert_to_numpy(model.layers[-1].kernel))
 
 
+def test_zero_padding_before_a_convolution():
+    model = keras.Sequential(
+        [
+            keras.Input((9, 8, 2)),
+            layers.ZeroPadding2D(((0, 1), (2, 0)), name="pad"),
+            layers.Conv2D(3, 3, strides=2),
+            layers.Reshape((4 * 4, 3)),
+            layers.ZeroPadding1D((1, 2), name="pad_steps"),
+            layers.GlobalAveragePooling1D(),
+        ]
+    )
+    randomize(model)
+    imported = proven(model)
+    assert layer_of(imported, "zero_padding2d")["padding"] == [[0, 1], [2, 0]]
+    assert layer_of(imported, "zero_padding1d")["padding"] == [1, 2]
+
+
 def test_every_unsupported_layer_is_listed_in_one_error():
     inputs = keras.Input((8, 8, 4))
     x = layers.Conv2D(4, 3, groups=2, name="grouped")(inputs)

@@ -6,9 +6,9 @@ per axis instead of two, and the same output-length rule.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, Strict, field_validator, model_validator
 
 from archspec.spec.common import (
     ActivationName,
@@ -249,3 +249,73 @@ class GlobalMaxPool2D(_GlobalPool):
 
     type: Literal["global_maxpool2d"]
     rank: ClassVar[int] = 2
+
+
+_Amount = Annotated[int, Strict(), Field(ge=0)]
+
+
+class _ZeroPadding(LayerBase):
+    """Zeros added before and after each spatial axis (Keras' ``ZeroPadding1D/2D``). Abstract:
+    ``rank`` says how many spatial axes; ``amounts`` gives (before, after) per axis."""
+
+    rank: ClassVar[int]
+
+    @property
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        raise NotImplementedError
+
+    def output_shape(self, input_shapes):
+        shape = input_shapes[0]
+        need_rank(self.type, shape, self.rank + 1, _INPUT[self.rank])
+        sizes = tuple(size + before + after for size, (before, after) in zip(shape, self.amounts))
+        return (*sizes, shape[-1])
+
+
+class ZeroPadding1D(_ZeroPadding):
+    """Pads a sequence ``(steps, channels)`` with zero steps: ``padding`` steps on both sides, or
+    ``[before, after]``."""
+
+    type: Literal["zero_padding1d"]
+    rank: ClassVar[int] = 1
+    padding: _Amount | list[_Amount] = 1
+
+    @field_validator("padding")
+    @classmethod
+    def _pair(cls, value):
+        if isinstance(value, list) and len(value) != 2:
+            raise ValueError(f"expected one amount or [before, after], received {value}")
+        return value
+
+    @property
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        value = self.padding
+        return ((value, value),) if isinstance(value, int) else ((value[0], value[1]),)
+
+
+class ZeroPadding2D(_ZeroPadding):
+    """Pads an image ``(height, width, channels)`` with zero rows and columns: ``padding`` on
+    every side, ``[rows, columns]`` (each on both sides), or ``[[top, bottom], [left, right]]``."""
+
+    type: Literal["zero_padding2d"]
+    rank: ClassVar[int] = 2
+    padding: _Amount | list[_Amount] | list[list[_Amount]] = 1
+
+    @field_validator("padding")
+    @classmethod
+    def _shape(cls, value):
+        if isinstance(value, list) and (
+            len(value) != 2
+            or any(isinstance(v, list) and len(v) != 2 for v in value)
+            or len({type(v) for v in value}) > 1
+        ):
+            raise ValueError(
+                f"expected one amount, [rows, columns] or [[top, bottom], [left, right]], received {value}"
+            )
+        return value
+
+    @property
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        value = self.padding
+        if isinstance(value, int):
+            return ((value, value), (value, value))
+        return tuple((v, v) if isinstance(v, int) else (v[0], v[1]) for v in value)
