@@ -6,9 +6,9 @@ per axis instead of two, and the same output-length rule.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, Strict, field_validator, model_validator
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from archspec.spec.common import (
     ActivationName,
@@ -18,6 +18,7 @@ from archspec.spec.common import (
     Regularizer,
     Shape,
     as_pair,
+    written,
 )
 from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init, need_rank
 
@@ -254,6 +255,26 @@ class GlobalMaxPool2D(_GlobalPool):
 _Amount = Annotated[int, Strict(), Field(ge=0)]
 
 
+def _is_amount(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _padding_amounts(rank: int, expected: str):
+    """Checks a zero padding's amounts whole, before the union (one message per mistake)."""
+
+    def check(value: Any) -> Any:
+        if _is_amount(value):
+            return value
+        if isinstance(value, list) and len(value) == 2:
+            if all(_is_amount(item) for item in value):
+                return value
+            if rank == 2 and all(isinstance(v, list) and len(v) == 2 and all(map(_is_amount, v)) for v in value):
+                return value
+        raise ValueError(f"expected {expected}, received {written(value)}")
+
+    return BeforeValidator(check)
+
+
 class _ZeroPadding(LayerBase):
     """Zeros added before and after each spatial axis (Keras' ``ZeroPadding1D/2D``). Abstract:
     ``rank`` says how many spatial axes; ``amounts`` gives (before, after) per axis."""
@@ -277,14 +298,10 @@ class ZeroPadding1D(_ZeroPadding):
 
     type: Literal["zero_padding1d"]
     rank: ClassVar[int] = 1
-    padding: _Amount | list[_Amount] = 1
-
-    @field_validator("padding")
-    @classmethod
-    def _pair(cls, value):
-        if isinstance(value, list) and len(value) != 2:
-            raise ValueError(f"expected one amount or [before, after], received {value}")
-        return value
+    padding: Annotated[
+        _Amount | list[_Amount],
+        _padding_amounts(1, "a non-negative integer or [before, after]"),
+    ] = 1
 
     @property
     def amounts(self) -> tuple[tuple[int, int], ...]:
@@ -298,20 +315,10 @@ class ZeroPadding2D(_ZeroPadding):
 
     type: Literal["zero_padding2d"]
     rank: ClassVar[int] = 2
-    padding: _Amount | list[_Amount] | list[list[_Amount]] = 1
-
-    @field_validator("padding")
-    @classmethod
-    def _shape(cls, value):
-        if isinstance(value, list) and (
-            len(value) != 2
-            or any(isinstance(v, list) and len(v) != 2 for v in value)
-            or len({type(v) for v in value}) > 1
-        ):
-            raise ValueError(
-                f"expected one amount, [rows, columns] or [[top, bottom], [left, right]], received {value}"
-            )
-        return value
+    padding: Annotated[
+        _Amount | list[_Amount] | list[list[_Amount]],
+        _padding_amounts(2, "a non-negative integer, [rows, columns] or [[top, bottom], [left, right]]"),
+    ] = 1
 
     @property
     def amounts(self) -> tuple[tuple[int, int], ...]:
