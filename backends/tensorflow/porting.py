@@ -164,7 +164,9 @@ class _Reading:
         node_id = _spec_id(operation.name, self._taken)
         layer: dict[str, Any] = {"id": node_id, **fields}
         previous = self.layers[-1]["id"] if self.layers else None
-        if not (sources == [previous] or (previous is None and len(self.inputs) == 1 and sources == list(self.inputs))):
+        if not (
+            sources == [previous] or (previous is None and len(self.model.inputs) == 1 and sources == list(self.inputs))
+        ):
             layer["inputs"] = sources
         self.layers.append(layer)
         self.tensors[node_id] = node.outputs[0]

@@ -125,6 +125,22 @@ def test_a_transformer_encoder_block():
     ]
 
 
+def test_a_masked_gru_and_two_inputs():
+    tokens = keras.Input((7,), dtype="int32", name="tokens")
+    features = keras.Input((3,), name="features")
+    x = layers.Embedding(12, 4, mask_zero=True, name="embed")(tokens)  # ids 0 are padding, skipped
+    x = layers.GRU(5, name="gru")(x)
+    x = layers.Concatenate(name="joined")([x, layers.Dense(2, activation="tanh", name="side")(features)])
+    outputs = layers.Dense(1, name="head")(x)
+    model = keras.Model([tokens, features], outputs)
+    randomize(model)
+    imported = proven(model)
+    assert list(imported.document["inputs"]) == ["tokens", "features"]
+    assert layer_of(imported, "embedding")["mask_zero"] is True
+    assert layer_of(imported, "concatenate")["inputs"] == ["gru", "side"]
+    assert imported.document["training"]["loss"] == "mse"
+
+
 def test_trap_gru_reset_after_keeps_both_biases():
     model = keras.Sequential([keras.Input((6, 3)), layers.GRU(5, name="gru"), layers.Dense(2)])
     randomize(model)
