@@ -102,6 +102,8 @@ def proof_inputs(graph: ModelGraph, seed: int = 0, samples: int = SAMPLES) -> tu
 def _largest(ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray], names: list[str]) -> float:
     largest = 0.0
     for name in names:
+        if np.shape(ours[name]) != np.shape(theirs[name]):
+            return float("inf")  # a different shape: nothing agrees
         difference = np.abs(np.asarray(ours[name], np.float64) - np.asarray(theirs[name], np.float64))
         largest = max(largest, float(np.nanmax(difference)) if difference.size else 0.0)
         if np.isnan(difference).any():
@@ -118,6 +120,9 @@ def first_difference(imported: Imported, graph: ModelGraph, inputs: Mapping[str,
     for node in graph.nodes:
         if node.id not in theirs:
             continue
+        if np.shape(ours[node.id]) != np.shape(theirs[node.id]):
+            shapes = f"{list(np.shape(theirs[node.id])[1:])} in the original, {list(np.shape(ours[node.id])[1:])} in the spec"
+            return f"layer '{node.id}' ({node.type}) has another output shape: {shapes}"
         difference = _largest(ours, theirs, [node.id])
         if difference > bound:
             return f"layer '{node.id}' ({node.type}) differs from archspec's reference by {difference:.3e}"
