@@ -282,6 +282,11 @@ def from_keras(model) -> Imported:
     head = graph.node_by_id[graph.outputs[0]]
     training, notes = training_from_compile(compile_config, head.activation, head.output_shape[-1])
     document["training"] = training
+    if any(layer["type"] == "dropout" or layer.get("dropout") for layer in reading.layers):
+        notes.append(
+            "dropout keeps its rates; in training its masks come from archspec's seeded stream "
+            "(the same on every backend), not from Keras' generator"
+        )
     weights = _weights(reading, graph)
     return Imported(document, weights, KerasOriginal(model, reading), notes)
 

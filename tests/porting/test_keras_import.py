@@ -52,6 +52,7 @@ def test_the_keras_docs_simple_mnist_convnet():
     imported = proven(model)
     types = [layer["type"] for layer in imported.document["layers"]]
     assert types == ["conv2d", "maxpool2d", "conv2d", "maxpool2d", "flatten", "dropout", "dense"]
+    assert any("dropout keeps its rates" in note for note in imported.notes)
     assert imported.document["training"] == {
         "loss": "categorical_crossentropy",
         "optimizer": {"type": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},

@@ -16,6 +16,7 @@ from paths import CONFIGS
 import archspec
 from archspec.api import graph_of
 from archspec.porting import import_keras
+from archspec.porting.proof import prove
 
 CONFIG_NAMES = sorted(path.stem for path in CONFIGS.glob("*.yaml"))
 _WINDOWS = ("kernel_size", "strides", "dilation_rate", "pool_size")
@@ -59,3 +60,9 @@ def test_compiled_config_imports_back_to_the_same_spec_and_weights(name):
     assert list(imported.weights) == list(expected)
     for key, value in expected.items():
         assert imported.weights[key].dtype == value.dtype and np.array_equal(imported.weights[key], value), key
+
+
+@pytest.mark.parametrize("name", ["sequences_masked_lstm", "sequences_masked_transformer"])
+def test_the_proof_passes_on_a_compiled_masked_config(name):
+    report = prove(import_keras(archspec.compile(CONFIGS / f"{name}.yaml", "tensorflow").native))
+    assert report.passed, str(report)
