@@ -70,9 +70,15 @@ def import_keras(model) -> Imported:
     return _porting_module("tensorflow").from_keras(model)
 
 
-def import_torch(module, example_input) -> Imported:
-    """Import a ``torch.nn.Module`` traced on ``example_input`` (``backends/torch/porting.py``)."""
+def torch_importer():
+    """``from_torch(module, example_input) -> Imported`` of ``backends/torch/porting.py``; a
+    ``UsageError`` when the torch backend cannot import modules (checked before a user's code runs)."""
     porting = _porting_module("torch")
     if not hasattr(porting, "from_torch"):
         raise UsageError("expected the torch backend to import modules (from_torch), received a backend without it")
-    return porting.from_torch(module, example_input)
+    return porting.from_torch
+
+
+def import_torch(module, example_input) -> Imported:
+    """Import a ``torch.nn.Module`` traced on ``example_input`` (``backends/torch/porting.py``)."""
+    return torch_importer()(module, example_input)

@@ -13,7 +13,7 @@ import yaml
 
 from archspec.api import load
 from archspec.errors import UsageError
-from archspec.porting import Imported, import_keras, import_torch
+from archspec.porting import Imported, import_keras, torch_importer
 from archspec.weights import atomic_write_bytes, save_weights
 
 HELP = "import a Keras model file or a torch module as a spec and weights, and prove the port"
@@ -59,11 +59,12 @@ def _import(args) -> Imported:
         raise UsageError("expected --input-shape for a torch module (e.g. --input-shape 1,28,28), received none")
     if not Path(path).is_file():
         raise UsageError(f"expected a Python file, received {path!r}, which does not exist")
+    from_torch = torch_importer()  # before the user's code runs
     namespace = runpy.run_path(path)  # the user's own code, which they named
     if not callable(namespace.get(factory)):
         raise UsageError(f"expected {path} to define a callable {factory}, received none")
     example = np.random.default_rng(0).standard_normal((1, *args.input_shape)).astype(np.float32)
-    return import_torch(namespace[factory](), example)
+    return from_torch(namespace[factory](), example)
 
 
 def _porting_tensorflow():
