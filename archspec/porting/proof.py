@@ -113,10 +113,17 @@ def _largest(ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray], n
 
 def first_difference(imported: Imported, graph: ModelGraph, inputs: Mapping[str, np.ndarray], dtype: str) -> str:
     """The first spec node, in graph order, whose output in the original differs from the numpy
-    reference by more than the dtype's bound."""
+    reference by more than the dtype's bound. The padded steps of a masked output are left out:
+    what a layer leaves there is no part of its meaning (``docs/semantics.md``, "Masks")."""
     bound = BOUNDS[dtype]
-    theirs = imported.original.intermediates(inputs, dtype)
-    ours = reference_forward(graph, imported.weights, inputs).tensors
+    theirs = dict(imported.original.intermediates(inputs, dtype))
+    reference = reference_forward(graph, imported.weights, inputs)
+    ours = dict(reference.tensors)
+    for name, mask in reference.masks.items():
+        if name in theirs and np.shape(theirs[name])[:2] == mask.shape == np.shape(ours[name])[:2]:
+            valid = mask.reshape(mask.shape + (1,) * (np.ndim(ours[name]) - 2))
+            ours[name] = np.where(valid, ours[name], 0.0)
+            theirs[name] = np.where(valid, theirs[name], 0.0)
     for node in graph.nodes:
         if node.id not in theirs:
             continue

@@ -56,3 +56,19 @@ def test_a_model_reading_mnist_images_is_proven_on_mnist():
     randomize(model)
     report = prove(import_keras(model))
     assert report.inputs == "32 MNIST test images" and report.passed
+
+
+def test_a_mask_keras_drops_at_an_operation_fails_at_the_layer_that_reads_it():
+    # Keras carries a mask through the Add layer but not through `x + y` (an operation), so
+    # its pooling then averages the padded steps too; archspec carries it by its rules. The
+    # padded steps themselves are no part of any layer's meaning: the attention before (whose
+    # padded query rows Keras computes otherwise) is not blamed.
+    inputs = keras.Input(shape=(6,), dtype="int32")
+    x = layers.Embedding(20, 8, mask_zero=True)(inputs)
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=4)(x, x)
+    pooled = layers.GlobalAveragePooling1D(name="pool")(x + attended)
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax")(pooled))
+    randomize(model)
+    report = prove(import_keras(model))
+    assert not report.passed
+    assert report.comparisons[0].first_difference.startswith("layer 'pool' (global_avgpool1d) differs")
