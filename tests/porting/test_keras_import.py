@@ -285,3 +285,11 @@ def test_from_keras_returns_the_spec_and_canonical_weights():
     assert isinstance(spec, archspec.Spec) and spec.layers[0].kernel_regularizer.l2 == 0.01
     assert sorted(weights) == ["dense.bias", "dense.kernel"]
     assert np.array_equal(weights["dense.kernel"], keras.ops.convert_to_numpy(model.layers[0].kernel))
+
+
+def test_a_model_without_a_graph_is_a_usage_error():
+    unbuilt = keras.Sequential([layers.Dense(2)])
+    with pytest.raises(archspec.UsageError, match="expected a built Sequential or functional Keras model"):
+        import_keras(unbuilt)
+    with pytest.raises(archspec.UsageError, match="expected a keras.Model, received str"):
+        import_keras("model.keras")
