@@ -43,7 +43,7 @@ def default_training(activation: str | None, units: int) -> dict[str, Any]:
     one sigmoid unit, or a regression."""
     if activation == "softmax" and units >= 2:
         return {"loss": "sparse_categorical_crossentropy", "optimizer": dict(_ADAM), "metrics": ["accuracy"]}
-    if activation == "sigmoid":
+    if activation == "sigmoid" and units == 1:
         return {"loss": "binary_crossentropy", "optimizer": dict(_ADAM), "metrics": ["accuracy"]}
     return {"loss": "mse", "optimizer": dict(_ADAM), "metrics": ["mae"]}
 

@@ -19,12 +19,13 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from pydantic import ValidationError
 
 from archspec.errors import UnsupportedModelError, UsageError
-from archspec.graph import ModelGraph, resolve
+from archspec.graph import GraphProblems, ModelGraph, resolve
 from archspec.layout import group_by_array, to_canonical
 from archspec.porting import Imported
-from archspec.porting.training import training_from_compile
+from archspec.porting.training import default_training, training_from_compile
 from archspec.spec.document import Spec
 
 from . import layout
@@ -272,6 +273,17 @@ def read_keras(model) -> tuple[_Reading, ModelGraph]:
     return reading, graph
 
 
+def _training_problem(document: dict[str, Any]) -> str | None:
+    """Why ``document``'s training section does not fit its model (a loss for another output), or None."""
+    try:
+        resolve(Spec.model_validate(document))
+    except ValidationError as error:
+        return str(error.errors()[0]["msg"])
+    except GraphProblems as error:
+        return error.problems[0][1]
+    return None
+
+
 def from_keras(model) -> Imported:
     """Import a built Sequential or functional Keras 3 ``model``: the spec document (with a
     training section from its ``compile()`` settings), canonical weights, and the model as the
@@ -281,7 +293,16 @@ def from_keras(model) -> Imported:
     compile_config = model.get_compile_config() if getattr(model, "compiled", False) else None
     head = graph.node_by_id[graph.outputs[0]]
     training, notes = training_from_compile(compile_config, head.activation, head.output_shape[-1])
-    document["training"] = training
+    if len(graph.outputs) == 1:
+        document["training"] = training
+        problem = _training_problem(document)
+        if problem is not None:
+            document["training"] = default_training(head.activation, head.output_shape[-1])
+            notes.append(f"the compiled training does not fit the spec ({problem}); a default instead: review it")
+            if _training_problem(document) is not None:
+                del document["training"]
+    else:  # a spec's training section reads one output
+        notes = [f"the model has {len(graph.outputs)} outputs: the spec has no training section; add one to train it"]
     if any(layer["type"] == "dropout" or layer.get("dropout") for layer in reading.layers):
         notes.append(
             "dropout keeps its rates; in training its masks come from archspec's seeded stream "

@@ -287,9 +287,30 @@ def test_from_keras_returns_the_spec_and_canonical_weights():
     assert np.array_equal(weights["dense.kernel"], keras.ops.convert_to_numpy(model.layers[0].kernel))
 
 
+def test_a_model_with_two_outputs():
+    inputs = keras.Input((10,))
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    model = keras.Model(
+        inputs, [layers.Dense(3, activation="softmax", name="a")(hidden), layers.Dense(1, name="b")(hidden)]
+    )
+    randomize(model)
+    imported = proven(model)
+    assert imported.document["outputs"] == ["a", "b"] and "training" not in imported.document
+    assert any("2 outputs" in note for note in imported.notes)
+
+
 def test_a_model_without_a_graph_is_a_usage_error():
     unbuilt = keras.Sequential([layers.Dense(2)])
     with pytest.raises(archspec.UsageError, match="expected a built Sequential or functional Keras model"):
         import_keras(unbuilt)
     with pytest.raises(archspec.UsageError, match="expected a keras.Model, received str"):
         import_keras("model.keras")
+
+
+def test_a_compiled_loss_that_does_not_fit_the_spec_becomes_a_default_to_review():
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(2, activation="sigmoid")])  # multi-label
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    imported = import_keras(model)
+    assert imported.document["training"]["loss"] == "mse"
+    assert any("does not fit the spec (binary_crossentropy expects an output of shape [1]" in n for n in imported.notes)
+    archspec.load(imported.document)
