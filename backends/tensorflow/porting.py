@@ -35,6 +35,7 @@ from .porting_layers import (
     Unsupported,
     is_stock,
     stock_attention,
+    unmapped_initializers,
 )
 from .porting_original import KerasOriginal
 
@@ -305,6 +306,14 @@ def from_keras(model) -> Imported:
         notes.append(
             "dropout keeps its rates; in training its masks come from archspec's seeded stream "
             "(the same on every backend), not from Keras' generator"
+        )
+    unmapped = [
+        f"{node_id}.{name}" for node_id, layer in reading.keras_layers.items() for name in unmapped_initializers(layer)
+    ]
+    if unmapped:
+        notes.append(
+            "initializers archspec has no counterpart for keep the spec's default (only training from scratch "
+            f"sees them; the imported weights are unaffected): {', '.join(unmapped)}"
         )
     weights = _weights(reading, graph)
     return Imported(document, weights, KerasOriginal(model, reading, _Reading), notes)

@@ -16,9 +16,22 @@ import keras
 import numpy as np
 
 from archspec.graph import Node
+from archspec.porting.initializers import initializer_fields
 from archspec.porting.training import shortest
+from archspec.spec import layers as spec
 
 ARCHSPEC_ACTIVATION = "Activation"
+KERNEL_INITIALIZERS = ("kernel_initializer", "bias_initializer")
+NORM_INITIALIZERS = ("gamma_initializer", "beta_initializer")
+RECURRENT_INITIALIZERS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
+INITIALIZERS: dict[str, tuple[tuple[str, ...], Any]] = {  # Keras class -> (its initializers, the spec class)
+    "Dense": (KERNEL_INITIALIZERS, spec.Dense),
+    "Conv1D": (KERNEL_INITIALIZERS, spec.Conv1D),
+    "Conv2D": (KERNEL_INITIALIZERS, spec.Conv2D),
+    "BatchNormalization": (NORM_INITIALIZERS, spec.BatchNorm),
+    "LayerNormalization": (NORM_INITIALIZERS, spec.LayerNorm),
+    "Embedding": (("embeddings_initializer",), spec.Embedding),
+}
 IDENTITY_OPERATIONS = ("Copy",)  # archspec's build copies a masked output so Keras' own mask is dropped
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax")
 _ALIASES = {"swish": "silu"}
@@ -75,10 +88,33 @@ def _regularizers(layer, names: tuple[str, ...]) -> dict[str, Any]:
     return fields
 
 
+def initializers(layer, names: tuple[str, ...], spec_class: Any) -> tuple[dict[str, Any], list[str]]:
+    """The initializer fields of ``layer`` that differ from ``spec_class``'s defaults, and those
+    archspec has no counterpart for (left at the default)."""
+    serialized = {name: keras.initializers.serialize(getattr(layer, name)) for name in names if hasattr(layer, name)}
+    defaults = {name: spec_class.model_fields[name].default for name in serialized}
+    return initializer_fields(serialized, defaults)
+
+
+def unmapped_initializers(layer) -> list[str]:
+    """The initializers of a stock Keras layer that archspec has no counterpart for."""
+    kind = type(layer).__name__
+    if kind in ("SimpleRNN", "LSTM", "GRU"):
+        return initializers(layer.cell, RECURRENT_INITIALIZERS, spec.LSTM)[1]
+    if kind in INITIALIZERS and is_stock(layer):
+        return initializers(layer, INITIALIZERS[kind][0], INITIALIZERS[kind][1])[1]
+    return []
+
+
+def _initialized(layer, names: tuple[str, ...], spec_class: Any) -> dict[str, Any]:
+    return initializers(layer, names, spec_class)[0]
+
+
 def _dense(layer, node, sources):
     fields = {"type": "dense", "units": int(layer.units), "activation": activation_name(layer.activation)}
     if not layer.use_bias:
         fields["use_bias"] = False
+    fields.update(_initialized(layer, KERNEL_INITIALIZERS, spec.Dense))
     return {**fields, **_regularizers(layer, ("kernel_regularizer", "bias_regularizer"))}, sources
 
 
@@ -134,6 +170,7 @@ def _convolution(rank: int) -> Converter:
             fields["dilation_rate"] = _compact(layer.dilation_rate)
         if not layer.use_bias:
             fields["use_bias"] = False
+        fields.update(_initialized(layer, KERNEL_INITIALIZERS, spec.Conv2D))
         return {**fields, **_regularizers(layer, ("kernel_regularizer", "bias_regularizer"))}, sources
 
     return convert
@@ -191,6 +228,7 @@ def _batch_norm(layer, node, sources):
     _last_axis(layer, node)
     _need(not getattr(layer, "renorm", False), "expected renorm=False")
     fields = {"type": "batch_norm", "momentum": shortest(layer.momentum), "epsilon": shortest(layer.epsilon)}
+    fields.update(_initialized(layer, NORM_INITIALIZERS, spec.BatchNorm))
     return {**fields, **{flag: False for flag in ("center", "scale") if not getattr(layer, flag)}}, sources
 
 
@@ -198,6 +236,7 @@ def _layer_norm(layer, node, sources):
     _last_axis(layer, node)
     _need(not getattr(layer, "rms_scaling", False), "expected rms_scaling=False")
     fields = {"type": "layer_norm", "epsilon": shortest(layer.epsilon)}
+    fields.update(_initialized(layer, NORM_INITIALIZERS, spec.LayerNorm))
     return {**fields, **{flag: False for flag in ("center", "scale") if not getattr(layer, flag)}}, sources
 
 
@@ -205,6 +244,7 @@ def _embedding(layer, node, sources):
     fields = {"type": "embedding", "input_dim": int(layer.input_dim), "output_dim": int(layer.output_dim)}
     if layer.mask_zero:
         fields["mask_zero"] = True
+    fields.update(_initialized(layer, ("embeddings_initializer",), spec.Embedding))
     return {**fields, **_regularizers(layer, ("embeddings_regularizer",))}, sources
 
 
@@ -233,6 +273,7 @@ def _recurrent_fields(layer) -> dict[str, Any]:
         fields["return_sequences"] = True
     if not cell.use_bias:
         fields["use_bias"] = False
+    fields.update(_initialized(cell, RECURRENT_INITIALIZERS, spec.LSTM))
     names = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
     return {**fields, **_regularizers(cell, names)}
 

@@ -314,3 +314,22 @@ def test_a_compiled_loss_that_does_not_fit_the_spec_becomes_a_default_to_review(
     assert imported.document["training"]["loss"] == "mse"
     assert any("does not fit the spec (binary_crossentropy expects an output of shape [1]" in n for n in imported.notes)
     archspec.load(imported.document)
+
+
+def test_initializers_carry_over_where_archspec_has_them():
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            layers.Dense(
+                3, kernel_initializer="he_normal", bias_initializer=keras.initializers.Constant(0.1), name="a"
+            ),
+            layers.Dense(2, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="b"),
+        ]
+    )
+    imported = import_keras(model)
+    first, second = imported.document["layers"]
+    assert first["kernel_initializer"] == {"type": "he_normal"}
+    assert first["bias_initializer"] == {"type": "constant", "value": 0.1}
+    assert "kernel_initializer" not in second  # TruncatedNormal: the default, and a note
+    assert any("no counterpart" in note and "b.kernel_initializer" in note for note in imported.notes)
+    archspec.load(imported.document)
