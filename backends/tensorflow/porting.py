@@ -27,16 +27,8 @@ from archspec.porting.training import default_training, training_from_compile
 from archspec.spec.document import Spec
 
 from . import layout
-from .porting_layers import (
-    ARCHSPEC_ACTIVATION,
-    CONVERTERS,
-    IDENTITY_OPERATIONS,
-    OPERATION_CONVERTERS,
-    Unsupported,
-    is_stock,
-    stock_attention,
-    unmapped_initializers,
-)
+from .porting_common import ARCHSPEC_ACTIVATION, IDENTITY_OPERATIONS, Unsupported, is_stock, unmapped_initializers
+from .porting_layers import CONVERTERS, OPERATION_CONVERTERS, stock_attention
 from .porting_original import KerasOriginal
 
 _MASK_ARGUMENTS = ("mask", "attention_mask", "query_mask", "value_mask", "key_mask", "training")

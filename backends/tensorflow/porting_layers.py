@@ -9,113 +9,36 @@ read alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 
 from archspec.graph import Node
-from archspec.porting.initializers import initializer_fields
 from archspec.porting.training import shortest
 from archspec.spec import layers as spec
 
-ARCHSPEC_ACTIVATION = "Activation"
-KERNEL_INITIALIZERS = ("kernel_initializer", "bias_initializer")
-NORM_INITIALIZERS = ("gamma_initializer", "beta_initializer")
-RECURRENT_INITIALIZERS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
-INITIALIZERS: dict[str, tuple[tuple[str, ...], Any]] = {  # Keras class -> (its initializers, the spec class)
-    "Dense": (KERNEL_INITIALIZERS, spec.Dense),
-    "Conv1D": (KERNEL_INITIALIZERS, spec.Conv1D),
-    "Conv2D": (KERNEL_INITIALIZERS, spec.Conv2D),
-    "BatchNormalization": (NORM_INITIALIZERS, spec.BatchNorm),
-    "LayerNormalization": (NORM_INITIALIZERS, spec.LayerNorm),
-    "Embedding": (("embeddings_initializer",), spec.Embedding),
-}
-IDENTITY_OPERATIONS = ("Copy",)  # archspec's build copies a masked output so Keras' own mask is dropped
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax")
-_ALIASES = {"swish": "silu"}
-
-
-class Unsupported(Exception):
-    """A layer setting archspec cannot express (the message says which)."""
-
-
-Converter = Callable[[Any, Any, list[str]], tuple[dict[str, Any], list[str]]]
-
-
-def activation_name(function) -> str:
-    """The archspec name of a Keras activation function; ``Unsupported`` for others."""
-    if hasattr(function, "archspec_activation"):  # the proof's float64 stand-in (porting.py)
-        return function.archspec_activation
-    try:
-        name = keras.activations.serialize(function)
-    except (ValueError, TypeError):
-        name = getattr(function, "__name__", repr(function))
-    name = _ALIASES.get(name, name) if isinstance(name, str) else str(name)
-    if name not in ACTIVATIONS:
-        raise Unsupported(f"expected an activation among {', '.join(ACTIVATIONS)}, received {name!r}")
-    return name
-
-
-def _need(condition: bool, message: str) -> None:
-    if not condition:
-        raise Unsupported(message)
-
-
-def _channels_last(layer) -> None:
-    data_format = getattr(layer, "data_format", "channels_last")
-    _need(data_format == "channels_last", f"expected data_format='channels_last', received {data_format!r}")
-
-
-def _compact(values) -> int | list[int]:
-    values = [int(v) for v in values]
-    return values[0] if len(set(values)) == 1 else values
-
-
-def _regularizers(layer, names: tuple[str, ...]) -> dict[str, Any]:
-    fields = {}
-    for name in names:
-        regularizer = getattr(layer, name, None)
-        if regularizer is None:
-            continue
-        config = regularizer.get_config()
-        _need(
-            set(config) <= {"l1", "l2"},
-            f"expected an L1 or L2 {name}, received {type(regularizer).__name__}",
-        )
-        fields[name] = {key: shortest(value) for key, value in config.items() if value}
-    return fields
-
-
-def initializers(layer, names: tuple[str, ...], spec_class: Any) -> tuple[dict[str, Any], list[str]]:
-    """The initializer fields of ``layer`` that differ from ``spec_class``'s defaults, and those
-    archspec has no counterpart for (left at the default)."""
-    serialized = {name: keras.initializers.serialize(getattr(layer, name)) for name in names if hasattr(layer, name)}
-    defaults = {name: spec_class.model_fields[name].default for name in serialized}
-    return initializer_fields(serialized, defaults)
-
-
-def unmapped_initializers(layer) -> list[str]:
-    """The initializers of a stock Keras layer that archspec has no counterpart for."""
-    kind = type(layer).__name__
-    if kind in ("SimpleRNN", "LSTM", "GRU"):
-        return initializers(layer.cell, RECURRENT_INITIALIZERS, spec.LSTM)[1]
-    if kind in INITIALIZERS and is_stock(layer):
-        return initializers(layer, INITIALIZERS[kind][0], INITIALIZERS[kind][1])[1]
-    return []
-
-
-def _initialized(layer, names: tuple[str, ...], spec_class: Any) -> dict[str, Any]:
-    return initializers(layer, names, spec_class)[0]
+from .porting_common import (
+    KERNEL_INITIALIZERS,
+    NORM_INITIALIZERS,
+    RECURRENT_INITIALIZERS,
+    Converter,
+    activation_name,
+    channels_last,
+    compact,
+    initialized,
+    is_stock,
+    need,
+    regularizers,
+)
 
 
 def _dense(layer, node, sources):
     fields = {"type": "dense", "units": int(layer.units), "activation": activation_name(layer.activation)}
     if not layer.use_bias:
         fields["use_bias"] = False
-    fields.update(_initialized(layer, KERNEL_INITIALIZERS, spec.Dense))
-    return {**fields, **_regularizers(layer, ("kernel_regularizer", "bias_regularizer"))}, sources
+    fields.update(initialized(layer, KERNEL_INITIALIZERS, spec.Dense))
+    return {**fields, **regularizers(layer, ("kernel_regularizer", "bias_regularizer"))}, sources
 
 
 def _activation(layer, node, sources):
@@ -125,7 +48,7 @@ def _activation(layer, node, sources):
 
 
 def _relu(layer, node, sources):
-    _need(
+    need(
         layer.max_value is None and not layer.negative_slope and not layer.threshold,
         "expected a plain ReLU (no max_value, negative_slope or threshold)",
     )
@@ -133,7 +56,7 @@ def _relu(layer, node, sources):
 
 
 def _leaky_relu(layer, node, sources):
-    _need(
+    need(
         np.isclose(layer.negative_slope, 0.2, rtol=0, atol=1e-7),
         f"expected negative_slope=0.2 (archspec's leaky_relu), received {layer.negative_slope}",
     )
@@ -141,47 +64,47 @@ def _leaky_relu(layer, node, sources):
 
 
 def _softmax(layer, node, sources):
-    _need(
+    need(
         layer.axis in (-1, len(node.outputs[0].shape) - 1), f"expected softmax on the last axis, received {layer.axis}"
     )
     return {"type": "activation", "activation": "softmax"}, sources
 
 
 def _elu(layer, node, sources):
-    _need(layer.alpha == 1.0, f"expected alpha=1.0 (archspec's elu), received {layer.alpha}")
+    need(layer.alpha == 1.0, f"expected alpha=1.0 (archspec's elu), received {layer.alpha}")
     return {"type": "activation", "activation": "elu"}, sources
 
 
 def _convolution(rank: int) -> Converter:
     def convert(layer, node, sources):
-        _channels_last(layer)
-        _need(layer.groups == 1, f"expected groups=1, received {layer.groups}")
+        channels_last(layer)
+        need(layer.groups == 1, f"expected groups=1, received {layer.groups}")
         fields: dict[str, Any] = {
             "type": f"conv{rank}d",
             "filters": int(layer.filters),
-            "kernel_size": _compact(layer.kernel_size),
+            "kernel_size": compact(layer.kernel_size),
             "activation": activation_name(layer.activation),
         }
         if any(s != 1 for s in layer.strides):
-            fields["strides"] = _compact(layer.strides)
+            fields["strides"] = compact(layer.strides)
         if layer.padding != "valid":
             fields["padding"] = layer.padding
         if any(d != 1 for d in layer.dilation_rate):
-            fields["dilation_rate"] = _compact(layer.dilation_rate)
+            fields["dilation_rate"] = compact(layer.dilation_rate)
         if not layer.use_bias:
             fields["use_bias"] = False
-        fields.update(_initialized(layer, KERNEL_INITIALIZERS, spec.Conv2D))
-        return {**fields, **_regularizers(layer, ("kernel_regularizer", "bias_regularizer"))}, sources
+        fields.update(initialized(layer, KERNEL_INITIALIZERS, spec.Conv2D))
+        return {**fields, **regularizers(layer, ("kernel_regularizer", "bias_regularizer"))}, sources
 
     return convert
 
 
 def _pool(type_name: str) -> Converter:
     def convert(layer, node, sources):
-        _channels_last(layer)
-        fields: dict[str, Any] = {"type": type_name, "pool_size": _compact(layer.pool_size)}
+        channels_last(layer)
+        fields: dict[str, Any] = {"type": type_name, "pool_size": compact(layer.pool_size)}
         if tuple(layer.strides) != tuple(layer.pool_size):
-            fields["strides"] = _compact(layer.strides)
+            fields["strides"] = compact(layer.strides)
         if layer.padding != "valid":
             fields["padding"] = layer.padding
         return fields, sources
@@ -191,8 +114,8 @@ def _pool(type_name: str) -> Converter:
 
 def _global_pool(type_name: str) -> Converter:
     def convert(layer, node, sources):
-        _channels_last(layer)
-        _need(not getattr(layer, "keepdims", False), "expected keepdims=False")
+        channels_last(layer)
+        need(not getattr(layer, "keepdims", False), "expected keepdims=False")
         return {"type": type_name}, sources
 
     return convert
@@ -200,7 +123,7 @@ def _global_pool(type_name: str) -> Converter:
 
 def _zero_padding(rank: int) -> Converter:
     def convert(layer, node, sources):
-        _channels_last(layer)
+        channels_last(layer)
         pairs = [tuple(int(v) for v in pair) for pair in ((layer.padding,) if rank == 1 else layer.padding)]
         flat = [amount for pair in pairs for amount in pair]
         if len(set(flat)) == 1:
@@ -221,22 +144,22 @@ def _masked_global_pool(layer, node, sources):  # archspec's own, over a masked 
 def _last_axis(layer, node) -> None:
     axis = layer.axis if isinstance(layer.axis, int) else (layer.axis[0] if len(layer.axis) == 1 else None)
     rank = len(node.outputs[0].shape)
-    _need(axis in (-1, rank - 1), f"expected normalisation over the last axis, received axis={layer.axis}")
+    need(axis in (-1, rank - 1), f"expected normalisation over the last axis, received axis={layer.axis}")
 
 
 def _batch_norm(layer, node, sources):
     _last_axis(layer, node)
-    _need(not getattr(layer, "renorm", False), "expected renorm=False")
+    need(not getattr(layer, "renorm", False), "expected renorm=False")
     fields = {"type": "batch_norm", "momentum": shortest(layer.momentum), "epsilon": shortest(layer.epsilon)}
-    fields.update(_initialized(layer, NORM_INITIALIZERS, spec.BatchNorm))
+    fields.update(initialized(layer, NORM_INITIALIZERS, spec.BatchNorm))
     return {**fields, **{flag: False for flag in ("center", "scale") if not getattr(layer, flag)}}, sources
 
 
 def _layer_norm(layer, node, sources):
     _last_axis(layer, node)
-    _need(not getattr(layer, "rms_scaling", False), "expected rms_scaling=False")
+    need(not getattr(layer, "rms_scaling", False), "expected rms_scaling=False")
     fields = {"type": "layer_norm", "epsilon": shortest(layer.epsilon)}
-    fields.update(_initialized(layer, NORM_INITIALIZERS, spec.LayerNorm))
+    fields.update(initialized(layer, NORM_INITIALIZERS, spec.LayerNorm))
     return {**fields, **{flag: False for flag in ("center", "scale") if not getattr(layer, flag)}}, sources
 
 
@@ -244,38 +167,38 @@ def _embedding(layer, node, sources):
     fields = {"type": "embedding", "input_dim": int(layer.input_dim), "output_dim": int(layer.output_dim)}
     if layer.mask_zero:
         fields["mask_zero"] = True
-    fields.update(_initialized(layer, ("embeddings_initializer",), spec.Embedding))
-    return {**fields, **_regularizers(layer, ("embeddings_regularizer",))}, sources
+    fields.update(initialized(layer, ("embeddings_initializer",), spec.Embedding))
+    return {**fields, **regularizers(layer, ("embeddings_regularizer",))}, sources
 
 
 def _recurrent_fields(layer) -> dict[str, Any]:
     kind = type(layer).__name__
     cell = layer.cell
     for flag in ("go_backwards", "stateful", "return_state"):
-        _need(not getattr(layer, flag), f"expected {flag}=False")
-    _need(not cell.dropout and not cell.recurrent_dropout, "expected dropout=0 and recurrent_dropout=0")
+        need(not getattr(layer, flag), f"expected {flag}=False")
+    need(not cell.dropout and not cell.recurrent_dropout, "expected dropout=0 and recurrent_dropout=0")
     activation = activation_name(cell.activation)
     fields: dict[str, Any] = {"type": {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}[kind]}
     fields["units"] = int(cell.units)
     if kind == "SimpleRNN":
-        _need(activation in ("tanh", "relu"), f"expected activation tanh or relu, received {activation!r}")
+        need(activation in ("tanh", "relu"), f"expected activation tanh or relu, received {activation!r}")
         if activation != "tanh":
             fields["activation"] = activation
     else:
-        _need(activation == "tanh", f"expected activation='tanh', received {activation!r}")
+        need(activation == "tanh", f"expected activation='tanh', received {activation!r}")
         recurrent = activation_name(cell.recurrent_activation)
-        _need(recurrent == "sigmoid", f"expected recurrent_activation='sigmoid', received {recurrent!r}")
+        need(recurrent == "sigmoid", f"expected recurrent_activation='sigmoid', received {recurrent!r}")
     if kind == "GRU":
-        _need(cell.reset_after, "expected reset_after=True (archspec's GRU applies the reset gate after the product)")
+        need(cell.reset_after, "expected reset_after=True (archspec's GRU applies the reset gate after the product)")
     if kind == "LSTM" and not cell.unit_forget_bias:
         fields["unit_forget_bias"] = False
     if layer.return_sequences:
         fields["return_sequences"] = True
     if not cell.use_bias:
         fields["use_bias"] = False
-    fields.update(_initialized(cell, RECURRENT_INITIALIZERS, spec.LSTM))
+    fields.update(initialized(cell, RECURRENT_INITIALIZERS, spec.LSTM))
     names = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
-    return {**fields, **_regularizers(cell, names)}
+    return {**fields, **regularizers(cell, names)}
 
 
 def _recurrent(layer, node, sources):
@@ -283,24 +206,19 @@ def _recurrent(layer, node, sources):
 
 
 def _bidirectional(layer, node, sources):
-    _need(layer.merge_mode in ("concat", "sum", "mul", "ave"), f"expected a merge_mode, received {layer.merge_mode!r}")
+    need(layer.merge_mode in ("concat", "sum", "mul", "ave"), f"expected a merge_mode, received {layer.merge_mode!r}")
     forward = _recurrent_fields(layer.forward_layer)
     backward = layer.backward_layer
-    _need(
+    need(
         backward.go_backwards and type(backward) is type(layer.forward_layer),
         "expected the backward layer to be the forward one reading backwards",
     )
     backward_fields = _recurrent_fields(type(backward).from_config({**backward.get_config(), "go_backwards": False}))
-    _need(backward_fields == forward, "expected forward and backward layers of one configuration")
+    need(backward_fields == forward, "expected forward and backward layers of one configuration")
     fields: dict[str, Any] = {"type": "bidirectional", "layer": forward}
     if layer.merge_mode != "concat":
         fields["merge_mode"] = layer.merge_mode
     return fields, sources
-
-
-def is_stock(layer) -> bool:
-    """A layer of Keras itself (not one of archspec's own, which a compiled spec holds)."""
-    return type(layer).__module__.startswith("keras.")
 
 
 def _attention(layer, node, sources):
@@ -309,7 +227,7 @@ def _attention(layer, node, sources):
         value_dim, output_dim = layer.value_dim, layer.output_dim
         use_bias, causal, dropout = layer.use_bias, layer.causal, layer.dropout
     else:
-        _need(
+        need(
             layer._attention_axes in (None, (1,)),
             f"expected attention over the steps, received {layer._attention_axes}",
         )
@@ -317,12 +235,12 @@ def _attention(layer, node, sources):
         value_dim, output_dim = layer.value_dim, layer._output_shape
         use_bias, dropout = layer.use_bias, layer.dropout
         causal = bool(node.arguments.kwargs.get("use_causal_mask", False))
-        _need(
+        need(
             not isinstance(node.arguments.kwargs.get("attention_mask"), keras.KerasTensor),
             "expected no attention_mask tensor (archspec derives masks from the inputs)",
         )
         if isinstance(output_dim, (tuple, list)):
-            _need(len(output_dim) == 1, f"expected a one-axis output_shape, received {output_dim}")
+            need(len(output_dim) == 1, f"expected a one-axis output_shape, received {output_dim}")
             output_dim = output_dim[0]
         sources = _attention_sources(sources)
     fields["type"] = "multi_head_attention"
@@ -374,7 +292,7 @@ def _concatenate(layer, node, sources):
 
 
 def _flatten(layer, node, sources):
-    _channels_last(layer)
+    channels_last(layer)
     return {"type": "flatten"}, sources
 
 
@@ -383,7 +301,7 @@ def _reshape(layer, node, sources):
 
 
 def _dropout(layer, node, sources):
-    _need(getattr(layer, "noise_shape", None) is None, "expected noise_shape=None")
+    need(getattr(layer, "noise_shape", None) is None, "expected noise_shape=None")
     return {"type": "dropout", "rate": shortest(layer.rate)}, sources
 
 
@@ -400,7 +318,7 @@ def _operation_merge(type_name: str) -> Converter:
 
     def convert(operation, node, sources):
         shapes = {tuple(t.shape) for t in keras.tree.flatten(node.arguments.args)}
-        _need(len(sources) == 2 and len(shapes) == 1, "expected two tensors of one shape (no broadcasting)")
+        need(len(sources) == 2 and len(shapes) == 1, "expected two tensors of one shape (no broadcasting)")
         return {"type": type_name}, sources
 
     return convert

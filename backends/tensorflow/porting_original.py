@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from archspec.errors import UsageError
 
-from .porting_layers import Unsupported, activation_name, is_stock
+from .porting_common import Unsupported, activation_name, is_stock
 
 
 class _ExactGelu:
