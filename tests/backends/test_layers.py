@@ -51,6 +51,7 @@ ACTIVATIONS = {
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "tanh": np.tanh,
     "softmax": lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True),
+    "log_softmax": lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True)),
     "linear": lambda x: x,
 }
 
