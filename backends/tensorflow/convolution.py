@@ -53,6 +53,15 @@ def pool(keras_class, layer_class: _PoolClass) -> Builder:
     return build
 
 
+def zero_padding(node: Node, context: BuildContext):
+    """Keras' own ZeroPadding1D/2D, channels-last, with (before, after) per axis."""
+    if node.type == "zero_padding1d":
+        (pair,) = node.layer_as(spec.ZeroPadding1D).paddings
+        return keras.layers.ZeroPadding1D(padding=pair, name=node.id, dtype=context.dtype)
+    paddings = node.layer_as(spec.ZeroPadding2D).paddings
+    return keras.layers.ZeroPadding2D(padding=paddings, data_format=CHANNELS_LAST, name=node.id, dtype=context.dtype)
+
+
 def global_pool(keras_class) -> Builder:
     def build(node: Node, context: BuildContext):
         if node.input_masked and node.input_masked[0]:

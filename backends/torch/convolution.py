@@ -135,3 +135,18 @@ class GlobalPool(nn.Module):
 
     def extra_repr(self) -> str:
         return self.mode
+
+
+class ZeroPadding(nn.Module):
+    """Zeros before and after each spatial axis of a channels-last sequence or image."""
+
+    def __init__(self, layer: spec.ZeroPadding1D | spec.ZeroPadding2D):
+        super().__init__()
+        # F.pad lists the last axis first: channels (none), then the spatial axes from the last.
+        self.amounts = (0, 0, *(amount for pair in reversed(layer.paddings) for amount in pair))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.amounts)
+
+    def extra_repr(self) -> str:
+        return f"amounts={self.amounts}"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from archspec.spec.common import (
     ActivationName,
     Initializer,
+    Integer,
     PositiveInteger,
     PositivePair,
     Regularizer,
@@ -248,4 +249,70 @@ class GlobalMaxPool2D(_GlobalPool):
     """Max over height and width: ``(h, w, c) -> (c,)``."""
 
     type: Literal["global_maxpool2d"]
+    rank: ClassVar[int] = 2
+
+
+class _ZeroPadding(LayerBase):
+    """Zeros added before and after each spatial axis (Keras' ``ZeroPadding1D/2D``, channels-last).
+    Abstract: ``rank`` says how many spatial axes; ``paddings`` is (before, after) per axis."""
+
+    rank: ClassVar[int]
+    padding: Integer | list[Integer] | list[list[Integer]]
+
+    @field_validator("padding")
+    @classmethod
+    def _check_padding(cls, value):
+        flat = (
+            [value]
+            if isinstance(value, int)
+            else [v for item in value for v in (item if isinstance(item, list) else [item])]
+        )
+        if any(v < 0 for v in flat):
+            raise ValueError(f"expected paddings of 0 or more, received {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_form(self):
+        value, rank = self.padding, self.rank
+        forms = (
+            "an integer or [before, after]"
+            if rank == 1
+            else "an integer, [height, width] or [[top, bottom], [left, right]]"
+        )
+        nested = isinstance(value, list) and all(isinstance(item, list) for item in value)
+        if isinstance(value, list) and not nested and (len(value) != 2 or any(isinstance(v, list) for v in value)):
+            raise ValueError(f"expected {forms}, received {value}")
+        if nested and (rank == 1 or len(value) != 2 or any(len(item) != 2 for item in value)):
+            raise ValueError(f"expected {forms}, received {value}")
+        return self
+
+    @property
+    def paddings(self) -> tuple[tuple[int, int], ...]:
+        value = self.padding
+        if isinstance(value, int):
+            return ((value, value),) * self.rank
+        pairs = [(item[0], item[1]) if isinstance(item, list) else (item, item) for item in value]
+        if self.rank == 1:  # [before, after]
+            return ((pairs[0][0], pairs[1][0]),)
+        return tuple(pairs)
+
+    def output_shape(self, input_shapes):
+        shape = input_shapes[0]
+        need_rank(self.type, shape, self.rank + 1, _INPUT[self.rank])
+        grown = tuple(size + before + after for size, (before, after) in zip(shape, self.paddings))
+        return (*grown, shape[-1])
+
+
+class ZeroPadding1D(_ZeroPadding):
+    """Zeros before and after the steps of a sequence: ``padding`` is ``n`` or ``[before, after]``."""
+
+    type: Literal["zero_padding1d"]
+    rank: ClassVar[int] = 1
+
+
+class ZeroPadding2D(_ZeroPadding):
+    """Zero rows and columns around an image: ``padding`` is ``n``, ``[rows, columns]`` (each on
+    both sides) or ``[[top, bottom], [left, right]]``."""
+
+    type: Literal["zero_padding2d"]
     rank: ClassVar[int] = 2
