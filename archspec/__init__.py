@@ -11,6 +11,7 @@ from archspec.errors import (
     BackendUnavailableError,
     CheckpointError,
     DataError,
+    PortingError,
     ResourceError,
     ShapeError,
     SpecError,
@@ -45,11 +46,25 @@ def predict(spec, weights, data, **options):
     return _predict(spec, weights, data, **options)
 
 
+def from_torch(module, example_input):
+    """Import a ``torch.nn.Module`` as ``(spec, weights)``: the spec and its canonical weights.
+
+    ``example_input`` is one batch as the module reads it (NCHW for a CNN); the spec reads
+    images channels-last. Raises ``PortingError`` listing every module or op it cannot map.
+    See ``archspec.backends.torch.porting``.
+    """
+    from archspec.backend import load_backend  # imports torch: on first use only
+
+    imported = load_backend("torch").from_torch(module, example_input)
+    return load(imported.document), imported.weights
+
+
 __all__ = [
     "ArchSpecError",
     "BackendUnavailableError",
     "CheckpointError",
     "DataError",
+    "PortingError",
     "ResourceError",
     "ShapeError",
     "SpecError",
@@ -58,6 +73,7 @@ __all__ = [
     "__version__",
     "compare",
     "compile",
+    "from_torch",
     "load",
     "load_weights",
     "predict",

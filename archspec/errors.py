@@ -74,6 +74,11 @@ class ResourceError(ArchSpecError):
     """A run would need more memory than is available or allowed; raised before allocating it."""
 
 
+class PortingError(ArchSpecError):
+    """A model cannot be imported: it uses layers or operations that archspec cannot express
+    (the message lists every one of them, each with its name and type)."""
+
+
 class UsageError(ArchSpecError):
     """A command or function was called with arguments it cannot take."""
 
