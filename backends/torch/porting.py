@@ -28,12 +28,12 @@ from archspec.spec.document import Spec
 
 from . import layout
 from .model import DTYPES, GraphModule
-from .translation import LEAF_MODULES, Tensor
+from .translation import LEAF_MODULES, Tensor, spec_name
 from .translator import Translator
 
 DEFAULT_TRAINING_NOTE = (
-    "training: a default (adam 0.001, batch 32, 10 epochs, seed 0) that torch modules do not carry; "
-    "review the loss, the optimizer and the epochs"
+    "training: a default (adam 0.001, batch 32, 10 epochs, seed 0; none for several outputs) that torch "
+    "modules do not carry; review the loss, the optimizer and the epochs"
 )
 
 
@@ -83,7 +83,7 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | Sequence[torch.T
     document = _document(type(module).__name__, translator)
     graph = _graph(document)
     weights = _canonical(graph, translator.native)
-    original = TorchOriginal(traced, names, translator)
+    original = TorchOriginal(traced, [spec_name(name) for name in names], translator)
     return Imported(document, weights, original, [*translator.notes, DEFAULT_TRAINING_NOTE])
 
 
@@ -95,23 +95,31 @@ def _trace(module: nn.Module) -> fx.GraphModule:
             f"expected a forward that torch.fx can trace (no Python control flow on tensor values), "
             f"received {type(module).__name__} whose trace failed: {type(error).__name__}: {error}"
         ) from None
-    return fx.GraphModule(module, graph)
+    traced = fx.GraphModule(module, graph)
+    traced.graph.eliminate_dead_code()  # results nobody reads (`_` of `out, _ = attention(...)`) are no layers
+    traced.recompile()
+    return traced
 
 
 def _document(name: str, translator: Translator) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "name": name,
         "inputs": translator.inputs,
         "layers": translator.layers,
         "outputs": [tensor.name for tensor in translator.outputs],
-        "training": _default_training(translator.layers[-1]),
     }
+    if len(translator.outputs) == 1:
+        output = translator.outputs[0]
+        last: Mapping[str, Any] = next((layer for layer in translator.layers if layer["id"] == output.name), {})
+        document["training"] = _default_training(last, output.spec_shape)
+    return document
 
 
-def _default_training(last: Mapping[str, Any]) -> dict[str, Any]:
-    """A training section for a module that carries none: a classifier's loss after softmax or
-    log_softmax (torch's nll_loss on log_softmax is this cross-entropy), else mean squared error."""
-    classifier = last.get("activation") in ("softmax", "log_softmax")
+def _default_training(last: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+    """A training section for a module that carries none: for classes (softmax or log_softmax
+    over one axis; torch's nll_loss on log_softmax is this cross-entropy) the sparse categorical
+    cross-entropy, else mean squared error."""
+    classifier = last.get("activation") in ("softmax", "log_softmax") and len(shape) == 1 and shape[0] >= 2
     return {
         "loss": "sparse_categorical_crossentropy" if classifier else "mse",
         "optimizer": {"type": "adam", "learning_rate": 0.001},
@@ -144,7 +152,10 @@ def _from_graph_module(module: GraphModule) -> Imported:
     """A compiled spec's ``native``: the graph it was built from and its tensors, in the canonical layout."""
     graph: ModelGraph = module.graph
     document = graph.spec.model_dump(mode="json", exclude_none=True, exclude={"data", "training"})
-    document["training"] = _default_training(document["layers"][-1])
+    if len(graph.outputs) == 1:
+        (output,) = graph.outputs
+        last: Mapping[str, Any] = next((layer for layer in document["layers"] if layer.get("id") == output), {})
+        document["training"] = _default_training(last, graph.output_shape(output))
     keys = {planned.output: planned.key for planned in module.plan}
     weights: dict[str, np.ndarray] = {}
     for node in graph.nodes:

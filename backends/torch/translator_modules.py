@@ -163,6 +163,10 @@ def _batch_norm(self: Translator, source: Tensor, module: nn.BatchNorm1d | nn.Ba
         "center": module.affine,
         "scale": module.affine,
     }
+    self.notes.append(
+        f"{self.current}: torch updates running_var with the unbiased batch variance, archspec (as Keras) "
+        "with the biased one; inference agrees, training's moving variance differs by a factor N/(N-1) on each update"
+    )
     native = {"running_mean": _buffer(module.running_mean), "running_var": _buffer(module.running_var)}
     if module.affine:
         native.update(weight=array(module.weight), bias=array(module.bias))
@@ -269,7 +273,8 @@ def _recurrent_arrays(module: nn.RNNBase, kind: str, index: int, suffix: str) ->
         if kind == "gru":  # reset-after: the recurrent bias sits inside r * (h U + b_hh)
             native.update(bias_ih=bias_ih, bias_hh=bias_hh)
         else:
-            native["bias_ih"] = bias_ih + bias_hh
+            # In float64: a float32 sum would round, and the float64 proof would see it.
+            native["bias_ih"] = np.add(bias_ih, bias_hh, dtype=np.float64)
     return native
 
 
