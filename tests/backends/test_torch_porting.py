@@ -20,6 +20,7 @@ from archspec.backend import BACKENDS  # noqa: E402
 from archspec.backends.torch import translation  # noqa: E402
 from archspec.backends.torch.porting import from_torch  # noqa: E402
 from archspec.errors import PortingError  # noqa: E402
+from archspec.losses import loss_value  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 BOUNDS = {"float64": 1e-12, "float32": 1e-5}
@@ -301,6 +302,48 @@ def test_flat_order_is_channels_last_of_a_channels_first_tensor():
     assert order is not None
     assert order.tolist() == [0, 2, 4, 1, 3, 5]
     assert translation.flat_order((5, 1, 1)) is None  # after a global pooling: nothing to permute
+
+
+def test_intermediates_are_channels_last_and_locate_the_first_layer_that_differs():
+    torch.manual_seed(9)
+    module = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 4), nn.Tanh()).eval()
+    imported = from_torch(module, torch.zeros(1, 1, 4, 4))
+    x = normal(2, 4, 4, 1)
+    original = imported.original.intermediates({"input": x}, "float64")
+    model = archspec.compile(imported.document, backend="torch", dtype="float64", weights=imported.weights)
+    spec = {
+        name: value.detach().numpy()
+        for name, value in model.native.tensors({"input": torch.from_numpy(x)}, list(original)).items()
+    }
+    assert list(original) == ["m_0", "m_1", "m_2", "m_3", "m_4"]  # graph order
+    assert original["m_0"].shape == (2, 3, 3, 2)  # channels-last, as the spec's
+    for name, value in original.items():
+        np.testing.assert_allclose(spec[name], value, rtol=0, atol=1e-12, err_msg=name)
+    # A wrong bias shows first at the linear layer, not at the convolution before it.
+    imported.weights["m_3.bias"] = imported.weights["m_3.bias"] + 1
+    model.set_weights(imported.weights)
+    spec = {
+        name: value.detach().numpy()
+        for name, value in model.native.tensors({"input": torch.from_numpy(x)}, list(original)).items()
+    }
+    differing = [name for name in original if np.max(np.abs(spec[name] - original[name])) > 1e-12]
+    assert differing[0] == "m_3"
+
+
+def test_a_log_softmax_classifier_trains_on_its_logits():
+    """torch's log_softmax + nll_loss is archspec's cross-entropy from the logits before log_softmax."""
+    torch.manual_seed(13)
+    module = nn.Sequential(nn.Linear(5, 3), nn.LogSoftmax(dim=1)).eval()
+    imported = from_torch(module, torch.zeros(1, 5))
+    graph = archspec.api.graph_of(imported.document)
+    (head,) = graph.heads
+    assert (head.logits, head.from_logits, head.activation) == ("m_0", True, "softmax")
+    x, labels = normal(8, 5), np.random.default_rng(1).integers(0, 3, size=8)
+    model = archspec.compile(imported.document, backend="torch", dtype="float64", weights=imported.weights)
+    logits = model.native.tensors({"input": torch.from_numpy(x)}, [head.logits])[head.logits].detach().numpy()
+    loss = loss_value(imported.document["training"]["loss"], logits, labels, from_logits=head.from_logits)
+    expected = F.nll_loss(module.double()(torch.from_numpy(x)), torch.from_numpy(labels)).item()
+    assert loss == pytest.approx(expected, rel=1e-12)
 
 
 # --- more of the mapping ----------------------------------------------------------------------

@@ -6,9 +6,9 @@ per axis instead of two, and the same output-length rule.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import BeforeValidator, model_validator
 
 from archspec.spec.common import (
     ActivationName,
@@ -19,6 +19,7 @@ from archspec.spec.common import (
     Regularizer,
     Shape,
     as_pair,
+    written,
 )
 from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init, need_rank
 
@@ -252,38 +253,32 @@ class GlobalMaxPool2D(_GlobalPool):
     rank: ClassVar[int] = 2
 
 
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _padding_value(value: Any) -> Any:
+    # Checked whole, before the union (as PositivePair): one message for one mistake.
+    pairs = isinstance(value, list) and len(value) == 2
+    if _is_size(value) or (pairs and all(_is_size(item) for item in value)):
+        return value
+    if pairs and all(isinstance(item, list) and len(item) == 2 and all(map(_is_size, item)) for item in value):
+        return value
+    raise ValueError(f"expected a padding of 0 or more, [a, b] or [[a, b], [c, d]], received {written(value)}")
+
+
 class _ZeroPadding(LayerBase):
     """Zeros added before and after each spatial axis (Keras' ``ZeroPadding1D/2D``, channels-last).
     Abstract: ``rank`` says how many spatial axes; ``paddings`` is (before, after) per axis."""
 
     rank: ClassVar[int]
-    padding: Integer | list[Integer] | list[list[Integer]]
-
-    @field_validator("padding")
-    @classmethod
-    def _check_padding(cls, value):
-        flat = (
-            [value]
-            if isinstance(value, int)
-            else [v for item in value for v in (item if isinstance(item, list) else [item])]
-        )
-        if any(v < 0 for v in flat):
-            raise ValueError(f"expected paddings of 0 or more, received {value}")
-        return value
+    padding: Annotated[Integer | list[Integer] | list[list[Integer]], BeforeValidator(_padding_value)]
 
     @model_validator(mode="after")
     def _check_form(self):
-        value, rank = self.padding, self.rank
-        forms = (
-            "an integer or [before, after]"
-            if rank == 1
-            else "an integer, [height, width] or [[top, bottom], [left, right]]"
-        )
-        nested = isinstance(value, list) and all(isinstance(item, list) for item in value)
-        if isinstance(value, list) and not nested and (len(value) != 2 or any(isinstance(v, list) for v in value)):
-            raise ValueError(f"expected {forms}, received {value}")
-        if nested and (rank == 1 or len(value) != 2 or any(len(item) != 2 for item in value)):
-            raise ValueError(f"expected {forms}, received {value}")
+        nested = isinstance(self.padding, list) and isinstance(self.padding[0], list)
+        if nested and self.rank == 1:
+            raise ValueError(f"expected a padding of 0 or more or [before, after], received {self.padding}")
         return self
 
     @property
