@@ -175,6 +175,8 @@ def _to_numpy(value: Any, tensor: Tensor) -> np.ndarray:
     if isinstance(value, (tuple, list)):
         value = value[0]  # attention's (output, weights)
     result = value.detach().cpu().numpy()
+    if tensor.time_major:
+        result = np.swapaxes(result, 0, 1)
     if tensor.channels_first:
         result = np.moveaxis(result, 1, -1)
     if tensor.order is not None:
@@ -206,6 +208,7 @@ class TorchOriginal:
         self.traced = traced
         self.names = list(names)
         self.channels_first = set(translator.channels_first_inputs)
+        self.time_major = set(translator.time_major_inputs)
         self.output_names = [tensor.name for tensor in translator.outputs]
         self.output_tensors = list(translator.outputs)
         self.taps = dict(translator.taps)
@@ -217,6 +220,8 @@ class TorchOriginal:
             value = np.asarray(inputs[name])
             if name in self.channels_first:
                 value = np.moveaxis(value, -1, 1)
+            if name in self.time_major:
+                value = np.swapaxes(value, 0, 1)
             tensor = torch.from_numpy(np.ascontiguousarray(value))
             arguments.append(tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor.long())
         recorder = _Recorder(model, wanted)

@@ -61,6 +61,18 @@ POOL_MODULES: dict[type[nn.Module], tuple[str, int]] = {
     nn.AvgPool1d: ("avgpool1d", 1),
     nn.AvgPool2d: ("avgpool2d", 2),
 }
+ADAPTIVE_POOL_MODULES: dict[type[nn.Module], tuple[str, int]] = {
+    nn.AdaptiveAvgPool1d: ("avg", 1),
+    nn.AdaptiveAvgPool2d: ("avg", 2),
+    nn.AdaptiveMaxPool1d: ("max", 1),
+    nn.AdaptiveMaxPool2d: ("max", 2),
+}
+ADAPTIVE_POOL_FUNCTIONS: dict[Any, tuple[str, int]] = {
+    F.adaptive_avg_pool1d: ("avg", 1),
+    F.adaptive_avg_pool2d: ("avg", 2),
+    F.adaptive_max_pool1d: ("max", 1),
+    F.adaptive_max_pool2d: ("max", 2),
+}
 MERGE_FUNCTIONS: dict[Any, str] = {
     operator.add: "add",
     torch.add: "add",
@@ -68,6 +80,11 @@ MERGE_FUNCTIONS: dict[Any, str] = {
     torch.mul: "multiply",
 }
 CONCATENATIONS = (torch.cat, torch.concat, torch.concatenate)
+
+TIME_MAJOR_LAYERS = {"activation", "dropout", "dense", "add", "multiply", "layer_norm", "embedding"}
+"""The spec layers that read a time-major tensor (steps, batch, ...) as torch does: per step."""
+TIME_MAJOR_PATH = (nn.Embedding, nn.Linear, nn.Dropout, nn.LayerNorm, *ACTIVATION_MODULES)
+"""Modules through which an input reaches a ``batch_first=False`` recurrent layer time-major."""
 
 LEAF_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear,
@@ -91,6 +108,7 @@ LEAF_MODULES: tuple[type[nn.Module], ...] = (
     nn.LeakyReLU,
     *ACTIVATION_MODULES,
     *POOL_MODULES,
+    *ADAPTIVE_POOL_MODULES,
 )
 """The modules the tracer keeps whole (torch.fx would trace into some, and must not into LSTM)."""
 
@@ -100,12 +118,14 @@ class Tensor:
     """A spec tensor as torch holds it: ``shape`` is torch's per-sample shape; ``channels_first``
     says torch keeps it (channels, *spatial) where the spec keeps (*spatial, channels); ``order``
     (flat tensors only) says which spec feature each torch feature is, when torch flattened
-    channels-first: spec feature ``order[i]`` is torch feature ``i``."""
+    channels-first: spec feature ``order[i]`` is torch feature ``i``; ``time_major`` says torch
+    keeps the steps before the batch (``shape`` is then (steps, ...), without the batch)."""
 
     name: str
     shape: tuple[int, ...]
     channels_first: bool = False
     order: np.ndarray | None = None
+    time_major: bool = False  # torch holds it (steps, batch, ...): a batch_first=False recurrent layer's side
 
     @property
     def spec_shape(self) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ from . import translator_modules
 from .translation import (
     ACTIVATION_FUNCTIONS,
     ACTIVATION_METHODS,
+    ADAPTIVE_POOL_FUNCTIONS,
     AVG_POOL_ARGUMENTS,
     CONCATENATIONS,
     IDENTITY_METHODS,
@@ -28,6 +29,8 @@ from .translation import (
     POOL_MODULES,
     RESHAPE_METHODS,
     SOFTMAX_FUNCTIONS,
+    TIME_MAJOR_LAYERS,
+    TIME_MAJOR_PATH,
     AttentionCall,
     BatchSize,
     RecurrentCall,
@@ -73,6 +76,8 @@ class Translator:
         self.native: dict[str, dict[str, np.ndarray]] = {}
         self.inputs: dict[str, dict[str, Any]] = {}
         self.channels_first_inputs: set[str] = set()
+        self.time_major_inputs: set[str] = set()
+        self.owners: dict[str, str] = {}  # torch module -> the first spec layer holding its weights
         self.taps: dict[str, tuple[str, Tensor]] = {}
         self.outputs: list[Tensor] = []
         self.problems: list[str] = []
@@ -147,16 +152,28 @@ class Translator:
         native: dict[str, np.ndarray] | None = None,
         name: str | None = None,
         tap: bool = True,
+        time_major: bool | None = None,
     ) -> Tensor:
         """Appends a spec layer reading ``inputs``; returns its output as torch holds it."""
         node = self.current
         if node is None:
             raise RuntimeError("a layer added outside the walk")
+        if time_major is None:
+            time_major = any(tensor.time_major for tensor in inputs)
+            if time_major and layer["type"] not in TIME_MAJOR_LAYERS:
+                raise Unsupported("expected a batch-first tensor, received a time-major one (batch_first=False)")
         layer_id = self._id(name or (str(node.target) if node.op == "call_module" else node.name))
         self.layers.append({"id": layer_id, **layer, "inputs": [tensor.name for tensor in inputs]})
         if native:
             self.native[layer_id] = native
-        result = Tensor(layer_id, shape, channels_first, order)
+            owner = str(node.target)
+            if node.op == "call_module" and owner in self.owners:
+                self.notes.append(
+                    f"{owner}: one torch module (its weights shared) became the layers {self.owners[owner]} and "
+                    f"{layer_id}, each with a copy: outputs agree, but training updates the copies apart"
+                )
+            self.owners.setdefault(owner, layer_id)
+        result = Tensor(layer_id, shape, channels_first, order, time_major)
         if tap:
             self.taps[layer_id] = (node.name, result)
         return result
@@ -197,14 +214,31 @@ class Translator:
         name = spec_name(str(node.target))
         self.taken.add(name)
         example = self.example[str(node.target)]
-        shape = tuple(int(size) for size in example.shape[1:])
+        time_major = self._reaches_time_major(node)
+        batch_axis = 1 if time_major else 0
+        shape = tuple(int(size) for axis, size in enumerate(example.shape) if axis != batch_axis)
         channels_first = self._feeds_channels_first(node, len(shape))
         integer = not torch.is_floating_point(example)
-        tensor = Tensor(name, shape, channels_first)
+        tensor = Tensor(name, shape, channels_first, time_major=time_major)
         self.inputs[name] = {"shape": list(tensor.spec_shape), **({"dtype": "int64"} if integer else {})}
         if channels_first:
             self.channels_first_inputs.add(name)
+        if time_major:
+            self.time_major_inputs.add(name)
         return tensor
+
+    def _reaches_time_major(self, node: fx.Node) -> bool:
+        """Whether this input reaches a ``batch_first=False`` recurrent layer through per-step
+        modules only (an embedding, linear layers, activations): then torch reads it (steps, batch, ...)."""
+        for user in node.users:
+            if user.op != "call_module":
+                continue
+            module = self.traced.get_submodule(str(user.target))
+            if isinstance(module, nn.RNNBase) and not module.batch_first:
+                return True
+            if isinstance(module, TIME_MAJOR_PATH) and self._reaches_time_major(user):
+                return True
+        return False
 
     def _feeds_channels_first(self, node: fx.Node, rank: int) -> bool:
         """Whether torch reads this input as (channels, *spatial): it feeds a convolution, a
@@ -245,6 +279,10 @@ class Translator:
             options = dict(zip(names, args))
             options.update(kwargs)
             return self.pool(self._tensor(options.pop("input")), kind, rank, options)
+        if target in ADAPTIVE_POOL_FUNCTIONS:
+            mode, rank = ADAPTIVE_POOL_FUNCTIONS[target]
+            size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
+            return self.global_pool(self._tensor(args[0]), mode, rank, size)
         if target is torch.flatten:
             start = kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
             end = kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
@@ -276,7 +314,10 @@ class Translator:
         if not all(isinstance(arg, fx.Node) for arg in args[:2]):
             raise Unsupported(f"expected two tensors, received a tensor and a constant ({args!r})")
         first, second = self._tensor(args[0]), self._tensor(args[1])
-        if first.shape != second.shape or first.channels_first != second.channels_first:
+        if first.shape != second.shape or (first.channels_first, first.time_major) != (
+            second.channels_first,
+            second.time_major,
+        ):
             raise Unsupported(f"expected two tensors of one shape, received {list(first.shape)}, {list(second.shape)}")
         first_order, second_order = first.order, second.order
         if first_order is None or second_order is None:
@@ -459,6 +500,18 @@ class Translator:
         if rank == 1:
             layer.update(pool_size=kernel[0], strides=strides[0])
         return self._add(layer, [source], (source.shape[0], *out), channels_first=True)
+
+    def global_pool(self, source: Tensor, mode: str, rank: int, output_size: Any) -> Tensor:
+        """An adaptive pooling to one position per axis: archspec's global pooling, then the
+        (1, ..., channels) shape torch keeps (a flatten after it then has nothing to permute)."""
+        if sizes(output_size, rank) != (1,) * rank:
+            raise Unsupported(f"expected an adaptive pooling to size 1, received output_size={output_size!r}")
+        if not source.channels_first or len(source.shape) != rank + 1:
+            raise Unsupported(f"expected a channels-first input of {rank} spatial axes, received {list(source.shape)}")
+        channels = source.shape[0]
+        pooled = self._add({"type": f"global_{mode}pool{rank}d"}, [source], (channels,), tap=False)
+        layer = {"type": "reshape", "target_shape": [*(1,) * rank, channels]}
+        return self._add(layer, [pooled], (channels, *(1,) * rank), channels_first=True)
 
     @staticmethod
     def _padding(spatial, kernel, strides, dilation, padding) -> str:

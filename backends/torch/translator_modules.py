@@ -13,6 +13,7 @@ from torch import fx, nn
 
 from .translation import (
     ACTIVATION_MODULES,
+    ADAPTIVE_POOL_MODULES,
     POOL_MODULES,
     AttentionCall,
     RecurrentCall,
@@ -69,6 +70,9 @@ def translate_module(self: Translator, node: fx.Node, module: nn.Module) -> Any:
             options["count_include_pad"] = module.count_include_pad
             options["divisor_override"] = getattr(module, "divisor_override", None)
         return self.pool(source, kind, rank, options)
+    if type(module) in ADAPTIVE_POOL_MODULES:
+        mode, rank = ADAPTIVE_POOL_MODULES[type(module)]
+        return self.global_pool(source, mode, rank, module.output_size)
     handlers = {
         nn.Linear: _linear,
         nn.Conv1d: _convolution,
@@ -218,8 +222,9 @@ def _recurrent_call(self: Translator, node: fx.Node, module: nn.RNN | nn.LSTM | 
     source = self._tensor(node.args[0])
     if len(source.shape) != 2 or source.channels_first:
         raise Unsupported(f"expected a sequence (batch, steps, features), received {list(source.shape)}")
-    if not module.batch_first:
-        raise Unsupported("expected batch_first=True (archspec sequences are batch-first)")
+    if source.time_major == module.batch_first:
+        held = "time-major" if source.time_major else "batch-first"
+        raise Unsupported(f"expected a {'batch-first' if module.batch_first else 'time-major'} input, received {held}")
     return RecurrentCall(node, module, source)
 
 
@@ -252,7 +257,8 @@ def recurrent_layers(self: Translator, call: RecurrentCall, return_sequences: bo
                 native = _recurrent_arrays(module, kind, index, "")
                 layer = inner
             name = base if last else f"{base}_l{index}"
-            source = self._add(layer, [source], shape, native=native, name=name, tap=False)
+            time_major = source.time_major and bool(inner["return_sequences"])
+            source = self._add(layer, [source], shape, native=native, name=name, tap=False, time_major=time_major)
             if not last and module.dropout > 0:
                 source = self._dropout(source, float(module.dropout))
         return source

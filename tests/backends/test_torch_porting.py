@@ -161,6 +161,34 @@ def test_the_gru_regressor_ports_with_proof():
     prove(imported, {"x": normal(4, 7, 3)})
 
 
+def test_a_resnet_head_global_pooling_then_flatten():
+    torch.manual_seed(15)
+    module = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+    module = trained_statistics(module, torch.randn(4, 3, 10, 10))
+    imported = from_torch(module, torch.zeros(1, 3, 10, 10))
+    assert layer_types(imported) == [
+        "zero_padding2d",  # stride 2 on an even size: torch's (1, 1) is not 'same' (0, 1)
+        "conv2d",
+        "batch_norm",
+        "activation",
+        "maxpool2d",
+        "global_avgpool2d",
+        "reshape",
+        "flatten",
+        "dense",
+    ]
+    assert imported.document["layers"][4]["padding"] == "same"  # 5x5, window 3, stride 2: (1, 1) is 'same'
+    prove(imported, {"input": normal(2, 10, 10, 3)})
+
+
 def test_the_residual_block_with_batch_norm_ports_with_proof():
     torch.manual_seed(2)
     block = trained_statistics(ResidualBlock(), torch.randn(8, 4, 6, 6))
@@ -400,6 +428,36 @@ def test_the_last_hidden_state_of_a_relu_rnn():
     imported = from_torch(Model().eval(), torch.zeros(2, 5, 16))
     assert imported.document["layers"][0]["return_sequences"] is False
     prove(imported, {"x": normal(3, 5, 16)})
+
+
+class TimeMajorTagger(nn.Module):
+    """The older torch style: sequences (steps, batch, features), batch_first=False."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(9, 4)
+        self.lstm = nn.LSTM(4, 5)
+        self.gru = nn.GRU(5, 3, num_layers=2)
+        self.out = nn.Linear(3, 2)
+        self.summary = nn.Linear(5, 2)
+
+    def forward(self, ids):
+        x, _ = self.lstm(self.embedding(ids))
+        per_step, _ = self.gru(x)
+        return self.out(torch.relu(per_step)), self.summary(x[-1])
+
+
+def test_time_major_sequences_are_batch_first_in_the_spec():
+    torch.manual_seed(14)
+    imported = from_torch(TimeMajorTagger().eval(), torch.zeros(6, 2, dtype=torch.long))  # (steps, batch)
+    assert imported.document["inputs"] == {"ids": {"shape": [6], "dtype": "int64"}}
+    assert "training" not in imported.document  # two outputs: no default to guess
+    # The whole sequence and the last step of one LSTM call are two spec layers with one weight copy each.
+    assert any(note.startswith("lstm: one torch module") for note in imported.notes)
+    ids = np.random.default_rng(2).integers(0, 9, size=(3, 6))  # the spec's (batch, steps)
+    outputs = imported.original.outputs({"ids": ids}, "float64")
+    assert [value.shape for value in outputs.values()] == [(3, 6, 2), (3, 2)]
+    prove(imported, {"ids": ids})
 
 
 def test_a_flat_input_viewed_as_an_image_feeds_a_convolution():
