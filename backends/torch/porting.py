@@ -71,6 +71,11 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | Sequence[torch.T
     try:
         with torch.no_grad():
             ShapeProp(traced).propagate(*examples)
+    except Exception as error:  # noqa: BLE001 (the user's forward may raise anything)
+        raise UsageError(
+            f"expected example_input that {type(module).__name__} accepts, received shapes "
+            f"{[list(item.shape) for item in examples]} on which its forward failed: {type(error).__name__}: {error}"
+        ) from None
     finally:
         module.train(training)
     translator = Translator(traced, dict(zip(names, examples)))

@@ -512,6 +512,13 @@ def test_every_unsupported_module_and_op_is_listed_in_one_error():
     assert "\n" not in message
 
 
+def test_an_example_input_the_module_refuses_is_a_usage_error():
+    with pytest.raises(
+        archspec.UsageError, match=r"expected example_input that Sequential accepts, received shapes \[\[2, 5\]\]"
+    ):
+        from_torch(torch_example(), torch.zeros(2, 5))
+
+
 def test_a_forward_torch_fx_cannot_trace_is_refused_plainly():
     class Branching(nn.Module):
         def forward(self, x):
