@@ -60,22 +60,18 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | Sequence[torch.T
         )
     if isinstance(module, GraphModule):
         return _from_graph_module(module)
-    traced = _trace(module)
-    names = [str(node.target) for node in traced.graph.nodes if node.op == "placeholder"]
-    if len(names) != len(examples):
-        raise UsageError(
-            f"expected {len(names)} example input(s) for forward({', '.join(names)}), received {len(examples)}"
-        )
+    # Traced and run in eval mode: `self.training` in a forward reads False (F.dropout(x, training=
+    # self.training) is the identity the Original runs), and no batch-norm statistic moves.
     training = module.training
-    module.eval()  # shapes without touching batch-norm statistics or drawing dropout masks
+    module.eval()
     try:
-        with torch.no_grad():
-            ShapeProp(traced).propagate(*examples)
-    except Exception as error:  # noqa: BLE001 (the user's forward may raise anything)
-        raise UsageError(
-            f"expected example_input that {type(module).__name__} accepts, received shapes "
-            f"{[list(item.shape) for item in examples]} on which its forward failed: {type(error).__name__}: {error}"
-        ) from None
+        traced = _trace(module)
+        names = [str(node.target) for node in traced.graph.nodes if node.op == "placeholder"]
+        if len(names) != len(examples):
+            raise UsageError(
+                f"expected {len(names)} example input(s) for forward({', '.join(names)}), received {len(examples)}"
+            )
+        _propagate_shapes(module, traced, examples)
     finally:
         module.train(training)
     translator = Translator(traced, dict(zip(names, examples)))
@@ -90,6 +86,17 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | Sequence[torch.T
     weights = _canonical(graph, translator.native)
     original = TorchOriginal(traced, [spec_name(name) for name in names], translator)
     return Imported(document, weights, original, [*translator.notes, DEFAULT_TRAINING_NOTE])
+
+
+def _propagate_shapes(module: nn.Module, traced: fx.GraphModule, examples: tuple[torch.Tensor, ...]) -> None:
+    try:
+        with torch.no_grad():
+            ShapeProp(traced).propagate(*examples)
+    except Exception as error:  # noqa: BLE001 (the user's forward may raise anything)
+        raise UsageError(
+            f"expected example_input that {type(module).__name__} accepts, received shapes "
+            f"{[list(item.shape) for item in examples]} on which its forward failed: {type(error).__name__}: {error}"
+        ) from None
 
 
 def _trace(module: nn.Module) -> fx.GraphModule:

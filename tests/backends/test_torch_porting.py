@@ -460,6 +460,24 @@ def test_time_major_sequences_are_batch_first_in_the_spec():
     prove(imported, {"ids": ids})
 
 
+def test_a_module_in_training_mode_is_traced_in_eval_mode_and_left_as_it_was():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 4)
+
+        def forward(self, x):
+            return F.dropout(torch.relu(self.fc(x)), p=0.3, training=self.training)
+
+    torch.manual_seed(16)
+    module = Model().train()
+    imported = from_torch(module, torch.zeros(2, 6))
+    assert module.training
+    assert imported.document["layers"][-1]["type"] == "dropout"
+    assert imported.document["layers"][-1]["rate"] == 0.3
+    prove(imported, {"x": normal(3, 6)})
+
+
 def test_a_flat_input_viewed_as_an_image_feeds_a_convolution():
     class Model(nn.Module):
         def __init__(self):
