@@ -85,7 +85,26 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | Sequence[torch.T
     graph = _graph(document)
     weights = _canonical(graph, translator.native)
     original = TorchOriginal(traced, [spec_name(name) for name in names], translator)
-    return Imported(document, weights, original, [*translator.notes, DEFAULT_TRAINING_NOTE])
+    return Imported(document, weights, original, [*_input_notes(translator), *translator.notes, DEFAULT_TRAINING_NOTE])
+
+
+def _input_notes(translator: Translator) -> list[str]:
+    """How each input whose axes differ maps: torch's layout and the spec's."""
+    notes = []
+    for name in translator.inputs:
+        shape = translator.inputs[name]["shape"]
+        if name in translator.channels_first_inputs:
+            torch_axes = ["C", *"HW"[: len(shape) - 1]] if len(shape) == 3 else ["C", "L"]
+            spec_axes = [*torch_axes[1:], "C"]
+            notes.append(
+                f"input {name}: torch reads (N, {', '.join(torch_axes)}), the spec (N, {', '.join(spec_axes)}), "
+                "channels last"
+            )
+        if name in translator.time_major_inputs:
+            notes.append(
+                f"input {name}: torch reads (steps, batch, ...) (batch_first=False), the spec (batch, steps, ...)"
+            )
+    return notes
 
 
 def _propagate_shapes(module: nn.Module, traced: fx.GraphModule, examples: tuple[torch.Tensor, ...]) -> None:

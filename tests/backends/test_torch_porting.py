@@ -140,6 +140,7 @@ def test_the_mnist_net_of_the_pytorch_examples_ports_with_proof():
     torch.manual_seed(0)
     imported = from_torch(MnistNet().eval(), torch.zeros(2, 1, 28, 28))
     assert imported.document["inputs"] == {"x": {"shape": [28, 28, 1]}}  # NCHW -> channels-last
+    assert imported.notes[0] == "input x: torch reads (N, C, H, W), the spec (N, H, W, C), channels last"
     assert layer_types(imported)[:5] == ["conv2d", "activation", "conv2d", "activation", "maxpool2d"]
     assert imported.document["layers"][-1] == {
         "id": "log_softmax",
