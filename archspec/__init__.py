@@ -11,6 +11,7 @@ from archspec.errors import (
     BackendUnavailableError,
     CheckpointError,
     DataError,
+    PortingError,
     ResourceError,
     ShapeError,
     SpecError,
@@ -58,11 +59,25 @@ def from_keras(model):
     return load(Spec.model_validate(imported.document)), imported.weights
 
 
+def from_torch(module, example_input):
+    """Import a ``torch.nn.Module`` as ``(spec, weights)``: the spec and its canonical weights.
+
+    ``example_input`` is one batch as the module reads it (NCHW for a CNN); the spec reads
+    images channels-last. Raises ``PortingError`` listing every module or op it cannot map.
+    See ``archspec.backends.torch.porting``.
+    """
+    from archspec.backend import load_backend  # imports torch: on first use only
+
+    imported = load_backend("torch").from_torch(module, example_input)
+    return load(imported.document), imported.weights
+
+
 __all__ = [
     "ArchSpecError",
     "BackendUnavailableError",
     "CheckpointError",
     "DataError",
+    "PortingError",
     "ResourceError",
     "ShapeError",
     "SpecError",
@@ -73,6 +88,7 @@ __all__ = [
     "compare",
     "compile",
     "from_keras",
+    "from_torch",
     "load",
     "load_weights",
     "predict",

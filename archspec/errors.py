@@ -74,7 +74,12 @@ class ResourceError(ArchSpecError):
     """A run would need more memory than is available or allowed; raised before allocating it."""
 
 
-class UnsupportedModelError(ArchSpecError):
+class PortingError(ArchSpecError):
+    """A model cannot be imported: its forward cannot be traced, or it uses layers or operations
+    that archspec cannot express (the message lists every one of them, with its name and type)."""
+
+
+class UnsupportedModelError(PortingError):
     """A model to import holds layers or operations archspec cannot express; ``unsupported`` lists
     every one of them as (name, type, reason), and nothing was written."""
 

@@ -79,6 +79,14 @@ LAYER_CASES: dict[str, dict] = {
     "maxpool2d_valid": one_layer("maxv", IMAGE, {"type": "maxpool2d", "pool_size": [3, 2], "strides": [2, 1]}),
     "avgpool2d_same": one_layer("avgp", IMAGE, {"type": "avgpool2d", "pool_size": 3, "strides": 2, "padding": "same"}),
     "avgpool2d_valid": one_layer("avgv", IMAGE, {"type": "avgpool2d", "pool_size": 2}),
+    "zero_padding2d_then_conv": {
+        "name": "pad2",
+        "inputs": {"x": {"shape": IMAGE}},
+        "layers": [
+            {"id": "pad2", "type": "zero_padding2d", "padding": [[1, 2], [0, 3]]},
+            {"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 2},
+        ],
+    },
     "global_avgpool2d": one_layer("gap", IMAGE, {"type": "global_avgpool2d"}),
     "global_maxpool2d": one_layer("gmp", IMAGE, {"type": "global_maxpool2d"}),
     "conv1d_valid": one_layer(

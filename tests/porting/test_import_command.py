@@ -88,3 +88,37 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "net.py").write_text("def build():\n    raise SystemExit('must not run')\n")
     assert main(["import", f"{tmp_path / 'net.py'}:build", "--out", str(tmp_path / "out")]) == 2
     assert "expected --input-shape for a torch module" in capsys.readouterr().err
+
+
+TORCH_FACTORY = """
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+"""
+
+
+def test_import_of_a_torch_factory_writes_a_channels_last_spec_and_proves_it(tmp_path, capsys):
+    (tmp_path / "net.py").write_text(TORCH_FACTORY)
+    source = f"{tmp_path / 'net.py'}:build"
+    assert main(["import", source, "--input-shape", "1,14,14", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "proof passed" in out and out.count(" ok") == 4
+    spec = archspec.load(tmp_path / "out" / "spec.yaml")
+    assert next(iter(spec.inputs.values())).shape == [14, 14, 1]  # NCHW (1, 14, 14) read channels-last
+    assert (tmp_path / "out" / "weights.safetensors").exists()

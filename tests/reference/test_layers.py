@@ -98,7 +98,24 @@ def test_softmax_is_stable_on_the_last_axis():
 def test_unknown_activation_lists_the_known_ones():
     with pytest.raises(UsageError, match="gelu"):
         activation("swish", np.zeros(1))
-    assert set(ACTIVATIONS) == {"linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"}
+    assert set(ACTIVATIONS) == {
+        "linear",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "gelu",
+        "silu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "log_softmax",
+    }
+
+
+def test_log_softmax_is_the_log_of_softmax_without_overflow():
+    x = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    np.testing.assert_allclose(activation("log_softmax", x[:1]), np.log(activation("softmax", x[:1])), rtol=1e-15)
+    np.testing.assert_array_equal(activation("log_softmax", x)[1], [0.0, -1000.0, -2000.0])
 
 
 # --- core -------------------------------------------------------------------------
