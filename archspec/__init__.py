@@ -45,6 +45,14 @@ def predict(spec, weights, data, **options):
     return _predict(spec, weights, data, **options)
 
 
+def export(model_or_spec, weights=None, *, format: str, out, **options):
+    """Export a model (or a spec with weights) as ``format`` at ``out``, verified in its runtime;
+    see ``archspec.exporting.exporter.export``."""
+    from archspec.exporting.exporter import export as _export  # on first use, as train
+
+    return _export(model_or_spec, weights, format=format, out=out, **options)
+
+
 __all__ = [
     "ArchSpecError",
     "BackendUnavailableError",
@@ -58,6 +66,7 @@ __all__ = [
     "__version__",
     "compare",
     "compile",
+    "export",
     "load",
     "load_weights",
     "predict",

@@ -9,6 +9,7 @@ removes it when a bound fails. Imports no framework: each format imports its own
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,32 @@ class ExportMetadata:
     outputs: list[str]
     class_names: list[str] | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The metadata as the JSON text the files carry (input shapes with ``null`` for the batch)."""
+        body = {
+            "spec_hash": self.spec_hash,
+            "archspec_version": self.archspec_version,
+            "inputs": {name: {"shape": list(shape), "dtype": kind} for name, (shape, kind) in self.inputs.items()},
+            "outputs": list(self.outputs),
+            "class_names": self.class_names,
+            **self.extra,
+        }
+        return json.dumps(body, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExportMetadata:
+        """The metadata ``to_json`` wrote."""
+        body = json.loads(text)
+        known = ("spec_hash", "archspec_version", "inputs", "outputs", "class_names")
+        return cls(
+            body["spec_hash"],
+            body["archspec_version"],
+            {name: (tuple(item["shape"]), item["dtype"]) for name, item in body["inputs"].items()},
+            list(body["outputs"]),
+            body.get("class_names"),
+            {key: value for key, value in body.items() if key not in known},
+        )
 
 
 class Runner(Protocol):
