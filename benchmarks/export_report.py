@@ -51,7 +51,7 @@ def main() -> None:
                 entry = FORMATS[format_name]
                 for backend in BACKENDS:
                     model = archspec.compile(config, backend=backend, dtype="float32", device="cpu")
-                    out = Path(folder) / f"{config.stem}_{backend}{entry.name}"
+                    out = Path(folder) / f"{config.stem}_{backend}{entry.suffix}"
                     start = time.perf_counter()
                     try:
                         result = export(model, format=format_name, out=out)

@@ -81,7 +81,8 @@ def export(
     metadata = _metadata(graph, dtype, entry, backend, class_names)
     out = Path(out)
     fmt = entry.load()
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    # Beside out (so the move is a rename), hidden, with out's suffix (torch.export.load wants .pt2).
+    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove(partial)
     try:

@@ -27,6 +27,7 @@ class FormatEntry:
     name: str
     backend: str  # the registry backend whose framework writes and runs it ("torch", "tensorflow")
     runtime: str  # what verification runs the file in, as the table names it
+    suffix: str  # the file's usual suffix ("" for a folder)
     module: str  # the module defining the Format object
     attribute: str  # its name in ``module``, or the key of that module's FORMATS mapping
     bounds: dict[str, float]  # dtype -> relative bound; a dtype missing here cannot be exported
@@ -44,20 +45,33 @@ class FormatEntry:
 FORMATS: dict[str, FormatEntry] = {
     entry.name: entry
     for entry in (
-        FormatEntry("onnx", "torch", "onnxruntime", "archspec.backends.torch.export", "onnx", EXACT_BOUNDS),
+        FormatEntry("onnx", "torch", "onnxruntime", ".onnx", "archspec.backends.torch.export", "onnx", EXACT_BOUNDS),
         FormatEntry(
-            "torch_export", "torch", "torch.export.load", "archspec.backends.torch.export", "torch_export", EXACT_BOUNDS
+            "torch_export",
+            "torch",
+            "torch.export.load",
+            ".pt2",
+            "archspec.backends.torch.export",
+            "torch_export",
+            EXACT_BOUNDS,
         ),
         FormatEntry(
             "saved_model",
             "tensorflow",
             "tf.saved_model.load",
+            "",
             "archspec.backends.tensorflow.export",
             "saved_model",
             EXACT_BOUNDS,
         ),
         FormatEntry(
-            "litert", "tensorflow", "ai_edge_litert", "archspec.backends.tensorflow.export", "litert", LITERT_BOUNDS
+            "litert",
+            "tensorflow",
+            "ai_edge_litert",
+            ".tflite",
+            "archspec.backends.tensorflow.export",
+            "litert",
+            LITERT_BOUNDS,
         ),
     )
 }
