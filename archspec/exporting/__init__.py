@@ -43,7 +43,7 @@ class ExportMetadata:
             "class_names": self.class_names,
             **self.extra,
         }
-        return json.dumps(body, sort_keys=True)
+        return json.dumps(body)  # in order: the inputs as the model takes them
 
     @classmethod
     def from_json(cls, text: str) -> ExportMetadata:

@@ -48,6 +48,31 @@ layers:
 outputs: [out, gru]
 """
 
+# The layer types no config of configs/ holds (make export-report covers those), two inputs in
+# an order that is not alphabetical.
+ZOO = """
+name: layer-zoo
+inputs:
+  seq: {shape: [8, 3]}
+  img: {shape: [6, 6, 2]}
+layers:
+  - {id: masked, type: masking, inputs: [seq]}
+  - {id: rnn, type: simple_rnn, units: 4}
+  - {id: mp1, type: maxpool1d, pool_size: 2, inputs: [seq]}
+  - {id: ap1, type: avgpool1d, pool_size: 2}
+  - {id: flat1, type: flatten}
+  - {id: both, type: concatenate, inputs: [flat1, rnn]}
+  - {id: c, type: conv2d, filters: 3, kernel_size: 3, padding: same, inputs: [img]}
+  - {id: ap2, type: avgpool2d, pool_size: 2}
+  - {id: gap, type: global_avgpool2d}
+  - {id: gmp, type: global_maxpool2d, inputs: [c]}
+  - {id: prod, type: multiply, inputs: [gap, gmp]}
+  - {id: r, type: reshape, target_shape: [2, 5], inputs: [both]}
+  - {id: rf, type: flatten}
+  - {id: cat, type: concatenate, inputs: [rf, prod]}
+  - {id: out, type: dense, units: 2}
+"""
+
 
 def weights_of(spec: str) -> dict[str, np.ndarray]:
     return archspec.compile(spec, "torch", device="cpu", seed=7).get_weights()
@@ -100,6 +125,13 @@ def test_each_format_round_trips(tmp_path, format_name):
     graph = load_with_graph(SMALL)[1]
     expected = reference_forward(graph, weights, x).outputs["out"]
     np.testing.assert_allclose(outputs["out"], expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("format_name", ["onnx", "torch_export", "saved_model", "litert"])
+def test_the_layer_types_no_config_holds_export_to_each_format(tmp_path, format_name):
+    result = export(ZOO, weights_of(ZOO), format=format_name, out=tmp_path / f"zoo{FORMATS[format_name].suffix}")
+    assert result.verification is not None and result.verification.passed
+    assert list(result.metadata.inputs) == ["seq", "img"]
 
 
 def test_tensorflow_weights_reach_a_torch_format_through_the_canonical_layout(tmp_path):
