@@ -311,3 +311,23 @@ def test_cli_mistakes_are_one_line_and_write_nothing(tmp_path, capsys, monkeypat
     assert line.startswith(expected)
     assert "Traceback" not in captured.err
     assert leftovers(tmp_path) == ["small.yaml", "weights.safetensors"]
+
+
+def test_a_file_its_runtime_cannot_run_is_refused_in_one_line(tmp_path):
+    """ONNX Runtime's CPU LSTM kernel takes float32 only: a float64 LSTM file is written, fails to
+    run, and is removed."""
+    spec = """
+name: lstm64
+inputs:
+  x: {shape: [4, 2]}
+layers:
+  - {type: lstm, units: 3}
+"""
+    weights = archspec.compile(spec, "torch", dtype="float64", device="cpu").get_weights()
+    out = tmp_path / "lstm.onnx"
+    with pytest.raises(
+        ExportError,
+        match=r"lstm\.onnx: the onnx file does not run in onnxruntime: .*LSTM operator does not support double",
+    ):
+        export(spec, weights, format="onnx", out=out)
+    assert leftovers(tmp_path) == []
