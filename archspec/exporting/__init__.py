@@ -1,10 +1,12 @@
 """Export a model to files other tools run (``archspec.export(...)``, ``archspec export``): ONNX,
 torch.export, SavedModel, LiteRT, plain code.
 
-Every format is one ``Format`` in ``FORMATS`` (filled by ``archspec.exporting.formats``). An
-export writes the artifact, then *verifies* it: runs it in its own runtime on a batch of
-inputs and compares it with the numpy reference and with both backends (``verify``), and
-removes it when a bound fails. Imports no framework: each format imports its own on use.
+Every format is one ``FormatEntry`` in ``archspec.exporting.formats.FORMATS``, naming the
+``Format`` object that writes and loads it (``backends/<name>/export.py`` for the framework
+formats). ``exporter.export`` writes the artifact to a temporary path, then *verifies* it
+(``verification``): runs it in its own runtime on a batch of inputs, compares it with the numpy
+reference and with both backends, and moves it into place only when every bound holds.
+``command`` is ``archspec export``. Imports no framework: each format imports its own on use.
 """
 
 from __future__ import annotations
