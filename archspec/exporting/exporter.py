@@ -76,8 +76,10 @@ def export(
         raise UsageError(f"{entry.name}: expected dtype {' or '.join(entry.bounds)}, received {dtype}")
     if samples < 1:
         raise UsageError(f"expected a positive number of verification samples, received {samples}")
-    # The weights as the source backend holds them, back in the canonical layout.
-    canonical = compile_spec(graph.spec, backend=backend, dtype=dtype, device="cpu", weights=arrays).get_weights()
+    if isinstance(model_or_spec, CompiledModel):
+        canonical = arrays  # already read out of the source backend's model
+    else:  # the weights as the source backend holds them, back in the canonical layout
+        canonical = compile_spec(graph.spec, backend=backend, dtype=dtype, device="cpu", weights=arrays).get_weights()
     metadata = _metadata(graph, dtype, entry, backend, class_names)
     out = Path(out)
     fmt = entry.load()
