@@ -72,6 +72,14 @@ def from_torch(module, example_input):
     return load(imported.document), imported.weights
 
 
+def export(model_or_spec, weights=None, *, format: str, out, **options):
+    """Export a model (or a spec with weights) as ``format`` at ``out``, verified in its runtime;
+    see ``archspec.exporting.exporter.export``."""
+    from archspec.exporting.exporter import export as _export  # on first use, as train
+
+    return _export(model_or_spec, weights, format=format, out=out, **options)
+
+
 __all__ = [
     "ArchSpecError",
     "BackendUnavailableError",
@@ -87,6 +95,7 @@ __all__ = [
     "__version__",
     "compare",
     "compile",
+    "export",
     "from_keras",
     "from_torch",
     "load",
