@@ -8,6 +8,9 @@ MNIST_SOURCE ?= ../shared/data/mnist
 DATA_DIR ?= $(CURDIR)/.data
 BIN := $(VENV)/bin
 export ARCHSPEC_DATA_DIR := $(DATA_DIR)
+# `make test` runs the suite in this many pytest-xdist workers (one per core here; each computes
+# on one thread, see tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: install test lint demo bench bench-distributed bench-validate parity-report gpu-check accuracy clean
 
@@ -22,7 +25,7 @@ install:
 	fi
 
 test:
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 # Lint (ruff), format check, types (mypy) and the import contracts (import-linter).
 lint:

@@ -15,9 +15,11 @@ from archspec.errors import (
     ShapeError,
     SpecError,
     TrainingError,
+    UnsupportedModelError,
     UsageError,
 )
 from archspec.spec import *  # noqa: F403  (the spec models are part of the public API)
+from archspec.spec import Spec
 from archspec.spec import __all__ as _spec_names
 from archspec.version import __version__
 
@@ -45,6 +47,17 @@ def predict(spec, weights, data, **options):
     return _predict(spec, weights, data, **options)
 
 
+def from_keras(model):
+    """Import a built Sequential or functional Keras 3 model: ``(spec, weights)``, the spec with a
+    training section from its ``compile()`` settings and the weights in the canonical layout.
+    Raises ``UnsupportedModelError`` listing every layer archspec cannot express. To prove the
+    port, ``archspec.porting.proof.prove(archspec.porting.import_keras(model))``."""
+    from archspec.porting import import_keras  # on first use: it imports Keras
+
+    imported = import_keras(model)
+    return load(Spec.model_validate(imported.document)), imported.weights
+
+
 __all__ = [
     "ArchSpecError",
     "BackendUnavailableError",
@@ -54,10 +67,12 @@ __all__ = [
     "ShapeError",
     "SpecError",
     "TrainingError",
+    "UnsupportedModelError",
     "UsageError",
     "__version__",
     "compare",
     "compile",
+    "from_keras",
     "load",
     "load_weights",
     "predict",

@@ -18,6 +18,7 @@ from archspec.api import expand, load_document, load_with_graph
 from archspec.backend import BACKENDS
 from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
+from archspec.porting.command import add_parser as add_import_parser
 from archspec.spec.schema import spec_json_schema
 from archspec.summary import summary_table
 from archspec.weights import atomic_write_bytes
@@ -280,6 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
     p.add_argument("--out", metavar="PREDS.csv", help="write the predictions here (default: standard output)")
     p.set_defaults(run=_cmd_predict)
+
+    add_import_parser(commands)  # archspec import MODEL --out DIR (archspec/porting/command.py)
 
     p = commands.add_parser("data", help="data sets: fetch or install")
     data = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

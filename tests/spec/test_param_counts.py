@@ -42,6 +42,10 @@ CASES = [
     ((27, 27, 4), {"type": "avgpool2d", "pool_size": 3, "strides": 2}, (13, 13, 4), 0),
     ((7, 7, 64), {"type": "global_avgpool2d"}, (64,), 0),
     ((7, 7, 64), {"type": "global_maxpool2d"}, (64,), 0),
+    ((28, 28, 1), {"type": "zero_padding2d"}, (30, 30, 1), 0),
+    ((28, 28, 1), {"type": "zero_padding2d", "padding": [2, 0]}, (32, 28, 1), 0),
+    ((28, 28, 1), {"type": "zero_padding2d", "padding": [[0, 1], [3, 2]]}, (29, 33, 1), 0),
+    ((10, 4), {"type": "zero_padding1d", "padding": [2, 1]}, (13, 4), 0),
     ((28, 28), {"type": "conv1d", "filters": 8, "kernel_size": 5}, (24, 8), 5 * 28 * 8 + 8),
     (
         (28, 28),
