@@ -97,6 +97,8 @@ def test_activation_gradient_at_zero_is_torch_s(backend, name, slope):
         (11, 7, 123456, (3, 2, 4, 3), 0.5),
         (2**31 - 1, 3, 2**33 + 5, (2, 7), 0.9),
         (5, 0, 1, (6, 1), 0.0),
+        (3, 2, 8, (2, 6), 1.0),
+        (4, 9, 77, (16, 64), 0.1),
     ],
 )
 def test_dropout_mask_equals_the_neutral_numpy_mask(backend, seed, layer, step, shape, rate):

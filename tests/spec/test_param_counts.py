@@ -195,10 +195,10 @@ CONFIG_COUNTS = {
     "mnist_residual": (784 * 128 + 128) + (128 * 128 + 128) + 4 * 128 + (128 * 10 + 10),
     "mnist_tcn": (3 * 28 * 32 + 32) + 3 * (3 * 32 * 32 + 32) + (28 * 32 * 128 + 128) + (128 * 10 + 10),
     # embedding, positions, two blocks of (attention: 4 projections; norm; feed-forward; norm), head
-    "mnist_transformer": (28 * 32 + 32)
-    + 28 * 32
-    + 2 * (4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
-    + (32 * 10 + 10),
+    "mnist_transformer": (28 * 64 + 64)
+    + 28 * 64
+    + 2 * (4 * (64 * 64 + 64) + 2 * 64 + (64 * 128 + 128) + (128 * 64 + 64) + 2 * 64)
+    + (64 * 10 + 10),
     "sequences_masked_lstm": 10 * 16 + 4 * (16 * 32 + 32 * 32 + 32) + (32 * 2 + 2),
     # embedding, positions, two blocks of (attention: 4 projections without bias; norm; feed-forward; norm), head
     "sequences_masked_transformer": 10 * 32
