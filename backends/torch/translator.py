@@ -170,7 +170,7 @@ class Translator:
         """The spec tensor an fx argument stands for (a recurrent sequence is built here)."""
         value = self.values.get(argument) if isinstance(argument, fx.Node) else None
         if isinstance(value, RecurrentItem) and value.part == "sequence":
-            return self._recurrent(value.call, return_sequences=True)
+            return self.tap(argument, self._recurrent(value.call, return_sequences=True))
         if isinstance(value, AttentionCall):
             return value.output
         if not isinstance(value, Tensor):
@@ -263,6 +263,12 @@ class Translator:
             channels_first=source.channels_first,
             order=source.order,
         )
+
+    def tap(self, node: fx.Node, tensor: Tensor) -> Tensor:
+        """Records ``node`` as where the original computes spec layer ``tensor`` (a recurrent
+        layer's output is an item of torch's result, not the module call's)."""
+        self.taps.setdefault(tensor.name, (node.name, tensor))
+        return tensor
 
     def _recurrent(self, call: RecurrentCall, return_sequences: bool) -> Tensor:
         if return_sequences not in call.built:

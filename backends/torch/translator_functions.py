@@ -151,7 +151,7 @@ def _recurrent_item(self: Translator, item: RecurrentItem, index: Any) -> Any:
     if item.part == "states" and index in (-1, last):
         if call.module.bidirectional:
             raise Unsupported("expected h_n[-1] of a unidirectional layer; a bidirectional one's is only one direction")
-        return self._recurrent(call, return_sequences=False)
+        return _last(self, call)
     if item.part == "sequence" and index in ((slice(None), -1), (slice(None), -1, slice(None))):
         if call.module.bidirectional:
             raise Unsupported(
@@ -159,10 +159,16 @@ def _recurrent_item(self: Translator, item: RecurrentItem, index: Any) -> Any:
             )
         if not call.module.batch_first:
             raise Unsupported("expected output[:, -1] with batch_first=True (or output[-1] with batch_first=False)")
-        return self._recurrent(call, return_sequences=False)
+        return _last(self, call)
     if item.part == "sequence" and index == -1 and not call.module.batch_first and not call.module.bidirectional:
-        return self._recurrent(call, return_sequences=False)
+        return _last(self, call)
     raise Unsupported(f"expected output[:, -1] or h_n[-1] of a recurrent layer, received [{index!r}]")
+
+
+def _last(self: Translator, call: RecurrentCall) -> Tensor:
+    """The last layer's final output, which the original computes at this item (``output[:, -1]``, ``h_n[-1]``)."""
+    tensor = self._recurrent(call, return_sequences=False)
+    return self.tap(self.current, tensor) if self.current is not None else tensor
 
 
 def method(self: Translator, node: fx.Node) -> Any:
