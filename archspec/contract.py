@@ -19,10 +19,22 @@ if TYPE_CHECKING:  # annotations only: the contract imports nothing it does not 
     from archspec.graph import ModelGraph, Node
     from archspec.layout import Slot
     from archspec.model import Inputs
+    from archspec.porting import Imported
     from archspec.spec.training import Training
     from archspec.training.cluster import Cluster
 
-__all__ = ["MODULES", "Backend", "CompiledModel", "Distributed", "Engine", "Environment", "Export", "Layers", "Layout"]
+__all__ = [
+    "MODULES",
+    "Backend",
+    "CompiledModel",
+    "Distributed",
+    "Engine",
+    "Environment",
+    "Export",
+    "Layers",
+    "Layout",
+    "Porting",
+]
 
 # The modules of every backend folder, the same names in each (a reader who knows one finds
 # their way in the others); the protocols below say what the contract needs from some of them.
@@ -37,6 +49,7 @@ MODULES = (
     "activations",
     "random",
     "export",
+    "porting",
 )
 
 
@@ -289,6 +302,32 @@ class Export(Protocol):
     """Format name (``"onnx"``) -> an ``archspec.exporting.Format`` (``write`` a file from canonical
     weights, ``load`` it in its runtime). ``archspec.exporting.formats.FORMATS`` names each one;
     may be empty for a framework that writes none."""
+
+
+class Porting(Protocol):
+    """``backends/<name>/porting.py``: imports the models of this backend's framework into a spec
+    and canonical weights (``archspec.porting``), with the original model for the proof.
+
+    Imported on first use only (it imports the framework). Besides ``import_model``, a backend
+    names its importer after its framework for users (``from_torch(module, example_input)``,
+    ``from_keras(model)``); ``import_model`` is the one entry the core calls for every backend.
+    """
+
+    FRAMEWORK: str
+    """The framework whose models it imports, as ``archspec.porting.Original.framework`` says it
+    (``"torch"``; ``"keras"`` for the TensorFlow backend)."""
+
+    def import_model(self, model: Any, example_input: Any = None) -> Imported:
+        """``model`` (a model object of ``FRAMEWORK``) as an ``archspec.porting.Imported``: the spec
+        document, canonical weights (the layout's ``to_canonical`` of the model's arrays), the
+        model wrapped as an ``Original`` that runs it on channels-last spec inputs, and notes.
+
+        ``example_input``: one batch as the model reads it, for a framework whose models have no
+        input shapes of their own (torch: a tensor or a tuple of tensors); ``None`` where the
+        model carries its shapes (Keras), and ``UsageError`` when the framework's rule is broken
+        either way. Raises ``PortingError`` (``UnsupportedModelError``) listing every layer or
+        operation that cannot be expressed, with its name and type; nothing half-built.
+        """
 
 
 class Backend(Protocol):

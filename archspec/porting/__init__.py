@@ -1,10 +1,12 @@
 """Import existing Keras models and PyTorch modules into a spec and canonical weights, and
 prove the port computes the same (``proof``).
 
-The framework side of an import lives in the backend (``backends/tensorflow/porting.py``
-reads a Keras model, ``backends/torch/porting.py`` traces a ``torch.nn.Module``); each gives
-an ``Imported``: the spec document, the canonical weights, and the original model wrapped as
-an ``Original`` that the proof runs beside the spec compiled on every backend.
+The framework side of an import lives in the backend's ``porting`` module, part of the backend
+contract (``archspec.contract.Porting``: ``FRAMEWORK`` and ``import_model``):
+``backends/tensorflow/porting.py`` reads a Keras model, ``backends/torch/porting.py`` traces a
+``torch.nn.Module``. Each gives an ``Imported``: the spec document, the canonical weights, and
+the original model wrapped as an ``Original`` that the proof runs beside the spec compiled on
+every backend.
 """
 
 from __future__ import annotations
@@ -67,16 +69,14 @@ def import_keras(model) -> Imported:
     """Import a built Sequential or functional Keras 3 model (``backends/tensorflow/porting.py``).
 
     Raises ``UnsupportedModelError`` listing every layer archspec cannot express."""
-    return _porting_module("tensorflow").from_keras(model)
+    return _porting_module("tensorflow").import_model(model)
 
 
 def torch_importer():
-    """``from_torch(module, example_input) -> Imported`` of ``backends/torch/porting.py``; a
-    ``UsageError`` when the torch backend cannot import modules (checked before a user's code runs)."""
-    porting = _porting_module("torch")
-    if not hasattr(porting, "from_torch"):
-        raise UsageError("expected the torch backend to import modules (from_torch), received a backend without it")
-    return porting.from_torch
+    """``import_model(module, example_input) -> Imported`` of ``backends/torch/porting.py`` (its
+    ``from_torch``); importing it first loads torch and checks the backend can import modules,
+    before a user's code runs."""
+    return _porting_module("torch").import_model
 
 
 def import_torch(module, example_input) -> Imported:

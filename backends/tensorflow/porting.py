@@ -35,6 +35,17 @@ _MASK_ARGUMENTS = ("mask", "attention_mask", "query_mask", "value_mask", "key_ma
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+FRAMEWORK = "keras"  # archspec.contract.Porting
+
+
+def import_model(model: Any, example_input: Any = None) -> Imported:
+    """``archspec.contract.Porting.import_model``: ``from_keras(model)``; a built Keras model has
+    its input shapes, so an ``example_input`` is refused rather than ignored."""
+    if example_input is not None:
+        raise UsageError("expected no example input for a Keras model (its inputs have shapes), received one")
+    return from_keras(model)
+
+
 def _history(tensor) -> tuple[Any, Any]:
     """(operation, Keras node) that computed ``tensor``."""
     operation, node_index, _ = tensor._keras_history

@@ -37,6 +37,17 @@ DEFAULT_TRAINING_NOTE = (
 )
 
 
+FRAMEWORK = "torch"  # archspec.contract.Porting
+
+
+def import_model(model: nn.Module, example_input: Any = None) -> Imported:
+    """``archspec.contract.Porting.import_model``: ``from_torch(model, example_input)``; a torch
+    module has no input shapes of its own, so ``example_input`` is required."""
+    if example_input is None:
+        raise UsageError("expected an example input for a torch module (one batch as it reads it), received none")
+    return from_torch(model, example_input)
+
+
 class _Tracer(fx.Tracer):
     """Traces into the user's own modules and keeps every mapped ``torch.nn`` module whole."""
 

@@ -119,11 +119,12 @@ def implementation(backend: str, part: str) -> tuple[object, type, bool]:
         "layers": contract.Layers,
         "layout": contract.Layout,
         "export": contract.Export,
+        "porting": contract.Porting,
     }[part]
     return importlib.import_module(f"{package.__name__}.{part}"), protocol, True
 
 
-PARTS = ["package", "engine", "compiled model", "distributed", "environment", "layers", "layout", "export"]
+PARTS = ["package", "engine", "compiled model", "distributed", "environment", "layers", "layout", "export", "porting"]
 
 
 @pytest.mark.parametrize("part", PARTS)
@@ -151,6 +152,17 @@ def test_environment_imports_no_framework(backend):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"importing {backend}'s environment imported {result.stdout.strip()}"
+
+
+def test_porting_frameworks_are_the_originals_they_give():
+    """Each backend imports its own framework's models, and says which as its Originals do."""
+    frameworks = {
+        backend: importlib.import_module(f"{backend_package(backend).__name__}.porting").FRAMEWORK
+        for backend in BACKENDS
+    }
+    assert len(set(frameworks.values())) == len(frameworks), f"two backends import one framework: {frameworks}"
+    if {"torch", "tensorflow"} <= set(frameworks):
+        assert (frameworks["torch"], frameworks["tensorflow"]) == ("torch", "keras")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

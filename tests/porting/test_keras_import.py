@@ -333,3 +333,12 @@ def test_initializers_carry_over_where_archspec_has_them():
     assert "kernel_initializer" not in second  # TruncatedNormal: the default, and a note
     assert any("no counterpart" in note and "b.kernel_initializer" in note for note in imported.notes)
     archspec.load(imported.document)
+
+
+def test_the_backend_contract_s_import_model_refuses_an_example_input():
+    from archspec.backends.tensorflow.porting import import_model
+
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    with pytest.raises(archspec.UsageError, match="expected no example input for a Keras model"):
+        import_model(model, np.zeros((1, 3)))
+    assert import_model(model).original.framework == "keras"

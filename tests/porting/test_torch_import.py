@@ -593,3 +593,11 @@ def test_a_compiled_spec_ports_back_to_itself_with_bit_identical_weights(config)
     for name, value in weights.items():
         assert imported.weights[name].dtype == value.dtype
         np.testing.assert_array_equal(imported.weights[name], value, err_msg=name)
+
+
+def test_the_backend_contract_s_import_model_needs_the_example_input():
+    from archspec.backends.torch.porting import import_model
+
+    with pytest.raises(archspec.UsageError, match="expected an example input for a torch module"):
+        import_model(torch_example())
+    assert import_model(torch_example(), torch.zeros(1, 784)).original.framework == "torch"
