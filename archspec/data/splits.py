@@ -180,7 +180,8 @@ def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
     for role, arrays, min_ndim in (("x", x, 2), ("y", y, 1)):
         if isinstance(arrays, dict) and not arrays:
             raise DataError(f"{split}.{role}: expected arrays by name, received an empty dict")
-        for where, array in named(arrays, f"{split}.{role}"):
+        for label, array in named(arrays, role):
+            where = f"{split}.{label}"
             if not isinstance(array, np.ndarray):
                 raise DataError(f"{where}: expected a numpy array, received {type(array).__name__}")
             if array.dtype.kind not in _NUMERIC_KINDS:
@@ -192,7 +193,7 @@ def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
                 raise DataError(f"{where}: expected shape {expected}, received shape {array.shape}")
             if array.dtype.kind == "f":
                 _check_finite(array, where)
-            counts.append((where, len(array)))
+            counts.append((label, len(array)))
     if len({count for _, count in counts}) > 1:
         listed = ", ".join(f"{where} has {count}" for where, count in counts)
         raise DataError(f"{split}: expected x and y with the same number of samples, received {listed}")

@@ -262,7 +262,7 @@ def test_resume_refuses_other_data_for_an_output(tmp_path):
         ),
         (
             (DATA["train"][0], {**DATA["train"][1], "size": DATA["train"][1]["size"][:50]}),
-            r"train: expected x and y with the same number of samples",
+            r"train: expected x and y with the same number of samples, received x\['a'\] has 96, x\['b'\] has 96, y\['kind'\] has 96, y\['size'\] has 50",
         ),
     ],
 )

@@ -38,7 +38,7 @@ def test_splits_are_frozen():
     [
         (
             (np.zeros((3, 2)), np.zeros(4)),
-            "train: expected x and y with the same number of samples, received train.x has 3, train.y has 4",
+            "train: expected x and y with the same number of samples, received x has 3, y has 4",
         ),
         (
             (np.zeros((3, 2), dtype=object), np.zeros(3)),
