@@ -269,3 +269,36 @@ def test_resume_refuses_other_data_for_an_output(tmp_path):
 def test_data_that_does_not_fit_the_outputs_is_refused(data, message):
     with pytest.raises(DataError, match=message):
         archspec.train(archspec.load(SPEC), backend="torch", data=data, max_steps=1)
+
+
+def test_an_npz_file_feeds_every_input_and_output(tmp_path):
+    (x, y), (xv, yv) = DATA["train"], DATA["validation"]
+    np.savez(tmp_path / "train.npz", first=x["a"], second=x["b"], label=y["kind"], value=y["size"])
+    np.savez(tmp_path / "valid.npz", first=xv["a"], second=xv["b"], label=yv["kind"], value=yv["size"])
+    data = (
+        "data: {format: npz, train: train.npz, validation: valid.npz,"
+        " inputs: {a: first, b: second}, targets: {kind: label, size: value}}\n"
+    )
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.lstrip() + data)
+    from_files = archspec.train(path, backend="torch", dtype="float64", max_steps=6, out=tmp_path / "run")
+    # normalization: none (the default) keeps the arrays as given, so the run is the arrays' run
+    from_arrays = archspec.train(archspec.load(SPEC), backend="torch", data=DATA, dtype="float64", max_steps=6)
+    assert np.array_equal(from_files.step_losses, from_arrays.step_losses)
+    assert from_files.final["validation"] == from_arrays.final["validation"]
+    # The files are fingerprinted: a changed file is refused on resume, naming it.
+    np.savez(tmp_path / "train.npz", first=x["a"], second=x["b"], label=y["kind"], value=y["size"] * 2)
+    with pytest.raises(DataError, match="train.npz: changed since the checkpoint"):
+        archspec.train(path, backend="torch", resume=tmp_path / "run", max_steps=12)
+
+
+def test_an_npz_file_must_name_an_array_for_every_output(tmp_path):
+    from archspec.errors import SpecError
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.lstrip() + "data: {format: npz, path: d.npz, inputs: {a: x, b: z}, targets: {kind: y}}\n")
+    with pytest.raises(SpecError, match="expected an array for every model output, received none for 'size'"):
+        archspec.load(path)
+    path.write_text(SPEC.lstrip() + "data: {format: csv, path: d.csv, target: y}\n")
+    with pytest.raises(SpecError, match="csv data files feed one input and one output; this spec has several"):
+        archspec.load(path)
