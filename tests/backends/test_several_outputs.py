@@ -302,3 +302,17 @@ def test_an_npz_file_must_name_an_array_for_every_output(tmp_path):
     path.write_text(SPEC.lstrip() + "data: {format: csv, path: d.csv, target: y}\n")
     with pytest.raises(SpecError, match="csv data files feed one input and one output; this spec has several"):
         archspec.load(path)
+
+
+def test_tensorboard_names_carry_the_output(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = archspec.train(archspec.load(SPEC), backend="torch", data=DATA, dtype="float64", logdir=tmp_path / "logs")
+    events = EventAccumulator(str(tmp_path / "logs"), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"epoch/validation_kind_accuracy", "epoch/validation_size_mae", "epoch/train_kind_loss"} <= tags
+    assert {"final/validation_kind_loss", "final/validation_loss", "final/train_size_mae"} <= tags
+    logged = [s.value for s in events.Scalars("epoch/validation_size_mae")]
+    expected = [row["validation_size_mae"] for row in result.history]
+    np.testing.assert_allclose(logged, expected, rtol=1e-6)  # event files hold float32
