@@ -6,6 +6,8 @@ each other over a whole run, and the evaluation's losses and prefixed history ke
 reference computed from the model's own outputs.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -209,7 +211,7 @@ def test_early_stopping_watches_a_prefixed_key():
     values = [row["validation_size_mae"] for row in result.history]
     stopped = result.config["stopped"] != "epochs"
     # Either it ran out of epochs improving every time, or it stopped after an epoch that did not improve.
-    assert stopped == any(b >= a for a, b in zip(values, values[1:]))
+    assert stopped == any(b >= a for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
