@@ -61,7 +61,9 @@ def output_problems(graph: ModelGraph, training: Training, output: str) -> list[
     shape = node.output_shape
     loss = training.loss_of(output)
     problems: list[tuple[Location, str]] = []
-    if loss in CROSS_ENTROPY_LOSSES and activation not in ("softmax", "sigmoid", "linear"):
+    categorical = loss in ("sparse_categorical_crossentropy", "categorical_crossentropy")
+    allowed = ("softmax", "sigmoid", "linear", "log_softmax") if categorical else ("softmax", "sigmoid", "linear")
+    if loss in CROSS_ENTROPY_LOSSES and activation not in allowed:
         problems.append(
             (
                 where,
