@@ -12,6 +12,7 @@ from the graph it was built from, its weights through ``layout.py``.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -78,7 +79,7 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | np.ndarray | Seq
     training = module.training
     module.eval()
     try:
-        traced = _trace(module)
+        traced = _trace(module, len(examples))
         names = [str(node.target) for node in traced.graph.nodes if node.op == "placeholder"]
         if len(names) != len(examples):
             raise UsageError(
@@ -131,18 +132,44 @@ def _propagate_shapes(module: nn.Module, traced: fx.GraphModule, examples: tuple
         ) from None
 
 
-def _trace(module: nn.Module) -> fx.GraphModule:
+def _trace(module: nn.Module, given: int) -> fx.GraphModule:
+    """``module``'s forward as an fx graph. Its arguments after the ``given`` example inputs that
+    have defaults (``return_logits=False``) are traced at their defaults, and are no inputs."""
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    concrete: dict[str, Any] = {}
+    if all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters):
+        concrete = {p.name: p.default for p in parameters[given:] if p.default is not p.empty}
     try:
-        graph = _Tracer().trace(module)
+        graph = _Tracer().trace(module, concrete_args=concrete or None)
     except Exception as error:  # noqa: BLE001 (fx raises many types: TraceError, TypeError on control flow ...)
         raise PortingError(
             f"expected a forward that torch.fx can trace (no Python control flow on tensor values), "
             f"received {type(module).__name__} whose trace failed: {type(error).__name__}: {error}"
         ) from None
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]  # one per parameter, in order
+    for node, parameter in zip(placeholders, parameters):
+        if parameter.name in concrete:
+            _drop_with_its_check(graph, node)
     traced = fx.GraphModule(module, graph)
     traced.graph.eliminate_dead_code()  # results nobody reads (`_` of `out, _ = attention(...)`) are no layers
     traced.recompile()
     return traced
+
+
+def _drop_with_its_check(graph: fx.Graph, placeholder: fx.Node) -> None:
+    """Removes an argument traced at its default: its placeholder and the check fx adds that a
+    call passes that value (``_assert(x == default)``), which read nothing else."""
+    reading: list[fx.Node] = []
+    pending = list(placeholder.users)
+    while pending:
+        node = pending.pop()
+        if node not in reading:
+            reading.append(node)
+            pending += list(node.users)
+    order = {node: index for index, node in enumerate(graph.nodes)}
+    for node in sorted(reading, key=order.__getitem__, reverse=True):
+        graph.erase_node(node)
+    graph.erase_node(placeholder)
 
 
 def _document(name: str, translator: Translator) -> dict[str, Any]:

@@ -601,3 +601,26 @@ def test_the_backend_contract_s_import_model_needs_the_example_input():
     with pytest.raises(archspec.UsageError, match="expected an example input for a torch module"):
         import_model(torch_example())
     assert import_model(torch_example(), torch.zeros(1, 784)).original.framework == "torch"
+
+
+def test_forward_arguments_after_the_example_are_traced_at_their_defaults():
+    """archspec's own torch_code files, and many published modules, have ``forward(x, return_logits=False)``."""
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x, return_logits: bool = False, temperature=None):
+            logits = self.fc(x)
+            if temperature is not None:
+                logits = logits / temperature
+            if return_logits:
+                return logits
+            return torch.softmax(logits, dim=-1)
+
+    torch.manual_seed(17)
+    imported = from_torch(Model().eval(), torch.zeros(2, 4))
+    assert list(imported.document["inputs"]) == ["x"]
+    assert layer_types(imported) == ["dense", "activation"]  # return_logits=False: the softmax is the output
+    proven(imported)
