@@ -29,7 +29,7 @@ from archspec.spec.document import Spec
 
 from . import layout
 from .model import DTYPES, GraphModule
-from .translation import LEAF_MODULES, Tensor, spec_name
+from .translation import GENERATED_DROPOUT, LEAF_MODULES, Tensor, spec_name
 from .translator import Translator
 
 DEFAULT_TRAINING_NOTE = (
@@ -140,7 +140,9 @@ def _trace(module: nn.Module, given: int) -> fx.GraphModule:
     if all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters):
         concrete = {p.name: p.default for p in parameters[given:] if p.default is not p.empty}
     try:
-        graph = _Tracer().trace(module, concrete_args=concrete or None)
+        generated = getattr(module.forward, "__globals__", {}).get(GENERATED_DROPOUT)
+        tracer = _Tracer(autowrap_functions=(generated,) if callable(generated) else ())
+        graph = tracer.trace(module, concrete_args=concrete or None)
     except Exception as error:  # noqa: BLE001 (fx raises many types: TraceError, TypeError on control flow ...)
         raise PortingError(
             f"expected a forward that torch.fx can trace (no Python control flow on tensor values), "

@@ -44,6 +44,9 @@ SOFTMAX_FUNCTIONS: dict[Any, str] = {
     torch.log_softmax: "log_softmax",
 }
 IDENTITY_METHODS = {"contiguous", "clone", "detach"}
+GENERATED_DROPOUT = "archspec_dropout"
+"""The dropout function of archspec's ``torch_code`` files (archspec's seeded masks, the identity
+outside training): traced as one call and read back as a dropout layer of its ``rate``."""
 RESHAPE_METHODS = {"view", "reshape"}
 
 # The arguments of the functional pooling calls, in order (F.max_pool2d(x, 2) passes them by position).

@@ -16,6 +16,7 @@ from .translation import (
     ADAPTIVE_POOL_FUNCTIONS,
     AVG_POOL_ARGUMENTS,
     CONCATENATIONS,
+    GENERATED_DROPOUT,
     IDENTITY_METHODS,
     MERGE_FUNCTIONS,
     POOL_ARGUMENTS,
@@ -52,6 +53,8 @@ def function(self: Translator, node: fx.Node) -> Any:
     if target is torch.nn.functional.dropout:
         p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
         return self._dropout(self._tensor(args[0]), float(p))
+    if getattr(target, "__name__", None) == GENERATED_DROPOUT and "rate" in kwargs:
+        return self._dropout(self._tensor(args[0]), float(kwargs["rate"]))
     if target in POOL_FUNCTIONS:
         kind, rank = POOL_FUNCTIONS[target]
         names = POOL_ARGUMENTS if kind.startswith("max") else AVG_POOL_ARGUMENTS
@@ -197,4 +200,33 @@ def method(self: Translator, node: fx.Node) -> Any:
         return self.reshape(self._tensor(args[0]), [self.values.get(t, t) for t in target])
     if method in ("add", "mul"):
         return _merge(self, "add" if method == "add" else "multiply", args, kwargs)
-    raise Unsupported("expected a tensor method archspec maps (view, reshape, flatten, size, relu ...)")
+    if method == "permute":
+        dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+        return _moved_channels(self._tensor(args[0]), tuple(int(d) for d in dims))
+    if method == "transpose" and len(args) == 3:
+        source = self._tensor(args[0])
+        rank = len(source.shape) + 1
+        dims = list(range(rank))
+        first, second = int(args[1]) % rank, int(args[2]) % rank
+        dims[first], dims[second] = dims[second], dims[first]
+        return _moved_channels(source, tuple(dims))
+    raise Unsupported("expected a tensor method archspec maps (view, reshape, flatten, size, relu, permute ...)")
+
+
+def _moved_channels(source: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """A permutation that moves the channels between last (the spec's layout) and first (torch's
+    for a convolution): the same spec tensor, held the other way by torch; no layer. Any other
+    permutation has no spec layer."""
+    rank = len(source.shape) + 1
+    to_first = (0, rank - 1, *range(1, rank - 1))
+    to_last = (0, *range(2, rank), 1)
+    if rank in (3, 4) and source.order is None and not source.time_major:
+        if dims == to_first and not source.channels_first:
+            return Tensor(source.name, (source.shape[-1], *source.shape[:-1]), channels_first=True)
+        if dims == to_last and source.channels_first:
+            return Tensor(source.name, (*source.shape[1:], source.shape[0]), channels_first=False)
+    held = "channels-first" if source.channels_first else "channels-last"
+    raise Unsupported(
+        f"expected a permutation that moves the channels last <-> first, received {list(dims)} of a {held} "
+        f"tensor {list(source.shape)}"
+    )

@@ -520,6 +520,38 @@ def test_a_flat_input_viewed_as_an_image_feeds_a_convolution():
     proven(imported)
 
 
+def test_a_channels_last_input_permuted_for_a_convolution_and_back():
+    """A module that takes channels-last images and permutes them for its Conv2d (as archspec's
+    torch_code files do): the permutations are torch's layout only, no spec layers, and the flatten
+    after the permutation back is channels-last already (nothing to permute in the linear layer)."""
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 3)
+            self.fc = nn.Linear(3 * 3 * 3, 2)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+            return self.fc(y.flatten(1))
+
+    torch.manual_seed(18)
+    imported = from_torch(Model().eval(), torch.zeros(1, 5, 5, 2))
+    assert imported.document["inputs"] == {"x": {"shape": [5, 5, 2]}}
+    assert layer_types(imported) == ["conv2d", "activation", "flatten", "dense"]
+    np.testing.assert_array_equal(imported.weights["fc.kernel"], imported.original.traced.fc.weight.detach().numpy().T)
+    proven(imported)
+
+
+def test_a_permutation_other_than_moving_the_channels_is_refused():
+    class Model(nn.Module):
+        def forward(self, x):
+            return torch.relu(x.permute(0, 2, 1, 3))
+
+    with pytest.raises(PortingError, match=r"expected a permutation that moves the channels last <-> first"):
+        from_torch(Model(), torch.zeros(1, 4, 5, 2))
+
+
 # --- what cannot be mapped ---------------------------------------------------------------------
 
 
