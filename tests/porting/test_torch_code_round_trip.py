@@ -82,12 +82,12 @@ def example(spec) -> tuple:
 
 
 def computation(spec) -> dict:
-    """The spec as a computation without its generated names: each node's type and options and
-    the positions of what it reads, a layer's activation as an activation node after it."""
+    """The spec as a computation without its generated names or its layers' order: each output
+    as the expression that computes it (node type and options, applied to the expressions of
+    what it reads; inputs by position), a layer's activation as an activation node after it."""
     graph = graph_of(spec)
-    position = {name: f"input {index}" for index, name in enumerate(spec.inputs)}
-    nodes: list[tuple] = []
-    for node in graph.nodes:
+    expressions: dict[str, tuple] = {name: ("input", index) for index, name in enumerate(spec.inputs)}
+    for node in graph.nodes:  # graph order: every node after what it reads
         options = node.layer.model_dump(mode="json", exclude={"id", "inputs"}, exclude_none=True)
         options = {k: v for k, v in options.items() if not k.endswith(("_initializer", "_regularizer"))}
         rank = 2 if node.type.endswith("2d") else 1
@@ -97,15 +97,13 @@ def computation(spec) -> dict:
             if isinstance(options.get(key), int):
                 options[key] = [options[key]] * rank
         activation = options.pop("activation", None) if node.type != "activation" else None
-        nodes.append((node.type, sorted(options.items()), [position[source] for source in node.inputs]))
-        position[node.id] = len(nodes) - 1
+        expression = (node.type, repr(sorted(options.items())), tuple(expressions[s] for s in node.inputs))
         if activation not in (None, "linear"):
-            nodes.append(("activation", [("activation", activation), ("type", "activation")], [len(nodes) - 1]))
-            position[node.id] = len(nodes) - 1
+            expression = ("activation", repr([("activation", activation), ("type", "activation")]), (expression,))
+        expressions[node.id] = expression
     return {
         "inputs": [(list(item.shape), item.dtype) for item in spec.inputs.values()],
-        "nodes": nodes,
-        "outputs": [position[output] for output in graph.outputs],
+        "outputs": [expressions[output] for output in graph.outputs],
     }
 
 
