@@ -173,6 +173,11 @@ class Translator:
             return self.tap(argument, self._recurrent(value.call, return_sequences=True))
         if isinstance(value, AttentionCall):
             return value.output
+        if isinstance(value, RecurrentItem):
+            held = {"states": "h_n of every layer", "pair": "(h_n, c_n)", "cells": "c_n"}.get(value.part, value.part)
+            raise Unsupported(
+                f"expected a recurrent layer's output sequence, output[:, -1] or h_n[-1], received {held} ({argument})"
+            )
         if not isinstance(value, Tensor):
             raise Unsupported(f"expected a tensor argument, received {argument!r}")
         return value

@@ -46,7 +46,9 @@ ROUND_TRIP = [
 # writes archspec's own behaviour out in plain torch, which is no torch.nn module or call).
 REFUSED = {
     "mnist_bidirectional": "flip (method Tensor.flip)",  # the backward direction: flip, LSTM, flip
-    "mnist_lstm": "expected a tensor argument",
+    # recurrence() picks h_n[0] with `isinstance(state, tuple)`, which is False for fx's proxy of an
+    # LSTM's (h_n, c_n): the trace takes h_n itself, (layers, batch, units), which no spec layer is.
+    "mnist_lstm": "received h_n of every layer",
     "mnist_residual": "get_attr block_norm.running_mean",  # batch norm written as F.batch_norm
     "mnist_tcn": "pad (function torch.nn.functional.pad)",  # causal padding
     "mnist_transformer": "get_attr tokens",  # position ids as a tensor attribute
