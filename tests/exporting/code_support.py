@@ -19,7 +19,7 @@ def metadata(spec, outputs) -> ExportMetadata:
 
 
 def export(code_format, spec, weights, folder: Path, name: str, dtype: str) -> Path:
-    out = folder / f"{name}.py"
+    out = folder / (name if "." in name else f"{name}.py")
     graph = graph_of(spec)
     code_format.write(spec, weights, out, dtype, metadata(spec, graph.outputs))
     return out

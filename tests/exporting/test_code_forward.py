@@ -113,3 +113,14 @@ def test_metadata_is_in_the_file():
     assert 'CLASS_NAMES = ["zero", "one"]' in text
     imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
     assert imports and not [line for line in imports if "archspec" in line], imports
+
+
+@pytest.mark.parametrize("format_name", sorted(FORMATS))
+def test_a_file_name_without_py_is_refused_and_nothing_is_written(format_name, tmp_path):
+    from archspec.errors import UsageError
+
+    spec = archspec.load(CASES["linear_regression"].encode())
+    weights = archspec.compile(spec, backend="torch", dtype="float64").get_weights()
+    with pytest.raises(UsageError, match=r"expected a code file name ending in \.py, received"):
+        export(FORMATS[format_name][0], spec, weights, tmp_path, "model.txt", "float64")
+    assert list(tmp_path.iterdir()) == []

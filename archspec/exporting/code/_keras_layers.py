@@ -182,7 +182,8 @@ def _attention(node: Node, c: KerasContext, x: list[str]) -> str:
     query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
     key = shapes[2] if len(shapes) > 2 else value
     features = literal((query[-1], value[-1], key[-1]))
-    sizes = f"{features}, {layer.num_heads}, {layer.key_dim}, {layer.value_size}, {node.output_shape[-1]}"
+    sizes = f"features={features}, heads={layer.num_heads}, key_dim={layer.key_dim}, value_dim={layer.value_size}"
+    sizes += f", output_dim={node.output_shape[-1]}"
     options = f"use_bias={layer.use_bias}, causal={layer.causal}, dropout={layer.dropout!r}, layer={node.index}"
     for projection in ("query", "key", "value", "output"):
         c.store(node, {f"{projection}_{part}": f"{projection}_dense.{part}" for part in ("kernel", "bias")})

@@ -260,8 +260,9 @@ def _attention(node: Node, c: TorchContext, x: list[str]) -> str:
     query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
     key = shapes[2] if len(shapes) > 2 else value
     features = (query[-1], value[-1], key[-1])
-    arguments = [literal(features), str(layer.num_heads), str(layer.key_dim), str(layer.value_size)]
-    arguments += [str(node.output_shape[-1]), f"bias={layer.use_bias}", f"causal={layer.causal}"]
+    arguments = [f"features={literal(features)}", f"heads={layer.num_heads}", f"key_dim={layer.key_dim}"]
+    arguments += [f"value_dim={layer.value_size}", f"output_dim={node.output_shape[-1]}"]
+    arguments += [f"bias={layer.use_bias}", f"causal={layer.causal}"]
     arguments += [f"dropout={layer.dropout!r}", f"layer={node.index}", "dtype=dtype"]
     name = c.module(node, "MultiHeadAttention", arguments)
     for projection in ("query", "key", "value", "output"):

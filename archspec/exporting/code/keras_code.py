@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from archspec.errors import lookup
 from archspec.graph import ModelGraph, Node
 
 from . import _keras_helpers
@@ -74,7 +75,7 @@ class _Body:
         c = self.context
         arguments = [c.tensors[name] for name in node.inputs]
         var = c.tensors.add(node.id)
-        expression = EMITTERS[node.type](node, c, arguments)
+        expression = lookup(EMITTERS, node.type, "layer type", owner="the keras_code format")(node, c, arguments)
         activation = node.activation if node.layer.activation_after else None
         if activation is not None and activation != "linear":
             pre = c.tensors.add(f"{node.id}:pre")
@@ -159,6 +160,18 @@ LOADER = [
     f"{INDENT}return model",
 ]
 
+PREDICT = [
+    "def predict(model: keras.Model, inputs: dict) -> dict:",
+    f'{INDENT}"""Output name -> numpy array for channels-last numpy ``inputs`` (input name -> array), in inference mode.',
+    "",
+    f'{INDENT}A plain call: Keras\' model.predict may compile the model with XLA (jit_compile="auto"), whose',
+    f'{INDENT}kernels round differently (about 1e-9 in float64 for convolutions)."""',
+    f"{INDENT}arrays = [inputs[name] for name in INPUTS]",
+    f"{INDENT}result = model(arrays if len(arrays) > 1 else arrays[0], training=False)",
+    f"{INDENT}values = result if isinstance(result, (list, tuple)) else [result]",
+    f"{INDENT}return {{name: np.asarray(value) for name, value in zip(OUTPUTS, values)}}",
+]
+
 
 def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: ExportMetadata, weights_file: str):
     """(the file's text, its weights by key)."""
@@ -169,7 +182,7 @@ def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: Exp
         for name in _keras_helpers.HELPER_ORDER
         if name in body.context.helpers
     ]
-    body_text = blocks(*helpers, body.function_lines(), LOADER)
+    body_text = blocks(*helpers, body.function_lines(), LOADER, PREDICT)
     header = [
         *docstring_lines(metadata, graph, "Keras"),
         "",
@@ -197,14 +210,11 @@ class KerasCode:
         write_files(out, text, {k: np.ascontiguousarray(a, dtype=dtype) for k, a in arrays.items()}, metadata)
 
     def load(self, out: Path, dtype: str) -> Runner:
+        """The generated file's own ``load_model`` and ``predict``."""
         module = import_file(Path(out))
         model = module.load_model(weights_path(Path(out)), dtype)
-        names, outputs = list(module.INPUTS), list(module.OUTPUTS)
 
         def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            arrays = [np.ascontiguousarray(inputs[name]) for name in names]
-            result = model(arrays if len(arrays) > 1 else arrays[0], training=False)
-            values = result if isinstance(result, (list, tuple)) else [result]
-            return {name: np.asarray(value) for name, value in zip(outputs, values)}
+            return module.predict(model, {name: np.ascontiguousarray(array) for name, array in inputs.items()})
 
         return run

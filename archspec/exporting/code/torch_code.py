@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from archspec.errors import lookup
 from archspec.graph import ModelGraph, Node
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
@@ -182,7 +183,7 @@ class _Body:
         c = self.context
         arguments = [c.tensors[name] for name in node.inputs]
         var = c.tensors.add(node.id)
-        expression = EMITTERS[node.type](node, c, arguments)
+        expression = lookup(EMITTERS, node.type, "layer type", owner="the torch_code format")(node, c, arguments)
         if node.activation is not None and node.activation != "linear":
             if f"{node.id}:pre" in self.logits:
                 pre = c.tensors.add(f"{node.id}:pre")
