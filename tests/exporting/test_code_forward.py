@@ -124,3 +124,51 @@ def test_a_file_name_without_py_is_refused_and_nothing_is_written(format_name, t
     with pytest.raises(UsageError, match=r"expected a code file name ending in \.py, received"):
         export(FORMATS[format_name][0], spec, weights, tmp_path, "model.txt", "float64")
     assert list(tmp_path.iterdir()) == []
+
+
+def random_targets(loss: str, output: np.ndarray, rng) -> np.ndarray:
+    if loss == "sparse_categorical_crossentropy":
+        return rng.integers(0, output.shape[1], size=len(output))
+    if loss == "categorical_crossentropy":
+        return np.eye(output.shape[1])[rng.integers(0, output.shape[1], size=len(output))]
+    if loss == "binary_crossentropy":
+        return rng.integers(0, 2, size=output.shape).astype(np.float64)
+    return rng.normal(size=output.shape)
+
+
+LOSS_CASES = ["mnist_mlp", "breast_cancer", "logistic_regression", "linear_regression", "torch_example", "sine_series"]
+
+
+@pytest.mark.parametrize("case", LOSS_CASES)
+@pytest.mark.parametrize("format_name", sorted(FORMATS))
+def test_the_file_s_loss_function_is_archspec_s_loss(format_name, case):
+    """loss_function(logits, target) of the file equals archspec's loss of the same logits."""
+    from archspec.exporting.code._writer import import_file, weights_path
+    from archspec.losses import loss_value
+
+    model, _, out = exported(format_name, case, "float64")
+    spec, head = model.spec, model.graph.heads[0]
+    module = import_file(out)
+    generated = module.load_model(
+        weights_path(out), "float64", **({"return_logits": True} if format_name == "keras_code" else {})
+    )
+    inputs = random_inputs(spec, 6, "float64")
+    if format_name == "torch_code":
+        import torch
+
+        logits = generated(*(torch.from_numpy(inputs[name]) for name in module.INPUTS), return_logits=True)
+    else:
+        arrays = [inputs[name] for name in module.INPUTS]
+        logits = generated(arrays if len(arrays) > 1 else arrays[0], training=False)
+    target = random_targets(
+        spec.training.loss,
+        np.asarray(logits.detach() if format_name == "torch_code" else logits),
+        np.random.default_rng(2),
+    )
+    expected_logits = model.forward(inputs)[head.logits]
+    expected = loss_value(spec.training.loss, expected_logits, target, from_logits=head.from_logits)
+    if format_name == "torch_code":
+        received = float(module.loss_function(logits, torch.from_numpy(target)).detach())
+    else:
+        received = float(module.loss_function(logits, target))
+    assert abs(received - expected) <= 1e-12 * max(1.0, abs(expected)), (received, expected)

@@ -132,6 +132,62 @@ class _Body:
         ]
 
 
+_LOSSES = {
+    # (from logits, from probabilities); ``output`` is what build_model(return_logits=True) outputs.
+    "sparse_categorical_crossentropy": (
+        "-keras.ops.mean(keras.ops.take_along_axis(keras.ops.log_softmax(output, axis=1), labels, axis=1))",
+        "-keras.ops.mean(keras.ops.take_along_axis(log_probabilities(output), labels, axis=1))",
+    ),
+    "categorical_crossentropy": (
+        "-keras.ops.mean(keras.ops.sum(target * keras.ops.log_softmax(output, axis=1), axis=1))",
+        "-keras.ops.mean(keras.ops.sum(target * log_probabilities(output), axis=1))",
+    ),
+    "binary_crossentropy": (
+        "keras.ops.mean(keras.ops.relu(output) - output * y + keras.ops.log1p(keras.ops.exp(-keras.ops.abs(output))))",
+        "keras.ops.mean(-y * keras.ops.log(p) - (1 - y) * keras.ops.log(1 - p))",
+    ),
+    "mse": ("keras.ops.mean(keras.ops.square(output - target))",) * 2,
+    "mae": ("keras.ops.mean(keras.ops.abs(output - target))",) * 2,
+}
+
+
+def _loss_lines(graph: ModelGraph) -> list[str]:
+    """``loss_function(output, target)``: the spec's loss as archspec computes it (from logits)."""
+    training = graph.spec.training
+    if training is None or not graph.heads:
+        return []
+    head = graph.heads[0]
+    formula = _LOSSES[training.loss][0 if head.from_logits else 1]
+    lines = [
+        "def loss_function(output, target):",
+        f'{INDENT}"""The spec\'s loss ({training.loss}), the mean over the batch, as archspec computes it.',
+    ]
+    if head.from_logits and training.loss != "mse" and training.loss != "mae":
+        lines += [
+            "",
+            f"{INDENT}archspec computes cross-entropy from logits: pass the outputs of build_model(return_logits=True),",
+            f'{INDENT}the tensors before the output\'s {head.activation}, so training never goes through a double softmax."""',
+        ]
+    else:
+        lines[-1] += '"""'
+    if "log_probabilities(" in formula:
+        lines += [
+            f"{INDENT}def log_probabilities(p):",
+            f"{INDENT * 2}p = p / keras.ops.sum(p, axis=1, keepdims=True)",
+            f"{INDENT * 2}return keras.ops.log(keras.ops.clip(p, 1e-7, 1 - 1e-7))",
+            "",
+        ]
+    if training.loss != "sparse_categorical_crossentropy":
+        lines.append(f"{INDENT}target = keras.ops.reshape(target, keras.ops.shape(output))")
+    if "labels" in formula:
+        lines.append(f'{INDENT}labels = keras.ops.cast(keras.ops.reshape(target, (-1, 1)), "int32")')
+    if training.loss == "binary_crossentropy":
+        lines.append(f"{INDENT}y = keras.ops.cast(target, output.dtype)")
+        if not head.from_logits:
+            lines.append(f"{INDENT}p = keras.ops.clip(output, 1e-7, 1 - 1e-7)")
+    return [*lines, f"{INDENT}return {formula}"]
+
+
 def listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
 
@@ -182,7 +238,7 @@ def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: Exp
         for name in _keras_helpers.HELPER_ORDER
         if name in body.context.helpers
     ]
-    body_text = blocks(*helpers, body.function_lines(), LOADER, PREDICT)
+    body_text = blocks(*helpers, body.function_lines(), _loss_lines(graph), LOADER, PREDICT)
     header = [
         *docstring_lines(metadata, graph, "Keras"),
         "",
