@@ -202,7 +202,7 @@ def _position(node: Node, c: KerasContext, x: list[str]) -> str:
 def _dropout(node: Node, c: KerasContext, x: list[str]) -> str:
     c.helpers.add("dropout")
     rate = node.layer_as(spec.Dropout).rate
-    return f"ArchspecDropout({rate!r}, {node.index}, {_options(node, c)})({x[0]})"
+    return f"ArchspecDropout(rate={rate!r}, layer={node.index}, {_options(node, c)})({x[0]})"
 
 
 def _merge(node: Node, c: KerasContext, x: list[str]) -> str:

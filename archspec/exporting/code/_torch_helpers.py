@@ -20,11 +20,13 @@ def mix32(x):
     return x ^ (x >> 16)
 
 
-def archspec_dropout(x: torch.Tensor, rate: float, layer: int, step: int) -> torch.Tensor:
-    """archspec's dropout in training: element k of sample p (row-major within the sample) is kept iff
+def archspec_dropout(x: torch.Tensor, rate: float, layer: int, step: int, training: bool) -> torch.Tensor:
+    """archspec's dropout (the identity outside training): element k of sample p (row-major within the sample) is kept iff
     hash32(SEED, layer, step, p, k) >= floor(rate * 2**32), and kept values are scaled by 1 / (1 - rate).
     The counters are folded in one at a time, so the masks equal archspec's bit for bit (torch's own
     dropout draws from its generator instead). ``layer`` is the layer's index in the spec."""
+    if not training or rate == 0.0:
+        return x
     prefix = mix32(mix32(mix32(SEED & MASK32) ^ mix32(layer & MASK32)) ^ mix32(step & MASK32))
     positions = mix32(torch.arange(x.shape[0], device=x.device).unsqueeze(1))
     elements = mix32(torch.arange(math.prod(x.shape[1:]), device=x.device))
@@ -179,8 +181,7 @@ class MultiHeadAttention(nn.Module):
             sees = allowed.any(dim=-1, keepdim=True)
             scores = scores.masked_fill(~allowed, -math.inf).masked_fill(~sees, 0.0)
             weights = torch.where(sees, torch.softmax(scores, dim=-1), torch.zeros_like(scores))
-        if self.training and self.dropout > 0.0:
-            weights = archspec_dropout(weights, self.dropout, self.layer, step)
+        weights = archspec_dropout(weights, self.dropout, self.layer, step, self.training)
         attended = (weights @ v).transpose(1, 2)
         return self.output(attended.reshape(attended.shape[0], attended.shape[1], self.heads * self.value_dim))
 '''

@@ -290,7 +290,7 @@ def _position(node: Node, c: TorchContext, x: list[str]) -> str:
 def _dropout(node: Node, c: TorchContext, x: list[str]) -> str:
     rate = node.layer_as(spec.Dropout).rate
     c.helpers.add("dropout")
-    return f"archspec_dropout({x[0]}, {rate!r}, {node.index}, step) if self.training else {x[0]}"
+    return f"archspec_dropout({x[0]}, rate={rate!r}, layer={node.index}, step=step, training=self.training)"
 
 
 def _merge(node: Node, c: TorchContext, x: list[str]) -> str:
