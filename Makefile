@@ -8,13 +8,16 @@ MNIST_SOURCE ?= ../shared/data/mnist
 DATA_DIR ?= $(CURDIR)/.data
 BIN := $(VENV)/bin
 export ARCHSPEC_DATA_DIR := $(DATA_DIR)
+# `make test` runs the suite in this many pytest-xdist workers (one per core here; each computes
+# on one thread, see tests/conftest.py).
+TEST_WORKERS ?= 2
 
-.PHONY: install test lint demo bench bench-distributed bench-validate parity-report gpu-check accuracy clean
+.PHONY: install test lint demo bench bench-distributed bench-validate parity-report export-report gpu-check accuracy clean
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r $(FRAMEWORKS) -e ".[test,lint]"
+	$(BIN)/python -m pip install --quiet -r $(FRAMEWORKS) -r requirements/export.txt -e ".[test,lint]"
 	if [ -d "$(MNIST_SOURCE)" ]; then \
 		$(BIN)/archspec data install mnist "$(MNIST_SOURCE)" --dir "$(DATA_DIR)/mnist"; \
 	else \
@@ -22,7 +25,7 @@ install:
 	fi
 
 test:
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 # Lint (ruff), format check, types (mypy) and the import contracts (import-linter).
 lint:
@@ -45,6 +48,11 @@ bench-validate:
 
 parity-report:
 	$(BIN)/python benchmarks/parity_report.py
+
+# Every config exported to every format (weights read through each backend), each file verified
+# in its own runtime; writes benchmarks/export_report.md (the README's *Exporting* table).
+export-report:
+	$(BIN)/python benchmarks/export_report.py --out benchmarks/export_report.md
 
 # On a CUDA machine (install with FRAMEWORKS=requirements/frameworks-gpu.txt): float64 and float32
 # parity and speed of every config on both backends, under 10 minutes; see the README's *Devices*.

@@ -101,7 +101,9 @@ def training_problems(graph: ModelGraph) -> list[tuple[Location, str]]:
     activation = node.activation or "linear"
     shape = node.output_shape
     loss = training.loss
-    if loss in CROSS_ENTROPY_LOSSES and activation not in ("softmax", "sigmoid", "linear"):
+    categorical = loss in ("sparse_categorical_crossentropy", "categorical_crossentropy")
+    allowed = ("softmax", "sigmoid", "linear", "log_softmax") if categorical else ("softmax", "sigmoid", "linear")
+    if loss in CROSS_ENTROPY_LOSSES and activation not in allowed:
         problems.append(
             (
                 where,

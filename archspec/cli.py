@@ -1,4 +1,4 @@
-"""The ``archspec`` command line: validate, summary, expand, schema, train, compare, predict, data.
+"""The ``archspec`` command line: validate, summary, expand, schema, train, compare, predict, data, export.
 
 Bad input never produces a traceback: every ``ArchSpecError`` becomes its
 message on stderr and an exit code (1 for invalid specs and data, 2 for usage).
@@ -18,6 +18,8 @@ from archspec.api import expand, load_document, load_with_graph
 from archspec.backend import BACKENDS
 from archspec.checks import spec_warnings
 from archspec.errors import ArchSpecError, SpecError, UsageError
+from archspec.exporting.command import add_parser as add_export_parser
+from archspec.porting.command import add_parser as add_import_parser
 from archspec.spec.schema import spec_json_schema
 from archspec.summary import summary_table
 from archspec.weights import atomic_write_bytes
@@ -281,6 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PREDS.csv", help="write the predictions here (default: standard output)")
     p.set_defaults(run=_cmd_predict)
 
+    add_import_parser(commands)  # archspec import MODEL --out DIR (archspec/porting/command.py)
+
     p = commands.add_parser("data", help="data sets: fetch or install")
     data = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     q = data.add_parser("fetch", help="download a data set and verify its checksums")
@@ -292,6 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("source", help="folder holding the four IDX files (gzipped or raw)")
     q.add_argument("--dir", help="destination folder (default: $ARCHSPEC_DATA_DIR or the user cache)")
     q.set_defaults(run=_cmd_data_install)
+    add_export_parser(commands)
     return parser
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: the contract imports nothing it does not 
     from archspec.spec.training import Training
     from archspec.training.cluster import Cluster
 
-__all__ = ["MODULES", "Backend", "CompiledModel", "Distributed", "Engine", "Environment", "Layers", "Layout"]
+__all__ = ["MODULES", "Backend", "CompiledModel", "Distributed", "Engine", "Environment", "Export", "Layers", "Layout"]
 
 # The modules of every backend folder, the same names in each (a reader who knows one finds
 # their way in the others); the protocols below say what the contract needs from some of them.
@@ -36,6 +36,7 @@ MODULES = (
     "environment",
     "activations",
     "random",
+    "export",
 )
 
 
@@ -279,6 +280,15 @@ class Layout(Protocol):
         Pure: no framework object is touched. Raises ``BackendUnavailableError`` naming the
         layer type, the parameter and the backend when the table has no entry for them.
         """
+
+
+class Export(Protocol):
+    """``backends/<name>/export.py``: the export formats this framework writes and runs."""
+
+    FORMATS: Mapping[str, Any]
+    """Format name (``"onnx"``) -> an ``archspec.exporting.Format`` (``write`` a file from canonical
+    weights, ``load`` it in its runtime). ``archspec.exporting.formats.FORMATS`` names each one;
+    may be empty for a framework that writes none."""
 
 
 class Backend(Protocol):

@@ -74,6 +74,24 @@ class ResourceError(ArchSpecError):
     """A run would need more memory than is available or allowed; raised before allocating it."""
 
 
+class PortingError(ArchSpecError):
+    """A model cannot be imported: its forward cannot be traced, or it uses layers or operations
+    that archspec cannot express (the message lists every one of them, with its name and type)."""
+
+
+class UnsupportedModelError(PortingError):
+    """A model to import holds layers or operations archspec cannot express; ``unsupported`` lists
+    every one of them as (name, type, reason), and nothing was written."""
+
+    def __init__(self, unsupported: list[tuple[str, str, str]]):
+        self.unsupported = list(unsupported)
+        lines = [f"  {name} ({kind}): {reason}" for name, kind, reason in self.unsupported]
+        super().__init__(
+            f"expected layers and operations archspec can express, received {len(lines)} that it cannot:\n"
+            + "\n".join(lines)
+        )
+
+
 class UsageError(ArchSpecError):
     """A command or function was called with arguments it cannot take."""
 

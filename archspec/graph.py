@@ -377,6 +377,9 @@ def _head(graph: ModelGraph, output: str) -> Head:
         logits = node.inputs[0]
     if loss in CROSS_ENTROPY_LOSSES and activation in ("softmax", "sigmoid"):
         return Head(output, logits, True, activation)
+    if loss in CROSS_ENTROPY_LOSSES and activation == "log_softmax":
+        # torch's log_softmax + nll_loss: the same cross-entropy, from the same logits.
+        return Head(output, logits, True, "softmax")
     if loss in CROSS_ENTROPY_LOSSES and activation == "linear":
         probabilities = "sigmoid" if loss == "binary_crossentropy" else "softmax"
         return Head(output, output, True, probabilities)

@@ -1,19 +1,20 @@
 """Training speed of archspec against hand-written PyTorch and Keras, same models, same data.
 
-Usage: python benchmarks/bench_training.py [--repeats 2] [--processes 2] [--models mlp,cnn,lstm,tcn,transformer]
+Usage: python benchmarks/bench_training.py [--repeats 2] [--processes 2] [--models mlp,cnn,lstm,tcn,transformer,masked_lstm]
            [--implementations all|eager|NAME,...] [--steps N] [--threads N] [--quick]
            [--out FILE] [--json FILE]
 
 Every implementation of every model runs in its own fresh Python process (imports and
 thread pools never mix), float32 on the CPU, on the training split of the spec's own data
-section (MNIST, 54000 samples: ``validation_split: 0.1``). Per implementation it reports:
+section (MNIST, 54000 samples: ``validation_split: 0.1``; for the masked LSTM its synthetic
+token sequences). Per implementation it reports:
 
 - epoch (s): the median of the ``--repeats`` epochs each of ``--processes`` fresh processes
   times after its warm-up epoch (the processes of all implementations run in interleaved
-  rounds, so a slow spell of the machine does not fall on one implementation). The MLP runs
-  full epochs; the other models run epochs of ``--steps`` batches (default 150) on the
+  rounds, so a slow spell of the machine does not fall on one implementation). The MLP and
+  the masked LSTM run full epochs; the other models run epochs of ``--steps`` batches (default 150) on the
   first ``steps * batch_size`` training samples, scaled to a full epoch by sample count.
-- train samples/s, and inference samples/s over the 10000 test images (batches of 1024,
+- train samples/s, and inference samples/s over the test split (batches of 1024,
   median of ``max(3, repeats)`` after a warm-up call).
 - GFLOP/s achieved in training and its share of the machine's float32 matmul peak
   (``torch.matmul`` of two 2048x2048 matrices, median of 10 runs); see ``train_flops``.
@@ -47,10 +48,11 @@ CONFIGS = {
     "lstm": "configs/mnist_lstm.yaml",
     "tcn": "configs/mnist_tcn.yaml",
     "transformer": "configs/mnist_transformer.yaml",
+    "masked_lstm": "configs/sequences_masked_lstm.yaml",
 }
 TARGET = 1.05
 RESULT_MARK = "BENCH-RESULT "
-DEFAULT_STEPS = {"mlp": 0, "cnn": 150, "lstm": 150, "tcn": 150, "transformer": 150}
+DEFAULT_STEPS = {"mlp": 0, "cnn": 150, "lstm": 150, "tcn": 150, "transformer": 150, "masked_lstm": 0}
 """Batches per timed epoch; 0 means the full training split."""
 QUICK_STEPS = 20
 PEAK_SIZE = 2048
@@ -704,7 +706,8 @@ def render(report: Report) -> str:
         f"- float32 matmul peak: {report.peak_gflops:.1f} GFLOP/s (torch.matmul {PEAK_SIZE}x{PEAK_SIZE}, median)",
         f"- float32, CPU, each implementation in {report.settings.get('processes', 1)} fresh process(es), "
         "run in interleaved rounds (every implementation once, then again); the spec's training split "
-        "(MNIST train minus the last 10% for validation); inference over the 10000 test images "
+        "(MNIST train minus the last 10% for validation; the masked LSTM: its synthetic sequences); "
+        "inference over the test split (MNIST: 10000 images) "
         f"in batches of 1024, median of {report.settings['inference_runs']} after a warm-up call",
         f"- epoch (s): median of the {report.settings['repeats']} epoch(s) each process times after its warm-up "
         "epoch, pooled over the processes (the note gives each process's median); "
@@ -871,7 +874,7 @@ def main(argv=None) -> int:
         "--steps",
         type=int,
         default=None,
-        help="batches per timed epoch for every model; 0 = full epochs (default: MLP full, the others 150)",
+        help="batches per timed epoch for every model; 0 = full epochs (default: MLP and masked LSTM full, the others 150)",
     )
     parser.add_argument("--quick", action="store_true", help="1 repeat, 20 steps: for the smoke test")
     parser.add_argument(

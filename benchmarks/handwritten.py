@@ -1,7 +1,8 @@
 """The benchmark models written by hand, the way a PyTorch or Keras user would write them.
 
 These are the baselines ``bench_training.py`` holds archspec to: the same layers as
-``configs/mnist_{mlp,cnn,lstm,tcn,transformer}.yaml``, the same optimizer and batch size, trained with
+``configs/mnist_{mlp,cnn,lstm,tcn,transformer}.yaml`` and ``configs/sequences_masked_lstm.yaml``,
+the same optimizer and batch size, trained with
 each framework's everyday idioms. Frameworks are imported inside the functions, so a
 worker process that times torch never loads TensorFlow and the other way round.
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import time
 
-MODELS = ("mlp", "cnn", "lstm", "tcn", "transformer")
+MODELS = ("mlp", "cnn", "lstm", "tcn", "transformer", "masked_lstm")
 TCN_DILATIONS = (1, 2, 4, 8)
-WIDTH, HEADS, HIDDEN, BLOCKS = 32, 4, 64, 2
+WIDTH, HEADS, HIDDEN, BLOCKS = 64, 4, 128, 2
 """The Transformer's token width, attention heads, feed-forward width and encoder blocks."""
+VOCABULARY, EMBEDDING, UNITS, STEPS = 10, 16, 32, 16
+"""The masked LSTM's tokens (0 is padding), embedding width, LSTM units and padded length."""
 INFERENCE_BATCH = 1024
 """Batch size of every inference measurement (archspec's ``predict`` default)."""
 
@@ -66,6 +69,8 @@ def torch_model(name: str):
         return _torch_tcn()
     if name == "transformer":
         return _torch_transformer()
+    if name == "masked_lstm":
+        return _torch_masked_lstm()
     raise ValueError(f"expected a model among {MODELS}, received {name!r}")
 
 
@@ -119,6 +124,28 @@ def _torch_transformer():
             return self.head(self.blocks(self.embed(x) + self.positions).mean(dim=1))
 
     return Transformer()
+
+
+def _torch_masked_lstm():
+    """Token sequences padded with 0 at the end: nn.Embedding, then nn.LSTM over each sequence's
+    valid steps (``pack_padded_sequence``, the torch idiom for padding), its last hidden state."""
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    class MaskedLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(VOCABULARY, EMBEDDING)
+            self.lstm = nn.LSTM(EMBEDDING, UNITS, batch_first=True)
+            self.head = nn.Linear(UNITS, 2)
+
+        def forward(self, tokens):
+            lengths = (tokens != 0).sum(dim=1).cpu()
+            packed = pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
+            _, (hidden, _) = self.lstm(packed)
+            return self.head(hidden[-1])
+
+    return MaskedLSTM()
 
 
 def torch_inputs(name: str, x):
@@ -240,6 +267,13 @@ def keras_model(name: str):
         stack += [layers.Flatten(), layers.Dropout(0.3), layers.Dense(128, activation="relu"), layers.Dense(10)]
     elif name == "transformer":
         return _keras_transformer()
+    elif name == "masked_lstm":
+        stack = [
+            keras.Input((STEPS,), dtype="int64"),
+            layers.Embedding(VOCABULARY, EMBEDDING, mask_zero=True),
+            layers.LSTM(UNITS),
+            layers.Dense(2),
+        ]
     else:
         raise ValueError(f"expected a model among {MODELS}, received {name!r}")
     return keras.Sequential(stack)

@@ -1,14 +1,17 @@
 """Export a model to files other tools run (``archspec.export(...)``, ``archspec export``): ONNX,
 torch.export, SavedModel, LiteRT, plain code.
 
-Every format is one ``Format`` in ``FORMATS`` (filled by ``archspec.exporting.formats``). An
-export writes the artifact, then *verifies* it: runs it in its own runtime on a batch of
-inputs and compares it with the numpy reference and with both backends (``verify``), and
-removes it when a bound fails. Imports no framework: each format imports its own on use.
+Every format is one ``FormatEntry`` in ``archspec.exporting.formats.FORMATS``, naming the
+``Format`` object that writes and loads it (``backends/<name>/export.py`` for the framework
+formats). ``exporter.export`` writes the artifact to a temporary path, then *verifies* it
+(``verification``): runs it in its own runtime on a batch of inputs, compares it with the numpy
+reference and with both backends, and moves it into place only when every bound holds.
+``command`` is ``archspec export``. Imports no framework: each format imports its own on use.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,32 @@ class ExportMetadata:
     outputs: list[str]
     class_names: list[str] | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The metadata as the JSON text the files carry (input shapes with ``null`` for the batch)."""
+        body = {
+            "spec_hash": self.spec_hash,
+            "archspec_version": self.archspec_version,
+            "inputs": {name: {"shape": list(shape), "dtype": kind} for name, (shape, kind) in self.inputs.items()},
+            "outputs": list(self.outputs),
+            "class_names": self.class_names,
+            **self.extra,
+        }
+        return json.dumps(body)  # in order: the inputs as the model takes them
+
+    @classmethod
+    def from_json(cls, text: str) -> ExportMetadata:
+        """The metadata ``to_json`` wrote."""
+        body = json.loads(text)
+        known = ("spec_hash", "archspec_version", "inputs", "outputs", "class_names")
+        return cls(
+            body["spec_hash"],
+            body["archspec_version"],
+            {name: (tuple(item["shape"]), item["dtype"]) for name, item in body["inputs"].items()},
+            list(body["outputs"]),
+            body.get("class_names"),
+            {key: value for key, value in body.items() if key not in known},
+        )
 
 
 class Runner(Protocol):

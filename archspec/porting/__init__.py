@@ -9,11 +9,16 @@ an ``Original`` that the proof runs beside the spec compiled on every backend.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
+
+from archspec import backend as backend_registry
+from archspec.errors import UsageError
 
 
 class Original(Protocol):
@@ -43,3 +48,37 @@ class Imported:
     weights: dict[str, np.ndarray]
     original: Original
     notes: list[str] = field(default_factory=list)
+
+
+def _porting_module(backend: str) -> ModuleType:
+    """The backend's ``porting`` module, imported on first use (it imports the framework)."""
+    package = backend_registry.load_backend(backend)
+    try:
+        return importlib.import_module(f"{package.__name__}.porting")
+    except ModuleNotFoundError as error:
+        if error.name != f"{package.__name__}.porting":
+            raise
+        raise UsageError(
+            f"expected the {backend} backend to import models, received a backend without a porting module"
+        ) from None
+
+
+def import_keras(model) -> Imported:
+    """Import a built Sequential or functional Keras 3 model (``backends/tensorflow/porting.py``).
+
+    Raises ``UnsupportedModelError`` listing every layer archspec cannot express."""
+    return _porting_module("tensorflow").from_keras(model)
+
+
+def torch_importer():
+    """``from_torch(module, example_input) -> Imported`` of ``backends/torch/porting.py``; a
+    ``UsageError`` when the torch backend cannot import modules (checked before a user's code runs)."""
+    porting = _porting_module("torch")
+    if not hasattr(porting, "from_torch"):
+        raise UsageError("expected the torch backend to import modules (from_torch), received a backend without it")
+    return porting.from_torch
+
+
+def import_torch(module, example_input) -> Imported:
+    """Import a ``torch.nn.Module`` traced on ``example_input`` (``backends/torch/porting.py``)."""
+    return torch_importer()(module, example_input)

@@ -57,6 +57,13 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return shifted / np.sum(shifted, axis=-1, keepdims=True)
 
 
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """x - log sum exp(x) over the last axis (torch's ``log_softmax``), the row maximum
+    subtracted first so large logits do not overflow."""
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": linear,
     "relu": relu,
@@ -67,6 +74,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": sigmoid,
     "tanh": tanh,
     "softmax": softmax,
+    "log_softmax": log_softmax,
 }
 
 

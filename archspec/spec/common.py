@@ -45,7 +45,9 @@ Number = Annotated[float, BeforeValidator(_finite_number), AllowInfNan(False)]
 ``-.inf`` and ``.nan`` are refused. Strings such as ``1e-3`` (which YAML 1.1 reads as
 text) are still read as numbers."""
 
-ActivationName = Literal["linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"]
+ActivationName = Literal[
+    "linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax"
+]
 
 InitializerName = Literal[
     "glorot_uniform",

@@ -36,6 +36,7 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
     "softmax": lambda x: tf.nn.softmax(x, axis=-1),
+    "log_softmax": lambda x: tf.nn.log_softmax(x, axis=-1),
 }
 
 

@@ -91,3 +91,13 @@ class MaskedGlobalPool1D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+def zero_padding(keras_class, layer_class: type[spec.ZeroPadding1D] | type[spec.ZeroPadding2D]) -> Builder:
+    def build(node: Node, context: BuildContext):
+        amounts = node.layer_as(layer_class).amounts
+        padding = amounts[0] if layer_class.rank == 1 else amounts
+        options = {} if layer_class.rank == 1 else {"data_format": CHANNELS_LAST}
+        return keras_class(padding, name=node.id, dtype=context.dtype, **options)
+
+    return build

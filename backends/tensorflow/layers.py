@@ -18,7 +18,7 @@ from archspec.spec import layers as spec
 from .activations import Activation
 from .attention import MultiHeadAttention, multi_head_attention, position_embedding
 from .context import CHANNELS_LAST, BuildContext, Builder
-from .convolution import convolution, global_pool, pool
+from .convolution import convolution, global_pool, pool, zero_padding
 from .core import Dropout, Masking
 from .normalization import batch_norm, layer_norm
 from .recurrent import bidirectional_layer, recurrent_layer
@@ -102,6 +102,8 @@ BUILDERS: dict[str, Builder] = {
     "global_maxpool1d": global_pool(keras.layers.GlobalMaxPooling1D),
     "global_avgpool2d": global_pool(keras.layers.GlobalAveragePooling2D),
     "global_maxpool2d": global_pool(keras.layers.GlobalMaxPooling2D),
+    "zero_padding1d": zero_padding(keras.layers.ZeroPadding1D, spec.ZeroPadding1D),
+    "zero_padding2d": zero_padding(keras.layers.ZeroPadding2D, spec.ZeroPadding2D),
     "batch_norm": batch_norm,
     "layer_norm": layer_norm,
     "embedding": _embedding,

@@ -6,7 +6,13 @@ core before a framework loads) can be imported without importing torch.
 
 from archspec.backend import lazy_names
 
-__all__ = ["Engine", "GraphModule", "TorchModel", "build", "distributed"]
+__all__ = ["Engine", "GraphModule", "TorchModel", "build", "distributed", "from_torch"]
 
-_MODULE_OF = {"Engine": "engine", "GraphModule": "model", "TorchModel": "model", "build": "model"}
+_MODULE_OF = {
+    "Engine": "engine",
+    "GraphModule": "model",
+    "TorchModel": "model",
+    "build": "model",
+    "from_torch": "porting",
+}
 __getattr__ = lazy_names(__name__, _MODULE_OF)

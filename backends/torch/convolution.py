@@ -135,3 +135,18 @@ class GlobalPool(nn.Module):
 
     def extra_repr(self) -> str:
         return self.mode
+
+
+class ZeroPadding(nn.Module):
+    """Zeros before and after each spatial axis of a channels-last sequence or image."""
+
+    def __init__(self, layer: spec.ZeroPadding1D | spec.ZeroPadding2D):
+        super().__init__()
+        # F.pad lists the last axis first: the channels (not padded), then the spatial axes backwards.
+        self.pad = (0, 0, *(amount for pair in reversed(layer.amounts) for amount in pair))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad)
+
+    def extra_repr(self) -> str:
+        return f"pad={self.pad}"

@@ -19,7 +19,7 @@ from archspec.spec import layers as spec
 
 from .attention import MultiHeadAttention, PositionEmbedding
 from .context import BuildContext
-from .convolution import Convolution, GlobalPool, Pool
+from .convolution import Convolution, GlobalPool, Pool, ZeroPadding
 from .core import Dense, Dropout, Embedding, Flatten, Masking, Merge, Reshape
 from .normalization import BatchNorm, LayerNorm
 from .recurrent import Bidirectional, Recurrent
@@ -70,6 +70,8 @@ BUILDERS: dict[str, Builder] = {
     "global_maxpool1d": lambda node, c: GlobalPool("max", 1),
     "global_avgpool2d": lambda node, c: GlobalPool("avg", 2),
     "global_maxpool2d": lambda node, c: GlobalPool("max", 2),
+    "zero_padding1d": lambda node, c: ZeroPadding(node.layer_as(spec.ZeroPadding1D)),
+    "zero_padding2d": lambda node, c: ZeroPadding(node.layer_as(spec.ZeroPadding2D)),
     "batch_norm": _batch_norm,
     "layer_norm": lambda node, c: LayerNorm(c, _features(node), **_norm_options(node.layer_as(spec.LayerNorm))),
     "embedding": _embedding,

@@ -96,6 +96,7 @@ class GraphModule(nn.Module):
     def __init__(self, graph: ModelGraph, context: BuildContext):
         super().__init__()
         keys = _module_keys(graph)
+        self.graph = graph  # what it was built from: archspec.from_torch reads it back
         self.input_names = tuple(graph.spec.inputs)
         self.output_names = tuple(graph.outputs)
         self.layers = nn.ModuleDict({keys[node.id]: build_layer(node, context) for node in graph.nodes})

@@ -118,6 +118,8 @@ class Recurrent(nn.Module):
 def trailing_padding_lengths(mask: torch.Tensor) -> torch.Tensor | None:
     """The valid lengths when every sequence of ``mask`` (batch, steps) is valid up to its length
     and padded after it, and none is empty; else None (one host sync to decide)."""
+    if torch.compiler.is_exporting():  # an exported program cannot branch on the mask: the path for any mask
+        return None
     lengths = mask.sum(dim=1)
     steps = torch.arange(mask.shape[1], device=mask.device)
     if bool(torch.equal(steps.unsqueeze(0) < lengths.unsqueeze(1), mask)) and bool((lengths > 0).all()):

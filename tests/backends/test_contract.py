@@ -118,11 +118,12 @@ def implementation(backend: str, part: str) -> tuple[object, type, bool]:
         "environment": contract.Environment,
         "layers": contract.Layers,
         "layout": contract.Layout,
+        "export": contract.Export,
     }[part]
     return importlib.import_module(f"{package.__name__}.{part}"), protocol, True
 
 
-PARTS = ["package", "engine", "compiled model", "distributed", "environment", "layers", "layout"]
+PARTS = ["package", "engine", "compiled model", "distributed", "environment", "layers", "layout", "export"]
 
 
 @pytest.mark.parametrize("part", PARTS)

@@ -32,6 +32,7 @@ layers:
         ("sigmoid", keras.activations.sigmoid, 1e-15),
         ("tanh", keras.activations.tanh, 1e-15),
         ("softmax", keras.activations.softmax, 1e-15),
+        ("log_softmax", keras.activations.log_softmax, 1e-15),
         # Why these three are archspec's own: in float64 Keras' versions are off by float32
         # round-off (gelu's constants, leaky_relu's slope) or use exp(x) - 1 instead of expm1.
         ("leaky_relu", lambda x: keras.activations.leaky_relu(x, negative_slope=0.2), 1e-7),

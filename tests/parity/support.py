@@ -79,6 +79,14 @@ LAYER_CASES: dict[str, dict] = {
     "maxpool2d_valid": one_layer("maxv", IMAGE, {"type": "maxpool2d", "pool_size": [3, 2], "strides": [2, 1]}),
     "avgpool2d_same": one_layer("avgp", IMAGE, {"type": "avgpool2d", "pool_size": 3, "strides": 2, "padding": "same"}),
     "avgpool2d_valid": one_layer("avgv", IMAGE, {"type": "avgpool2d", "pool_size": 2}),
+    "zero_padding2d_then_conv": {
+        "name": "pad2",
+        "inputs": {"x": {"shape": IMAGE}},
+        "layers": [
+            {"id": "pad2", "type": "zero_padding2d", "padding": [[1, 2], [0, 3]]},
+            {"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 2},
+        ],
+    },
     "global_avgpool2d": one_layer("gap", IMAGE, {"type": "global_avgpool2d"}),
     "global_maxpool2d": one_layer("gmp", IMAGE, {"type": "global_maxpool2d"}),
     "conv1d_valid": one_layer(
@@ -110,6 +118,16 @@ LAYER_CASES: dict[str, dict] = {
     "avgpool1d_valid": one_layer("avgv1", LONG_SEQUENCE, {"type": "avgpool1d"}),
     "global_avgpool1d": one_layer("gap1", SEQUENCE, {"type": "global_avgpool1d"}),
     "global_maxpool1d": one_layer("gmp1", SEQUENCE, {"type": "global_maxpool1d"}),
+    "zero_padding1d": one_layer("zp1", SEQUENCE, {"type": "zero_padding1d", "padding": [2, 1]}),
+    "zero_padding2d": {
+        "name": "zp2",
+        "inputs": {"x": {"shape": IMAGE}},
+        "layers": [
+            {"type": "zero_padding2d", "padding": [[0, 1], [2, 0]]},  # asymmetric, as a torch port needs
+            {"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 2},
+        ],
+        "training": {"loss": "mse", "seed": 7},
+    },
     "batch_norm": one_layer(
         "bn",
         IMAGE,

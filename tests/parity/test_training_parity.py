@@ -2,8 +2,8 @@
 
 float64: every per-step loss within 1e-9 relative over at least 200 steps, every final
 weight tensor within 1e-8 relative (max |a - b| / max |a| per tensor), for every trainable config, every optimizer and
-schedule, with L2 and dropout. float32: after one epoch on full MNIST, test
-accuracy within 0.5 percentage points and final training loss within 2%.
+schedule, with L2 and dropout. float32 (one epoch on full MNIST): test_training_float32.py,
+a file of its own so that `make test`'s workers share the long cases.
 """
 
 import functools
@@ -139,20 +139,3 @@ def test_every_optimizer_with_l2_and_dropout_float64(optimizer):
     spec = spec.model_copy(update={"training": training})
     results = run_both(spec, data=mnist("flat"), dtype="float64", max_steps=STEPS, epochs=10)
     assert_same_trajectory(f"mlp-l2-dropout/{optimizer}", results)
-
-
-FLOAT32_CONFIGS = ["mnist_mlp", "mnist_cnn", "mnist_lstm", "mnist_gru", "mnist_bidirectional", "mnist_residual"]
-
-
-@pytest.mark.parametrize("config", FLOAT32_CONFIGS)
-def test_one_epoch_float32_agrees(config):
-    spec = archspec.load(CONFIGS / f"{config}.yaml")
-    results = run_both(spec, epochs=1, dtype="float32", data_dir=mnist_dir())
-    torch_run, keras_run = results["torch"], results["tensorflow"]
-    acc_a, acc_b = torch_run.final["test"]["accuracy"], keras_run.final["test"]["accuracy"]
-    assert abs(acc_a - acc_b) <= 0.005, f"{config}: test accuracy torch {acc_a:.4f} vs tensorflow {acc_b:.4f}"
-    loss_a, loss_b = torch_run.history[-1]["loss"], keras_run.history[-1]["loss"]
-    assert abs(loss_a - loss_b) / max(loss_a, loss_b) <= 0.02, (
-        f"{config}: final training loss torch {loss_a:.5f} vs tensorflow {loss_b:.5f}"
-    )
-    assert acc_a > 0.8 and acc_b > 0.8, f"{config}: did not learn ({acc_a:.3f}, {acc_b:.3f})"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from archspec.api import load_with_graph
 from archspec.errors import DataError, UsageError
@@ -97,7 +98,24 @@ def test_softmax_is_stable_on_the_last_axis():
 def test_unknown_activation_lists_the_known_ones():
     with pytest.raises(UsageError, match="gelu"):
         activation("swish", np.zeros(1))
-    assert set(ACTIVATIONS) == {"linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax"}
+    assert set(ACTIVATIONS) == {
+        "linear",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "gelu",
+        "silu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "log_softmax",
+    }
+
+
+def test_log_softmax_is_the_log_of_softmax_without_overflow():
+    x = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    np.testing.assert_allclose(activation("log_softmax", x[:1]), np.log(activation("softmax", x[:1])), rtol=1e-15)
+    np.testing.assert_array_equal(activation("log_softmax", x)[1], [0.0, -1000.0, -2000.0])
 
 
 # --- core -------------------------------------------------------------------------
@@ -668,3 +686,18 @@ def test_learned_positions_add_the_first_rows_of_the_table():
     table = np.arange(10.0).reshape(5, 2)
     out = run(layer, {"embeddings": table}, np.ones((2, 3, 2))).output
     np.testing.assert_array_equal(out, np.broadcast_to(table[:3] + 1.0, (2, 3, 2)))
+
+
+def test_zero_padding_by_hand():
+    padded = run(make("zero_padding1d", padding=[2, 1]), {}, sequence([1.0, 2.0])).output
+    np.testing.assert_array_equal(padded[0, :, 0], [0.0, 0.0, 1.0, 2.0, 0.0])
+    grid = run(make("zero_padding2d", padding=[[0, 1], [2, 0]]), {}, image(GRID)).output[0, :, :, 0]
+    assert grid.shape == (5, 6)
+    np.testing.assert_array_equal(grid[:4, 2:], GRID)
+    assert not grid[4].any() and not grid[:, :2].any()
+
+
+@pytest.mark.parametrize("padding", [[1, 2, 3], [[1, 2], 3], [[1], [2, 3]], -1])
+def test_zero_padding_refuses_a_malformed_amount(padding):
+    with pytest.raises(ValidationError):
+        make("zero_padding2d", padding=padding)

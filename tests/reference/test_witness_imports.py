@@ -2,8 +2,9 @@
 
 The numpy reference is what the tests hold both backends to; if production code computed
 with it, a mistake there would be shared by the witness and the witnessed and go unseen.
-Shared facts live in ``archspec.definitions``. The one exception is the divergence locator,
-whose job is to replay a failing step through the reference.
+Shared facts live in ``archspec.definitions``. The two exceptions are the divergence locator,
+whose job is to replay a failing step through the reference, and the proof of an imported
+model, which compares the original's layer outputs with the reference's to locate a difference.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from paths import ROOT
 REFERENCE = "archspec.reference"
 # Packages as installed (pyproject's package-dir): the folder ``backends/`` is ``archspec.backends``.
 SOURCES = {"archspec": ROOT / "archspec", "archspec.backends": ROOT / "backends"}
-ALLOWED = {"archspec.training.divergence"}  # the divergence locator replays a bad step through the reference
+# The divergence locator replays a bad step through the reference; a port's proof compares the
+# original's layer outputs with it to name the first layer that differs.
+ALLOWED = {"archspec.training.divergence", "archspec.porting.proof"}
 
 
 def module_name(package: str, folder: Path, path: Path) -> str:

@@ -88,11 +88,19 @@ def _modules():
     return sorted(path for folder in ("archspec", "backends") for path in (ROOT / folder).rglob("*.py"))
 
 
+# The one sanctioned exception: export verification runs the .pt2 file archspec has just written
+# itself (torch.export.load takes no weights_only; a .pt2 may hold pickled tensor subclasses).
+# No command loads a .pt2 it did not write (README, "Exporting").
+SANCTIONED = ("backends/torch/export.py:", "calls torch.export.load() without weights_only=True")
+
+
 def test_no_module_can_unpickle_or_run_code_from_a_file():
     modules = _modules()
     assert len(modules) > 40
     problems = [problem for path in modules for problem in unsafe_uses(path.read_text(), str(path.relative_to(ROOT)))]
-    assert problems == []
+    sanctioned = [p for p in problems if p.startswith(SANCTIONED[0]) and p.endswith(SANCTIONED[1])]
+    assert len(sanctioned) <= 1, sanctioned  # one call, in verification's loader
+    assert [p for p in problems if p not in sanctioned] == []
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,10 @@ CASES = [
     ((27, 27, 4), {"type": "avgpool2d", "pool_size": 3, "strides": 2}, (13, 13, 4), 0),
     ((7, 7, 64), {"type": "global_avgpool2d"}, (64,), 0),
     ((7, 7, 64), {"type": "global_maxpool2d"}, (64,), 0),
+    ((28, 28, 1), {"type": "zero_padding2d"}, (30, 30, 1), 0),
+    ((28, 28, 1), {"type": "zero_padding2d", "padding": [2, 0]}, (32, 28, 1), 0),
+    ((28, 28, 1), {"type": "zero_padding2d", "padding": [[0, 1], [3, 2]]}, (29, 33, 1), 0),
+    ((10, 4), {"type": "zero_padding1d", "padding": [2, 1]}, (13, 4), 0),
     ((28, 28), {"type": "conv1d", "filters": 8, "kernel_size": 5}, (24, 8), 5 * 28 * 8 + 8),
     (
         (28, 28),
@@ -191,10 +195,10 @@ CONFIG_COUNTS = {
     "mnist_residual": (784 * 128 + 128) + (128 * 128 + 128) + 4 * 128 + (128 * 10 + 10),
     "mnist_tcn": (3 * 28 * 32 + 32) + 3 * (3 * 32 * 32 + 32) + (28 * 32 * 128 + 128) + (128 * 10 + 10),
     # embedding, positions, two blocks of (attention: 4 projections; norm; feed-forward; norm), head
-    "mnist_transformer": (28 * 32 + 32)
-    + 28 * 32
-    + 2 * (4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32)
-    + (32 * 10 + 10),
+    "mnist_transformer": (28 * 64 + 64)
+    + 28 * 64
+    + 2 * (4 * (64 * 64 + 64) + 2 * 64 + (64 * 128 + 128) + (128 * 64 + 64) + 2 * 64)
+    + (64 * 10 + 10),
     "sequences_masked_lstm": 10 * 16 + 4 * (16 * 32 + 32 * 32 + 32) + (32 * 2 + 2),
     # embedding, positions, two blocks of (attention: 4 projections without bias; norm; feed-forward; norm), head
     "sequences_masked_transformer": 10 * 32

@@ -19,6 +19,7 @@ from archspec.reference.layers._convolution import (
     global_maxpool,
     maxpool,
     padding_amounts,
+    zero_padding,
 )
 from archspec.reference.layers._core import activation_layer, dense, dropout, embedding, flatten, masking, reshape
 from archspec.reference.layers._merge import add, concatenate, multiply
@@ -41,6 +42,8 @@ REFERENCE_LAYERS: dict[str, LayerFunction] = {
     "global_maxpool1d": global_maxpool,
     "global_avgpool2d": global_avgpool,
     "global_maxpool2d": global_maxpool,
+    "zero_padding1d": zero_padding,
+    "zero_padding2d": zero_padding,
     "batch_norm": batch_norm,
     "layer_norm": layer_norm,
     "embedding": embedding,

@@ -112,3 +112,9 @@ def global_maxpool(layer, params, inputs, training, context) -> LayerOutput:
         return LayerOutput(x.max(axis=tuple(range(1, x.ndim - 1))))
     largest = np.where(mask[..., None], x, -np.inf).max(axis=1)
     return LayerOutput(np.where(mask.any(axis=1)[:, None], largest, 0.0))
+
+
+def zero_padding(layer, params, inputs, training, context) -> LayerOutput:
+    """Zeros before and after each spatial axis: ``layer.amounts`` (before, after) per axis."""
+    (x,) = inputs
+    return LayerOutput(np.pad(x, [(0, 0), *layer.amounts, (0, 0)]))

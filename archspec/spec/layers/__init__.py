@@ -25,6 +25,8 @@ from archspec.spec.layers._convolution import (
     GlobalMaxPool2D,
     MaxPool1D,
     MaxPool2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
 )
 from archspec.spec.layers._core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape
 from archspec.spec.layers._merge import Add, Concatenate, Multiply
@@ -47,6 +49,8 @@ Layer = Annotated[
     | GlobalMaxPool1D
     | GlobalAvgPool2D
     | GlobalMaxPool2D
+    | ZeroPadding1D
+    | ZeroPadding2D
     | BatchNorm
     | LayerNorm
     | Embedding
@@ -110,5 +114,7 @@ __all__ = [
     "RecurrentLayer",
     "Reshape",
     "SimpleRNN",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
     "layer_type_name",
 ]

@@ -6,9 +6,9 @@ per axis instead of two, and the same output-length rule.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from archspec.spec.common import (
     ActivationName,
@@ -18,6 +18,7 @@ from archspec.spec.common import (
     Regularizer,
     Shape,
     as_pair,
+    written,
 )
 from archspec.spec.layers._base import LayerBase, LayerShapeError, MaskRule, ParamSpec, init, need_rank
 
@@ -249,3 +250,79 @@ class GlobalMaxPool2D(_GlobalPool):
 
     type: Literal["global_maxpool2d"]
     rank: ClassVar[int] = 2
+
+
+_Amount = Annotated[int, Strict(), Field(ge=0)]
+
+
+def _is_amount(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _padding_amounts(rank: int, expected: str):
+    """Checks a zero padding's amounts whole, before the union (one message per mistake)."""
+
+    def check(value: Any) -> Any:
+        if _is_amount(value):
+            return value
+        if isinstance(value, list) and len(value) == 2:
+            if all(_is_amount(item) for item in value):
+                return value
+            if rank == 2 and all(isinstance(v, list) and len(v) == 2 and all(map(_is_amount, v)) for v in value):
+                return value
+        raise ValueError(f"expected {expected}, received {written(value)}")
+
+    return BeforeValidator(check)
+
+
+class _ZeroPadding(LayerBase):
+    """Zeros added before and after each spatial axis (Keras' ``ZeroPadding1D/2D``). Abstract:
+    ``rank`` says how many spatial axes; ``amounts`` gives (before, after) per axis."""
+
+    rank: ClassVar[int]
+
+    @property
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        raise NotImplementedError
+
+    def output_shape(self, input_shapes):
+        shape = input_shapes[0]
+        need_rank(self.type, shape, self.rank + 1, _INPUT[self.rank])
+        sizes = tuple(size + before + after for size, (before, after) in zip(shape, self.amounts))
+        return (*sizes, shape[-1])
+
+
+class ZeroPadding1D(_ZeroPadding):
+    """Pads a sequence ``(steps, channels)`` with zero steps: ``padding`` steps on both sides, or
+    ``[before, after]``."""
+
+    type: Literal["zero_padding1d"]
+    rank: ClassVar[int] = 1
+    padding: Annotated[
+        _Amount | list[_Amount],
+        _padding_amounts(1, "a non-negative integer or [before, after]"),
+    ] = 1
+
+    @property
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        value = self.padding
+        return ((value, value),) if isinstance(value, int) else ((value[0], value[1]),)
+
+
+class ZeroPadding2D(_ZeroPadding):
+    """Pads an image ``(height, width, channels)`` with zero rows and columns: ``padding`` on
+    every side, ``[rows, columns]`` (each on both sides), or ``[[top, bottom], [left, right]]``."""
+
+    type: Literal["zero_padding2d"]
+    rank: ClassVar[int] = 2
+    padding: Annotated[
+        _Amount | list[_Amount] | list[list[_Amount]],
+        _padding_amounts(2, "a non-negative integer, [rows, columns] or [[top, bottom], [left, right]]"),
+    ] = 1
+
+    @property
+    def amounts(self) -> tuple[tuple[int, int], ...]:
+        value = self.padding
+        if isinstance(value, int):
+            return ((value, value), (value, value))
+        return tuple((v, v) if isinstance(v, int) else (v[0], v[1]) for v in value)
