@@ -172,3 +172,19 @@ def test_the_file_s_loss_function_is_archspec_s_loss(format_name, case):
     else:
         received = float(module.loss_function(logits, target))
     assert abs(received - expected) <= 1e-12 * max(1.0, abs(expected)), (received, expected)
+
+
+@pytest.mark.parametrize("format_name", sorted(FORMATS))
+def test_the_file_reads_the_weights_beside_it_under_its_own_name(format_name, tmp_path):
+    """An exporter writes to a temporary name and renames: the code finds its weights by its own name."""
+    from archspec.exporting.code import weights_path
+
+    code_format = FORMATS[format_name][0]
+    spec = archspec.load(CASES["linear_regression"].encode())
+    model = archspec.compile(spec, backend=FORMATS[format_name][1], dtype="float64")
+    partial = export(code_format, spec, model.get_weights(), tmp_path, ".model.partial-1.py", "float64")
+    out = tmp_path / "model.py"
+    partial.rename(out)
+    weights_path(partial).rename(weights_path(out))
+    inputs = random_inputs(spec, 3, "float64")
+    assert_close("renamed", model.predict(inputs), code_format.load(out, "float64")(inputs)["dense_1"], "float64")

@@ -154,7 +154,7 @@ def docstring_lines(metadata: ExportMetadata, graph: ModelGraph, framework: str)
     ]
 
 
-def constant_lines(metadata: ExportMetadata, weights_file: str, seed: int) -> list[str]:
+def constant_lines(metadata: ExportMetadata, seed: int) -> list[str]:
     """The metadata as module constants (``SPEC_HASH``, ``INPUTS``, ...)."""
     inputs = {name: [list(shape), dtype] for name, (shape, dtype) in metadata.inputs.items()}
     lines = [
@@ -166,7 +166,8 @@ def constant_lines(metadata: ExportMetadata, weights_file: str, seed: int) -> li
         *assignment("CLASS_NAMES", metadata.class_names),
         "# The dropout masks depend on it (archspec's neutral random stream).",
         *assignment("SEED", seed),
-        f"WEIGHTS_FILE = Path(__file__).with_name({literal(weights_file)})",
+        "# The weights beside this file, under its name: model.py reads model.safetensors.",
+        'WEIGHTS_FILE = Path(__file__).with_suffix(".safetensors")',
     ]
     return lines
 

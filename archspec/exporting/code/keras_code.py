@@ -229,7 +229,7 @@ PREDICT = [
 ]
 
 
-def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: ExportMetadata, weights_file: str):
+def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: ExportMetadata):
     """(the file's text, its weights by key)."""
     body = _Body(graph, weights, keras_names(graph))
     seed = graph.spec.training.seed if graph.spec.training else 0
@@ -244,7 +244,7 @@ def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: Exp
         "",
         *_imports(body_text),
         "",
-        *constant_lines(metadata, weights_file, seed),
+        *constant_lines(metadata, seed),
     ]
     return blocks(header) + "\n\n" + body_text, body.context.arrays
 
@@ -262,7 +262,7 @@ class KerasCode:
         from archspec.api import graph_of
 
         out = Path(out)
-        text, arrays = generate(graph_of(spec), weights, metadata, weights_path(out).name)
+        text, arrays = generate(graph_of(spec), weights, metadata)
         write_files(out, text, {k: np.ascontiguousarray(a, dtype=dtype) for k, a in arrays.items()}, metadata)
 
     def load(self, out: Path, dtype: str) -> Runner:

@@ -242,7 +242,7 @@ class _Body:
         return [f"{INDENT}{line}" for line in lines]
 
 
-def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: ExportMetadata, weights_file: str):
+def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: ExportMetadata):
     """(the file's text, its state dict in torch's layout)."""
     body = _Body(graph, weights)
     seed = graph.spec.training.seed if graph.spec.training else 0
@@ -280,7 +280,7 @@ def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: Exp
         f"{INDENT}values = result if isinstance(result, tuple) else (result,)",
         f"{INDENT}return {{name: value.numpy() for name, value in zip(OUTPUTS, values)}}",
     ]
-    constants = constant_lines(metadata, weights_file, seed)
+    constants = constant_lines(metadata, seed)
     body_text = blocks(*helpers, model, _loss_lines(graph), loader, predict)
     header = [*docstring_lines(metadata, graph, "PyTorch"), "", *_imports(body_text), "", *constants]
     text = blocks(header) + "\n\n" + body_text
@@ -300,7 +300,7 @@ class TorchCode:
         from archspec.api import graph_of
 
         out = Path(out)
-        text, state = generate(graph_of(spec), weights, metadata, weights_path(out).name)
+        text, state = generate(graph_of(spec), weights, metadata)
         arrays = {name: np.ascontiguousarray(array, dtype=dtype) for name, array in state.items()}
         write_files(out, text, arrays, metadata)
 
