@@ -20,6 +20,12 @@ def mix32(x):
     return x ^ (x >> 16)
 
 
+@functools.cache
+def counter_hashes(count: int, device: torch.device) -> torch.Tensor:
+    """mix32(0 .. count - 1) as int64: the same at every call, so computed once."""
+    return mix32(torch.arange(count, device=device))
+
+
 def archspec_dropout(x: torch.Tensor, rate: float, layer: int, step: int, training: bool) -> torch.Tensor:
     """archspec's dropout (the identity outside training): element k of sample p (row-major within the sample) is kept iff
     hash32(SEED, layer, step, p, k) >= floor(rate * 2**32), and kept values are scaled by 1 / (1 - rate).
@@ -28,8 +34,8 @@ def archspec_dropout(x: torch.Tensor, rate: float, layer: int, step: int, traini
     if not training or rate == 0.0:
         return x
     prefix = mix32(mix32(mix32(SEED & MASK32) ^ mix32(layer & MASK32)) ^ mix32(step & MASK32))
-    positions = mix32(torch.arange(x.shape[0], device=x.device).unsqueeze(1))
-    elements = mix32(torch.arange(math.prod(x.shape[1:]), device=x.device))
+    positions = counter_hashes(x.shape[0], x.device).unsqueeze(1)
+    elements = counter_hashes(math.prod(x.shape[1:]), x.device)
     keep = mix32(mix32(prefix ^ positions) ^ elements) >= math.floor(rate * 2**32)
     return (x / (1.0 - rate)) * keep.reshape(x.shape).to(x.dtype)
 '''

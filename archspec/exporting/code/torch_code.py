@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # annotations only
 
 def _imports(text: str) -> list[str]:
     """The imports the generated text uses (math and F only where it uses them)."""
-    lines = ["import math"] if "math." in text else []
+    lines = ["import functools"] if "functools." in text else []
+    lines += ["import math"] if "math." in text else []
     lines += ["from pathlib import Path", "", "import torch"]
     lines += ["import torch.nn.functional as F"] if "F." in text else []
     lines += ["from safetensors.torch import load_file", "from torch import nn"]
