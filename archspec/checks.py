@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from archspec.definitions.controls import history_keys
 from archspec.errors import Problem
+from archspec.output_checks import mapping_problems, output_problems
 from archspec.spec.common import Shape
-from archspec.spec.data import SequencesData
+from archspec.spec.data import MnistData, SequencesData
 from archspec.spec.document import Input
 from archspec.spec.files import FileData, file_data_problems
 from archspec.spec.source import Location, SourceDocument, suggest
@@ -87,62 +88,18 @@ def bias_before_batch_norm(graph: ModelGraph) -> Iterable[SpecWarning]:
 
 
 def training_problems(graph: ModelGraph) -> list[tuple[Location, str]]:
-    """Where the training section (loss, metrics) or the data set does not fit the model."""
+    """Where the training section (losses, weights, metrics) or the data set does not fit the model."""
     spec = graph.spec
     training = spec.training
     if training is None:
         return []
-    problems: list[tuple[Location, str]] = []
-    if len(graph.outputs) != 1:
-        problems.append((("outputs",), f"training needs exactly one output, the spec has {len(graph.outputs)}"))
+    problems = mapping_problems(graph, training)
+    if problems:
         return problems
-    node = graph.node_by_id[graph.outputs[0]]
-    where = ("layers", node.index)
-    activation = node.activation or "linear"
-    shape = node.output_shape
-    loss = training.loss
-    categorical = loss in ("sparse_categorical_crossentropy", "categorical_crossentropy")
-    allowed = ("softmax", "sigmoid", "linear", "log_softmax") if categorical else ("softmax", "sigmoid", "linear")
-    if loss in CROSS_ENTROPY_LOSSES and activation not in allowed:
-        problems.append(
-            (
-                where,
-                f"{loss} expects the output layer's activation to be softmax, sigmoid or linear (logits), received {activation}",
-            )
-        )
-    if loss == "binary_crossentropy":
-        if activation == "softmax":
-            problems.append(
-                (
-                    where,
-                    "binary_crossentropy expects a sigmoid (or linear) output with 1 unit, received a softmax output; use sigmoid, or sparse_categorical_crossentropy for classes",
-                )
-            )
-        if shape[-1:] != (1,) or len(shape) != 1:
-            problems.append((where, f"binary_crossentropy expects an output of shape [1], received {list(shape)}"))
-    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-        if activation == "sigmoid":
-            problems.append(
-                (
-                    where,
-                    f"{loss} expects a softmax (or linear) output, received sigmoid; use binary_crossentropy for one sigmoid unit",
-                )
-            )
-        if len(shape) != 1 or shape[0] < 2:
-            problems.append(
-                (where, f"{loss} expects an output of shape [classes] with at least 2 classes, received {list(shape)}")
-            )
-    classifier = loss in CROSS_ENTROPY_LOSSES
-    for k, metric in enumerate(training.metrics):
-        if classifier and metric in ("mse", "mae"):
-            problems.append(
-                (("training", "metrics", k), f"metric '{metric}' is for regression, but the loss is {loss}")
-            )
-        if not classifier and metric not in ("mse", "mae"):
-            problems.append(
-                (("training", "metrics", k), f"metric '{metric}' is for classification, but the loss is {loss}")
-            )
-    problems.extend(_check_data(graph, loss, shape))
+    for output in graph.outputs:
+        problems.extend(output_problems(graph, training, output))
+    shape = graph.node_by_id[graph.outputs[0]].output_shape
+    problems.extend(_check_data(graph, training.loss_of(graph.outputs[0]), shape))
     problems.extend(_check_controls(graph, shape))
     return problems
 
@@ -173,7 +130,8 @@ def _check_controls(graph: ModelGraph, output_shape: Shape) -> list[tuple[Locati
     assert training is not None
     problems: list[tuple[Location, str]] = []
     splits = _data_splits(graph)
-    possible = history_keys(training.loss, list(training.metrics), splits or ("train", "validation", "test"))
+    outputs = [(f"{name}_" if len(graph.outputs) > 1 else "", training.metrics_of(name)) for name in graph.outputs]
+    possible = history_keys(outputs, splits or ("train", "validation", "test"))
     for field in ("early_stopping", "reduce_on_plateau"):
         control = getattr(training, field)
         if control is None or control.monitor in possible:
@@ -185,8 +143,8 @@ def _check_controls(graph: ModelGraph, output_shape: Shape) -> list[tuple[Locati
         elif hint:
             message += f"; {hint}"
         problems.append((("training", field, "monitor"), message))
-    if training.class_weight is not None:
-        loss = training.loss
+    if training.class_weight is not None and len(graph.outputs) == 1:  # several: refused in output_checks
+        loss = training.loss_of(graph.outputs[0])
         if loss not in CROSS_ENTROPY_LOSSES:
             problems.append(
                 (
@@ -217,34 +175,13 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
         return []
     if isinstance(data, FileData):
         return file_data_problems(data, list(spec.inputs), list(graph.outputs))
+    if data.dataset == "mnist":
+        return _check_mnist(graph, data)
     problems: list[tuple[Location, str]] = []
     (input_name, model_input), *rest = spec.inputs.items()
-    if rest:
-        return [(("data",), "data sets feed a single input; this spec has several")]
-    if data.dataset == "mnist":
-        expected = MNIST_VIEWS[data.view]
-        if tuple(model_input.shape) != expected:
-            problems.append(
-                (
-                    ("inputs", input_name, "shape"),
-                    f"mnist view '{data.view}' gives samples of shape {list(expected)}, but input '{input_name}' has shape {model_input.shape}",
-                )
-            )
-        if loss not in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-            problems.append(
-                (
-                    ("training", "loss"),
-                    f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}",
-                )
-            )
-        elif output_shape != (10,):
-            problems.append(
-                (
-                    ("layers", len(spec.layers) - 1),
-                    f"mnist has 10 classes: expected an output of shape [10], received {list(output_shape)}",
-                )
-            )
-    elif data.dataset == "sequences":
+    if rest or len(graph.outputs) > 1:
+        return [(("data",), f"the {data.dataset} data set feeds one input and one output; this spec has several")]
+    if data.dataset == "sequences":
         problems.extend(_check_sequences(data, input_name, model_input, loss, output_shape))
     else:
         if tuple(model_input.shape) != (data.n_features,):
@@ -269,6 +206,75 @@ def _check_data(graph: ModelGraph, loss: str, output_shape: Shape) -> list[tuple
                     f"the {data.dataset} data set expects an output of shape [1], received {list(output_shape)}",
                 )
             )
+    return problems
+
+
+def _check_mnist(graph: ModelGraph, data: MnistData) -> list[tuple[Location, str]]:
+    """Every model input gets a view of the digits, every output a target of the right kind."""
+    spec, training = graph.spec, graph.spec.training
+    assert training is not None
+    problems: list[tuple[Location, str]] = []
+    names = list(spec.inputs)
+    views: dict[str, str] = {}
+    if data.inputs is None:
+        if len(names) > 1:
+            message = f"mnist feeds one input; map each model input ({', '.join(names)}) to a view in data.inputs"
+            problems.append((("data",), message))
+        else:
+            views = {names[0]: data.view}
+    else:
+        problems.extend(_names_problems(("data", "inputs"), list(data.inputs), names, "model input"))
+        views = {name: entry.view or data.view for name, entry in data.inputs.items() if name in spec.inputs}
+    for name, view in views.items():
+        expected = MNIST_VIEWS[view]
+        if tuple(spec.inputs[name].shape) != expected:
+            message = f"mnist view '{view}' gives samples of shape {list(expected)}, but input '{name}' has shape {spec.inputs[name].shape}"
+            problems.append((("inputs", name, "shape"), message))
+    outputs = list(graph.outputs)
+    kinds: dict[str, str] = {}
+    if data.targets is None:
+        if len(outputs) > 1:
+            message = f"mnist gives one target; map each output ({', '.join(outputs)}) to digit or even in data.targets"
+            problems.append((("data",), message))
+        else:
+            kinds = {outputs[0]: "digit"}
+    else:
+        problems.extend(_names_problems(("data", "targets"), list(data.targets), outputs, "model output"))
+        kinds = {name: kind for name, kind in data.targets.items() if name in graph.node_by_id}
+    for output, kind in kinds.items():
+        loss, node = training.loss_of(output), graph.node_by_id[output]
+        where: Location = ("training", "loss", output) if isinstance(training.loss, dict) else ("training", "loss")
+        shape = node.output_shape
+        if kind == "digit":
+            if loss not in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+                message = f"mnist has 10 classes: expected sparse_categorical_crossentropy or categorical_crossentropy, received {loss}"
+                problems.append((where, message))
+            elif shape != (10,):
+                message = f"mnist has 10 classes: expected an output of shape [10], received {list(shape)}"
+                problems.append((("layers", node.index), message))
+        else:
+            if loss not in ("binary_crossentropy", "mse", "mae"):
+                message = f"mnist target 'even' is 0 or 1: expected binary_crossentropy, mse or mae, received {loss}"
+                problems.append((where, message))
+            elif shape != (1,):
+                message = f"mnist target 'even' is one value: expected an output of shape [1], received {list(shape)}"
+                problems.append((("layers", node.index), message))
+    return problems
+
+
+def _names_problems(where: Location, given: list[str], expected: list[str], what: str) -> list[tuple[Location, str]]:
+    """A mapping by name that names something unknown, or leaves a name out."""
+    problems: list[tuple[Location, str]] = []
+    for name in given:
+        if name not in expected:
+            hint = suggest(name, expected)
+            message = f"expected a {what} ({', '.join(expected)}), received {name!r}" + (f"; {hint}" if hint else "")
+            problems.append(((*where, name), message))
+    missing = [name for name in expected if name not in given]
+    if missing:
+        problems.append(
+            (where, f"expected an entry for every {what} ({', '.join(expected)}), missing {', '.join(missing)}")
+        )
     return problems
 
 

@@ -44,7 +44,7 @@ class CompiledModel(Protocol):
     """A spec built by one backend: ``build``'s result, a subclass of ``archspec.model.CompiledModel``.
 
     The base class supplies ``set_weights`` (checks names and shapes, then ``_assign_weights``),
-    ``save_weights``, ``forward_batches``, ``param_count`` and input checking
+    ``save_weights``, ``forward_batches``, ``forward_tensors``, ``param_count`` and input checking
     (``_as_input_dict``); a backend implements the rest. ``graph``, ``spec`` and ``dtype``
     (``"float32"`` or ``"float64"``) are set by the base class's constructor.
     """
@@ -82,7 +82,7 @@ class CompiledModel(Protocol):
         """
 
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
-        """Outputs by output id, plus the head's logits under their tensor name (``graph.heads[0].logits``).
+        """Outputs by output id, plus every head's logits under their tensor name (``head.logits``).
 
         ``training=True``: dropout uses the masks of optimizer step ``step`` (``archspec.random``),
         batch normalisation uses batch statistics and updates its moving statistics (a side
@@ -109,6 +109,9 @@ class CompiledModel(Protocol):
 
     def forward_batches(self, inputs: Inputs, batch_size: int = 2048) -> dict[str, np.ndarray]:
         """Inference-mode ``{"output": ..., "logits": ...}`` of the first output, run in batches."""
+
+    def forward_tensors(self, inputs: Inputs, batch_size: int = 2048) -> dict[str, np.ndarray]:
+        """Inference-mode outputs by output id and every head's logits by tensor name, in batches."""
 
 
 class Engine(Protocol):

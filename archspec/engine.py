@@ -17,6 +17,7 @@ import numpy as np
 
 from archspec.definitions.optimizers import options_from_spec, state_slots
 from archspec.errors import DataError, UsageError
+from archspec.objectives import Objective, objectives
 from archspec.spec.training import Training
 
 SPARSE_LOSS = "sparse_categorical_crossentropy"
@@ -26,17 +27,18 @@ SPARSE_LOSS = "sparse_categorical_crossentropy"
 class Engine(ABC):
     """Executes optimizer steps on a compiled model for the neutral trainer.
 
-    ``model``: an ``archspec.model.CompiledModel`` with one head (its loss reads
+    ``model``: an ``archspec.model.CompiledModel`` with one head per output (each loss reads
     ``head.logits``, from logits or not as ``head.from_logits`` says). ``x``: the training
     inputs by name (checked like ``predict``'s); ``y``: one target per sample, int64 labels
     (N,) for sparse cross-entropy, float one-hot (N, C) for categorical, float (N, 1) or
-    (N, K) otherwise.
+    (N, K) otherwise; a dict of those by output name (an array alone for one output).
 
     After ``__init__``, a backend finds here: ``inputs`` (checked numpy arrays by input
-    name) and ``targets`` (numpy, already in the target dtype) to move onto its device,
-    ``loss`` and ``from_logits`` for its batch loss, ``penalties`` (canonical name, l1, l2)
-    to add to it, ``trainable`` (canonical names, in canonical order) and ``slot_names``
-    (the optimizer's canonical state slots per parameter).
+    name) and ``targets`` (numpy by output name, already in each loss's target dtype) to move
+    onto its device; ``objectives`` (``archspec.objectives.Objective``: per output its head,
+    loss and weight) for its batch loss ``sum_o weight_o * loss_o``; ``penalties``
+    (canonical name, l1, l2) to add to it once; ``trainable`` (canonical names, in canonical
+    order) and ``slot_names`` (the optimizer's canonical state slots per parameter).
     """
 
     def __init__(
@@ -44,25 +46,34 @@ class Engine(ABC):
         model: Any,
         *,
         x: Mapping[str, np.ndarray],
-        y: np.ndarray,
+        y: np.ndarray | Mapping[str, np.ndarray],
         training: Training,
         sample_weight: np.ndarray | None = None,
         gradient_norms: bool = False,
     ):
         graph = model.graph
         if not graph.heads:
-            raise UsageError("training needs a model with one output (a head)")
+            raise UsageError("training needs a model with an output (a head)")
         self.model = model
         self.training = training
-        self.head = graph.heads[0]
-        self.loss: str = training.loss
-        self.from_logits: bool = self.head.from_logits
+        self.objectives: tuple[Objective, ...] = objectives(graph, training)
         self.inputs: dict[str, np.ndarray] = model._as_input_dict(x)
         self.sample_count = len(next(iter(self.inputs.values())))
-        y = np.asarray(y)
-        if len(y) != self.sample_count:
-            raise DataError(f"expected {self.sample_count} targets (one per training sample), received {len(y)}")
-        self.targets: np.ndarray = y.astype("int64" if self.loss == SPARSE_LOSS else model.dtype)
+        outputs = list(graph.outputs)
+        if not isinstance(y, Mapping):
+            if len(outputs) != 1:
+                raise DataError(f"expected targets by output name ({', '.join(outputs)}), received one array")
+            y = {outputs[0]: y}
+        if sorted(y) != sorted(outputs):
+            raise DataError(f"expected targets for the outputs {outputs}, received {sorted(y)}")
+        self.targets: dict[str, np.ndarray] = {}
+        for objective in self.objectives:
+            target = np.asarray(y[objective.output])
+            if len(target) != self.sample_count:
+                raise DataError(
+                    f"expected {self.sample_count} targets (one per training sample), received {len(target)}"
+                )
+            self.targets[objective.output] = target.astype("int64" if objective.loss == SPARSE_LOSS else model.dtype)
         self.trainable: list[str] = [name for name, param in graph.parameters.items() if param.trainable]
         self.penalties: list[tuple[str, float, float]] = [
             (name, param.regularizer.l1, param.regularizer.l2)

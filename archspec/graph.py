@@ -370,7 +370,8 @@ def _mask_origin(node_id: str, layer: Layer, refs, mask_origins: dict[str, str])
 def _head(graph: ModelGraph, output: str) -> Head:
     spec = graph.spec
     node = graph.node_by_id[output]
-    loss = spec.training.loss if spec.training else None
+    # A mapping that leaves the output out is refused by the checks (archspec.output_checks).
+    loss = spec.training.loss_of(output) if spec.training and spec.training.names_loss(output) else None
     activation = node.activation or "linear"
     logits = f"{output}:pre" if node.activation is not None else output
     if node.layer.activation_only:

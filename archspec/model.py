@@ -50,8 +50,8 @@ class CompiledModel(ABC):
 
     @abstractmethod
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
-        """Outputs by output id, plus the head's logits under their tensor name
-        (``graph.heads[0].logits``, e.g. ``"dense_2:pre"``, never a layer id unless the
+        """Outputs by output id, plus every head's logits under their tensor name
+        (``head.logits``, e.g. ``"dense_2:pre"``, never a layer id unless the
         output itself is the logits); in training mode dropout uses the masks of ``step``
         and batch norm updates its statistics."""
 
@@ -72,17 +72,23 @@ class CompiledModel(ABC):
 
     def forward_batches(self, inputs: Inputs, batch_size: int = 2048) -> dict[str, np.ndarray]:
         """Inference-mode ``{"output": ..., "logits": ...}`` of the (first) output, in batches."""
-        arrays = self._as_input_dict(inputs)
-        total = len(next(iter(arrays.values())))
+        tensors = self.forward_tensors(inputs, batch_size)
         output_id = self.graph.outputs[0]
         logits_name = self.graph.heads[0].logits if self.graph.heads else output_id
-        outputs, logits = [], []
+        return {"output": tensors[output_id], "logits": tensors[logits_name]}
+
+    def forward_tensors(self, inputs: Inputs, batch_size: int = 2048) -> dict[str, np.ndarray]:
+        """Inference-mode outputs by output id and every head's logits by tensor name, in batches."""
+        arrays = self._as_input_dict(inputs)
+        total = len(next(iter(arrays.values())))
+        names = list(dict.fromkeys([*self.graph.outputs, *(head.logits for head in self.graph.heads)]))
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for start in range(0, total, batch_size):
             batch = {name: array[start : start + batch_size] for name, array in arrays.items()}
             result = self.forward(batch, training=False)
-            outputs.append(result[output_id])
-            logits.append(result[logits_name])
-        return {"output": np.concatenate(outputs), "logits": np.concatenate(logits)}
+            for name in names:
+                parts[name].append(result[name])
+        return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
     @property
     def param_count(self) -> int:

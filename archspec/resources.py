@@ -128,9 +128,12 @@ def estimate_memory(
         math.prod(model_input.shape) * (width if model_input.dtype == "float" else BYTES[model_input.dtype])
         for model_input in graph.spec.inputs.values()
     )
-    loss = graph.spec.training.loss if graph.spec.training else None
-    outputs = math.prod(graph.output_shape(graph.outputs[0])) if graph.outputs else 1
-    target_bytes = BYTES["int64"] if loss == "sparse_categorical_crossentropy" else outputs * width
+    training = graph.spec.training
+    target_bytes = 0  # every output's targets: int64 labels for sparse cross-entropy, else one value per unit
+    for output in graph.outputs:
+        loss = training.loss_of(output) if training is not None and training.names_loss(output) else None
+        sparse = loss == "sparse_categorical_crossentropy"
+        target_bytes += BYTES["int64"] if sparse else math.prod(graph.output_shape(output)) * width
     return MemoryEstimate(
         dtype=dtype,
         batch_size=batch_size,

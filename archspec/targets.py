@@ -34,26 +34,79 @@ def prepare_targets(y: np.ndarray, loss: str, num_classes: int | None, dtype: st
 
 
 def check_data_fits(graph: ModelGraph, splits) -> None:
-    """Refuse ``splits`` (checked ``Splits``) that do not fit ``graph``'s input or loss."""
+    """Refuse ``splits`` (checked ``Splits``) that do not fit ``graph``'s inputs or losses."""
     spec = graph.spec
-    if spec.training is None:  # refused before any data is read (archspec.training.run)
+    training = spec.training
+    if training is None:  # refused before any data is read (archspec.training.run)
         raise UsageError(f"spec '{spec.name}' has no 'training' section")
-    loss = spec.training.loss
-    if len(spec.inputs) != 1:
-        raise DataError(f"training data feeds one input, but spec '{spec.name}' has inputs {list(spec.inputs)}")
-    ((name, model_input),) = spec.inputs.items()
-    output_shape = graph.output_shape(graph.outputs[0])
     for split, (x, y) in splits.as_dict().items():
-        if tuple(x.shape[1:]) != tuple(model_input.shape):
+        for name, (where, array) in by_name(x, list(spec.inputs), f"{split}.x", "input").items():
+            model_input = spec.inputs[name]
+            if tuple(array.shape[1:]) != tuple(model_input.shape):
+                raise DataError(
+                    f"{where}: input '{name}' expected samples of shape {list(model_input.shape)}, "
+                    f"received {list(array.shape[1:])} (x has shape {list(array.shape)})"
+                )
+            if model_input.dtype != "float" and array.dtype.kind not in "iu":
+                raise DataError(
+                    f"{where}: input '{name}' ({model_input.dtype}) expected integer ids, received an array of {array.dtype}"
+                )
+        for output, (where, target) in by_name(y, list(graph.outputs), f"{split}.y", "output").items():
+            loss, shape = training.loss_of(output), graph.output_shape(output)
+            check_targets(target, loss, shape, where)
+            if splits.num_classes is None and loss in CLASS_LOSSES:
+                check_labels(target, loss, shape, where)
+
+
+CLASS_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+
+
+def by_name(arrays, names: list[str], where: str, what: str) -> dict[str, tuple[str, np.ndarray]]:
+    """``arrays`` (one array or a dict) by the model's input or output ``names``: name -> (where, array)."""
+    if not isinstance(arrays, dict):
+        if len(names) != 1:
             raise DataError(
-                f"{split}.x: input '{name}' expected samples of shape {list(model_input.shape)}, "
-                f"received {list(x.shape[1:])} (x has shape {list(x.shape)})"
+                f"{where}: expected a dict of arrays by {what} name ({', '.join(names)}), received one array"
             )
-        if model_input.dtype != "float" and x.dtype.kind not in "iu":
-            raise DataError(
-                f"{split}.x: input '{name}' ({model_input.dtype}) expected integer ids, received an array of {x.dtype}"
-            )
-        check_targets(y, loss, output_shape, f"{split}.y")
+        return {names[0]: (where, arrays)}
+    unknown = [key for key in arrays if key not in names]
+    if unknown:
+        raise DataError(
+            f"{where}: expected arrays for the model's {what}s ({', '.join(names)}), received {unknown[0]!r}"
+        )
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise DataError(
+            f"{where}: expected an array for every model {what} ({', '.join(names)}), missing {missing[0]!r}"
+        )
+    return {name: (f"{where}[{name!r}]", arrays[name]) for name in names}
+
+
+def check_labels(y: np.ndarray, loss: str, output_shape: tuple[int, ...], where: str) -> None:
+    """Class targets inside the output's classes (0/1 for binary cross-entropy)."""
+    classes = 2 if loss == "binary_crossentropy" else math.prod(output_shape)
+    if loss == "categorical_crossentropy" and y.ndim == 2:
+        return  # one-hot rows: checked by check_targets
+    valid = (y >= 0) & (y < classes) & (y == np.floor(y))
+    if not valid.all():
+        first = tuple(int(i) for i in np.argwhere(~valid)[0])
+        raise DataError(
+            f"{where}: expected class labels 0..{classes - 1}, received {y[first].item()!r} at index {first}"
+        )
+
+
+def named_targets(y, graph: ModelGraph, training, num_classes: int | None, dtype: str) -> dict[str, np.ndarray]:
+    """Every output's targets in the form its loss reads (``prepare_targets``), by output name."""
+    outputs = list(graph.outputs)
+    arrays = y if isinstance(y, dict) else {outputs[0]: y}
+    prepared = {}
+    for output in outputs:
+        loss = training.loss_of(output)
+        classes = num_classes
+        if classes is None and loss == "categorical_crossentropy":
+            classes = math.prod(graph.output_shape(output))
+        prepared[output] = prepare_targets(np.asarray(arrays[output]), loss, classes, dtype)
+    return prepared
 
 
 def check_targets(y: np.ndarray, loss: str, output_shape: tuple[int, ...], where: str) -> None:
@@ -108,4 +161,4 @@ def file_target(spec) -> Target:
     """What a data file must give the spec's (one) input and output, and the loss that reads it."""
     graph = resolve(spec)
     output = graph.outputs[0]
-    return Target(next(iter(spec.inputs)), output, math.prod(graph.output_shape(output)), spec.training.loss)
+    return Target(next(iter(spec.inputs)), output, math.prod(graph.output_shape(output)), spec.training.loss_of(output))

@@ -134,7 +134,10 @@ def _curves_png(report: CompareReport) -> bytes:
                     fillstyle="none" if backend != report.backends[0] else "full",
                     label=f"{backend}: {key.replace('_', ' ')}",
                 )
-        for key, marker in (("validation_accuracy", "o"), ("test_accuracy", "s")):
+        # Every output's accuracy: "validation_accuracy", or "validation_digit_accuracy" with several outputs.
+        keys = sorted({key for row in history for key in row if key.endswith("accuracy")})
+        markers = {"validation": "o", "test": "s"}
+        for key, marker in ((key, markers[key.split("_")[0]]) for key in keys if key.split("_")[0] in markers):
             rows = [row for row in history if key in row]
             if rows:
                 metric_axis.plot(

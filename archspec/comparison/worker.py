@@ -17,6 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from archspec.api import load
+from archspec.data.splits import sample_count
 from archspec.errors import ArchSpecError
 from archspec.training import train
 from archspec.training.preparation import load_splits
@@ -45,12 +46,16 @@ def run(args) -> dict:
     test = _test_inputs(args, result)
     if test is not None:
         start = time.perf_counter()
-        outputs = result.model.forward_batches(test, batch_size=1024)["output"]
+        tensors = result.model.forward_tensors(test, batch_size=1024)
         elapsed = time.perf_counter() - start
-        inference = len(test) / elapsed if elapsed > 0 else None
-        arrays["test_predictions"] = (
-            np.argmax(outputs, axis=-1) if outputs.shape[-1] > 1 else (outputs[:, 0] > 0.5)
-        ).astype(np.int64)
+        count = sample_count(test)
+        inference = count / elapsed if elapsed > 0 else None
+        # The predicted class of every output (several outputs: one column each).
+        classes = [
+            (np.argmax(outputs, axis=-1) if outputs.shape[-1] > 1 else (outputs[:, 0] > 0.5)).astype(np.int64)
+            for outputs in (tensors[name] for name in result.model.graph.outputs)
+        ]
+        arrays["test_predictions"] = classes[0] if len(classes) == 1 else np.stack(classes, axis=1)
     save_file(arrays, str(out / "arrays.safetensors"))
     summary = {
         "backend": args.backend,

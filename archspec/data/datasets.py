@@ -36,7 +36,8 @@ def load_dataset(config: Mapping[str, object], *, data_dir: str | Path | None = 
 
     - ``mnist``: ``view`` (flat | image | sequence), ``normalization`` (scale | standardize |
       none), ``validation_split``; files found from ``data_dir`` as by ``locate_mnist``.
-      float32 x, int64 y of shape (N,), ``num_classes=10``.
+      float32 x, int64 y of shape (N,), ``num_classes=10``. ``inputs`` and ``targets``
+      derive named inputs and targets for several inputs and outputs (``archspec.data.derived``).
     - ``regression``: ``n_samples``, ``n_features``, ``noise``, ``validation_split``,
       ``test_split``, ``seed``. float64 x (N, n_features) and y (N, 1).
     - ``binary``: as regression, y (N, 1) in {0.0, 1.0}, ``num_classes=2``.
@@ -65,6 +66,8 @@ def load_dataset(config: Mapping[str, object], *, data_dir: str | Path | None = 
             f"expected keys of dataset {name!r} among {', '.join(accepted)}, received {', '.join(map(repr, unknown))}"
         )
     if name == "mnist":
+        if options.get("inputs") is not None or options.get("targets") is not None:
+            options.setdefault("seed", seed)  # draws the noise of noisy inputs
         return _LOADERS[name](data_dir, **options)  # the loader checks each option's value
     options.setdefault("seed", seed)
     return _LOADERS[name](**options)

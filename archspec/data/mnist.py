@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from archspec.data._checks import check_choice, check_fraction
+from archspec.data.derived import derive_mnist
 from archspec.data.idx import read_idx
 from archspec.data.locations import DATA_DIR_ENV, candidate_dirs
-from archspec.data.splits import Pair, Splits, split_off_last, validation_count
+from archspec.data.splits import ArrayPair as Pair
+from archspec.data.splits import Splits, split_off_last, validation_count
 from archspec.errors import DataError
 
 # SHA-256 of the *uncompressed* files; the .gz bytes differ between mirrors, the content does not.
@@ -93,6 +96,9 @@ def load_mnist(
     view: str = "flat",
     normalization: str = "scale",
     validation_split: float = 0.0,
+    inputs: Mapping[str, Mapping[str, object]] | None = None,
+    targets: Mapping[str, str] | None = None,
+    seed: int = 0,
 ) -> Splits:
     """MNIST as Splits of float32 ``x`` and int64 ``y`` of shape ``(N,)``, ``num_classes=10``.
 
@@ -105,6 +111,9 @@ def load_mnist(
     ``validation_split``, the LAST ``round(fraction * 60000)`` training samples become the
     validation split (no shuffling) and the rest the train split. The test split is the
     10,000 t10k samples. See ``locate_mnist`` for where the files are looked for.
+
+    ``inputs`` and ``targets`` (with ``seed``) derive several named inputs (views, noisy
+    copies) and targets (``digit``, ``even``) from the digits: ``archspec.data.derived``.
     """
     check_choice(view, MNIST_VIEWS, "view")
     check_choice(normalization, MNIST_NORMALIZATIONS, "normalization")
@@ -117,12 +126,15 @@ def load_mnist(
         images, labels = pair
         return _pixels(images, view, offset, scale), labels.astype(np.int64)
 
-    return Splits(
+    splits = Splits(
         train=convert(train),
         validation=None if validation is None else convert(validation),
         test=convert(test),
         num_classes=MNIST_NUM_CLASSES,
     )
+    if inputs is None and targets is None:
+        return splits
+    return derive_mnist(splits, inputs, targets, view=view, seed=seed)
 
 
 def pixel_statistics(images: np.ndarray) -> tuple[float, float]:

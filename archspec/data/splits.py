@@ -10,7 +10,10 @@ import numpy as np
 
 from archspec.errors import DataError, UsageError
 
-Pair = tuple[np.ndarray, np.ndarray]
+Arrays = np.ndarray | dict[str, np.ndarray]
+"""One array, or several by name (a model's inputs or outputs): every one with N rows."""
+Pair = tuple[Arrays, Arrays]
+ArrayPair = tuple[np.ndarray, np.ndarray]
 SPLIT_NAMES = ("train", "validation", "test")
 
 # bool, signed and unsigned integers, floats; complex, object, strings and dates are refused.
@@ -22,7 +25,9 @@ class Splits:
     """The arrays of one run; every split is a pair ``(x, y)`` with the same length ``N``.
 
     ``x`` has shape ``(N, *input_shape)``. ``y`` has shape ``(N,)`` (int64 class labels) or
-    ``(N, outputs)``. ``N`` may differ between splits, the per-sample shapes may not.
+    ``(N, outputs)``. For a model with several inputs or outputs, ``x`` is a dict of such
+    arrays by input name and ``y`` one by output name (either may be a dict alone), with
+    the same names in every split. ``N`` may differ between splits, the per-sample shapes may not.
     ``validation`` and ``test`` may be None. ``num_classes`` is the number of classes when ``y``
     holds class labels (labels then lie in ``0 .. num_classes - 1``), None for regression.
     Construction checks all of this and raises DataError naming the split and array at fault.
@@ -48,8 +53,8 @@ class Splits:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input sample: ``train x.shape[1:]``."""
-        return tuple(self.train[0].shape[1:])
+        """Shape of one input sample: ``train x.shape[1:]`` (of the first input when named)."""
+        return tuple(first_array(self.train[0]).shape[1:])
 
     def as_dict(self) -> dict[str, Pair]:
         """The splits that are present, by name, in the order train, validation, test."""
@@ -57,10 +62,7 @@ class Splits:
         return {name: pair for name, pair in pairs.items() if pair is not None}
 
     def __repr__(self) -> str:
-        parts = [
-            f"{name}=(x{tuple(x.shape)} {x.dtype}, y{tuple(y.shape)} {y.dtype})"
-            for name, (x, y) in self.as_dict().items()
-        ]
+        parts = [f"{name}=(x{_describe(x)}, y{_describe(y)})" for name, (x, y) in self.as_dict().items()]
         return f"Splits({', '.join(parts)}, num_classes={self.num_classes})"
 
 
@@ -69,7 +71,8 @@ def splits_from_arrays(data: Pair | Mapping[str, Pair | None], *, num_classes: i
 
     ``data`` is either a pair ``(x, y)`` (used as the train split) or a dict with a ``"train"``
     pair and optional ``"validation"`` and ``"test"`` pairs. Each ``x`` has shape ``(N, ...)``,
-    each ``y`` shape ``(N,)`` or ``(N, outputs)``; both numeric with finite values.
+    each ``y`` shape ``(N,)`` or ``(N, outputs)``; both numeric with finite values. ``x``
+    and ``y`` may be dicts of such arrays by input or output name.
     Arrays are not copied. Raises DataError saying which split and array is wrong.
     """
     if isinstance(data, Mapping):
@@ -99,7 +102,7 @@ def validation_count(n_samples: int, fraction: float) -> int:
     return round(fraction * n_samples)
 
 
-def split_off_last(pair: Pair, count: int) -> tuple[Pair, Pair | None]:
+def split_off_last(pair: ArrayPair, count: int) -> tuple[ArrayPair, ArrayPair | None]:
     """Split ``(x, y)`` into its first ``N - count`` and its last ``count`` samples (None if 0)."""
     x, y = pair
     if count == 0:
@@ -110,6 +113,36 @@ def split_off_last(pair: Pair, count: int) -> tuple[Pair, Pair | None]:
             f"expected to keep at least one training sample, received {count} of {len(x)} samples set aside"
         )
     return (x[:keep], y[:keep]), (x[keep:], y[keep:])
+
+
+def first_array(arrays: Arrays) -> np.ndarray:
+    """The array itself, or the first of several by name."""
+    return next(iter(arrays.values())) if isinstance(arrays, dict) else arrays
+
+
+def sample_count(arrays: Arrays) -> int:
+    """N, the rows of the array (of every array, when named)."""
+    return len(first_array(arrays))
+
+
+def take(arrays: Arrays, index) -> Arrays:
+    """Rows ``index`` (indices or a slice) of the array, or of each array by name."""
+    if isinstance(arrays, dict):
+        return {name: array[index] for name, array in arrays.items()}
+    return arrays[index]
+
+
+def named(arrays: Arrays, role: str) -> list[tuple[str, np.ndarray]]:
+    """``(where, array)`` pairs: ``(role, array)``, or ``(f"{role}['{name}']", array)`` per name."""
+    if isinstance(arrays, dict):
+        return [(f"{role}[{name!r}]", array) for name, array in arrays.items()]
+    return [(role, arrays)]
+
+
+def _describe(arrays: Arrays) -> str:
+    if isinstance(arrays, dict):
+        return "{" + ", ".join(f"{name!r}: {tuple(a.shape)} {a.dtype}" for name, a in arrays.items()) + "}"
+    return f"{tuple(arrays.shape)} {arrays.dtype}"
 
 
 def _train_pair(value: object) -> Pair:
@@ -124,33 +157,51 @@ def _as_pair(value: object, name: str) -> Pair | None:
         return None
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise DataError(f"{name}: expected a pair (x, y), received {type(value).__name__}")
-    x, y = (np.asarray(array) for array in value)
+    x, y = (_as_arrays(array, f"{name}.{role}") for array, role in zip(value, ("x", "y")))
     return x, y
+
+
+def _as_arrays(value: object, where: str) -> Arrays:
+    if isinstance(value, Mapping):
+        if not value:
+            raise DataError(f"{where}: expected arrays by name, received an empty dict")
+        bad = [key for key in value if not isinstance(key, str)]
+        if bad:
+            raise DataError(f"{where}: expected arrays by input or output name (text), received key {bad[0]!r}")
+        return {key: np.asarray(array) for key, array in value.items()}
+    return np.asarray(value)
 
 
 def _check_pair(pair: Pair, split: str, num_classes: int | None) -> None:
     if not isinstance(pair, tuple) or len(pair) != 2:
         raise DataError(f"{split}: expected a pair (x, y), received {type(pair).__name__}")
     x, y = pair
-    for role, array, min_ndim in (("x", x, 2), ("y", y, 1)):
-        where = f"{split}.{role}"
-        if not isinstance(array, np.ndarray):
-            raise DataError(f"{where}: expected a numpy array, received {type(array).__name__}")
-        if array.dtype.kind not in _NUMERIC_KINDS:
-            raise DataError(f"{where}: expected a numeric (bool, integer or float) array, received dtype {array.dtype}")
-        if array.ndim < min_ndim:
-            expected = "(N, ...features)" if role == "x" else "(N,) or (N, outputs)"
-            raise DataError(f"{where}: expected shape {expected}, received shape {array.shape}")
-        if array.dtype.kind == "f":
-            _check_finite(array, where)
-    if len(x) != len(y):
-        raise DataError(
-            f"{split}: expected x and y with the same number of samples, received x has {len(x)}, y has {len(y)}"
-        )
-    if len(x) == 0:
+    counts = []
+    for role, arrays, min_ndim in (("x", x, 2), ("y", y, 1)):
+        if isinstance(arrays, dict) and not arrays:
+            raise DataError(f"{split}.{role}: expected arrays by name, received an empty dict")
+        for label, array in named(arrays, role):
+            where = f"{split}.{label}"
+            if not isinstance(array, np.ndarray):
+                raise DataError(f"{where}: expected a numpy array, received {type(array).__name__}")
+            if array.dtype.kind not in _NUMERIC_KINDS:
+                raise DataError(
+                    f"{where}: expected a numeric (bool, integer or float) array, received dtype {array.dtype}"
+                )
+            if array.ndim < min_ndim:
+                expected = "(N, ...features)" if role == "x" else "(N,) or (N, outputs)"
+                raise DataError(f"{where}: expected shape {expected}, received shape {array.shape}")
+            if array.dtype.kind == "f":
+                _check_finite(array, where)
+            counts.append((label, len(array)))
+    if len({count for _, count in counts}) > 1:
+        listed = ", ".join(f"{where} has {count}" for where, count in counts)
+        raise DataError(f"{split}: expected x and y with the same number of samples, received {listed}")
+    if counts[0][1] == 0:
         raise DataError(f"{split}: expected at least one sample, received 0 samples")
     if num_classes is not None:
-        _check_labels(y, num_classes, f"{split}.y")
+        for where, array in named(y, f"{split}.y"):
+            _check_labels(array, num_classes, where)
 
 
 def _check_finite(array: np.ndarray, where: str) -> None:
@@ -181,9 +232,20 @@ def _check_labels(y: np.ndarray, num_classes: int, where: str) -> None:
 
 
 def _check_same_sample_shape(pair: Pair, train: Pair, split: str) -> None:
-    for role, array, reference in (("x", pair[0], train[0]), ("y", pair[1], train[1])):
-        if array.shape[1:] != reference.shape[1:]:
-            raise DataError(
-                f"{split}.{role}: expected per-sample shape {reference.shape[1:]} as in train, "
-                f"received {array.shape[1:]}"
-            )
+    for role, arrays, reference in (("x", pair[0], train[0]), ("y", pair[1], train[1])):
+        if isinstance(arrays, dict) != isinstance(reference, dict) or (
+            isinstance(arrays, dict) and isinstance(reference, dict) and sorted(arrays) != sorted(reference)
+        ):
+            expected = f"arrays named {sorted(reference)}" if isinstance(reference, dict) else "one array"
+            received = f"arrays named {sorted(arrays)}" if isinstance(arrays, dict) else "one array"
+            raise DataError(f"{split}.{role}: expected {expected} as in train, received {received}")
+        compared: list[tuple[str, np.ndarray, np.ndarray]] = []
+        if isinstance(arrays, dict) and isinstance(reference, dict):
+            compared = [(f"{split}.{role}[{name!r}]", arrays[name], reference[name]) for name in reference]
+        elif isinstance(arrays, np.ndarray) and isinstance(reference, np.ndarray):
+            compared = [(f"{split}.{role}", arrays, reference)]
+        for where, array, train_array in compared:
+            if array.shape[1:] != train_array.shape[1:]:
+                raise DataError(
+                    f"{where}: expected per-sample shape {train_array.shape[1:]} as in train, received {array.shape[1:]}"
+                )

@@ -146,17 +146,25 @@ class PlateauReducer(_Watch):
         self.cooldown_left, self.scale = state["cooldown_left"], state["scale"]
 
 
-def history_keys(loss: str, metrics: list[str], splits: tuple[str, ...]) -> list[str]:
-    """The keys of an epoch's history row, with every split in ``splits`` evaluated:
+def history_keys(outputs: list[tuple[str, list[str]]], splits: tuple[str, ...]) -> list[str]:
+    """The keys of an epoch's history row, with every split in ``splits`` evaluated.
 
-    ``loss`` (the mean step loss) and ``learning_rate`` (the epoch's last step's), then
-    ``train_{metric}`` and ``{split}_loss``, ``{split}_{metric}`` for ``validation`` and ``test``.
+    ``outputs``: ``(prefix, metrics)`` of every output: the prefix is ``""`` for the only
+    output, ``"{output}_"`` with several. The keys: ``loss`` (the mean step loss) and
+    ``learning_rate`` (the epoch's last step's); ``train_{prefix}{metric}`` (with several
+    outputs also ``train_{prefix}loss``); for ``validation`` and ``test``: ``{split}_loss``,
+    with several outputs ``{split}_{prefix}loss``, and ``{split}_{prefix}{metric}``.
     ``epoch``, ``steps`` and ``seconds`` are there too but are not monitored.
     """
-    del loss  # every loss is reported under "loss"
+    several = len(outputs) > 1
     keys = ["loss", "learning_rate"]
-    keys += [f"train_{metric}" for metric in metrics] if "train" in splits else []
-    for split in ("validation", "test"):
-        if split in splits:
-            keys += [f"{split}_loss", *(f"{split}_{metric}" for metric in metrics)]
+    for split in ("train", "validation", "test"):
+        if split not in splits:
+            continue
+        if split != "train":
+            keys.append(f"{split}_loss")
+        for prefix, metrics in outputs:
+            if several:
+                keys.append(f"{split}_{prefix}loss")
+            keys += [f"{split}_{prefix}{metric}" for metric in metrics]
     return keys

@@ -19,6 +19,7 @@ import numpy as np
 from archspec import backend as backend_registry
 from archspec.api import compile, load_with_graph
 from archspec.data.mnist import load_mnist
+from archspec.data.splits import first_array
 from archspec.errors import DataError
 from archspec.graph import ModelGraph
 from archspec.porting import Imported
@@ -85,7 +86,7 @@ def proof_inputs(graph: ModelGraph, seed: int = 0, samples: int = SAMPLES) -> tu
             except DataError:
                 test = None
             if test is not None:
-                return {name: test[0][:samples].astype(np.float64)}, f"{samples} MNIST test images"
+                return {name: first_array(test[0])[:samples].astype(np.float64)}, f"{samples} MNIST test images"
     rng = np.random.default_rng(seed)
     arrays = {}
     for name, model_input in spec.inputs.items():

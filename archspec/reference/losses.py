@@ -2,11 +2,12 @@
 
 Every loss is the mean over the batch of a per-sample loss; for ``mse`` and ``mae``
 the per-sample loss is the mean over features, so the loss is the mean of all elements.
+With several outputs the loss is the weighted sum of each output's (``total_loss``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -101,6 +102,23 @@ def loss_value(
     if name.endswith("categorical_crossentropy") and output.ndim != 2:
         raise DataError(f"{name} expected outputs of shape (N, C), received shape {output.shape}")
     return _LOSSES[name](output, target, from_logits)
+
+
+def total_loss(
+    parts: Sequence[tuple[str, np.ndarray, np.ndarray, bool, float]], *, sample_weight: np.ndarray | None = None
+) -> float:
+    """The loss of a model with several outputs (Keras 3's ``CompileLoss``):
+
+        sum over outputs o, in the spec's order, of  weight_o * loss_o(output_o, target_o)
+
+    ``parts``: ``(loss name, output, target, from_logits, weight)`` per output; ``output`` is
+    pre-activation when ``from_logits``. ``sample_weight`` (N,) weights every output's loss
+    (``loss_value``). Regularization penalties are added once, outside this sum.
+    """
+    total = 0.0
+    for name, output, target, from_logits, weight in parts:
+        total += weight * loss_value(name, output, target, from_logits=from_logits, sample_weight=sample_weight)
+    return float(total)
 
 
 def regularization_penalty(weights: Mapping[str, np.ndarray], regularizers: Mapping[str, Mapping[str, float]]) -> float:

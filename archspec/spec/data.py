@@ -10,14 +10,28 @@ from archspec.spec.common import Integer, Number, PositiveInteger, StrictModel
 from archspec.spec.files import CsvData, ImageFolderData, NpzData
 
 
+class MnistInput(StrictModel):
+    """One model input fed from the digits: a ``view`` (default: the data section's) and
+    Gaussian pixel ``noise`` (standard deviation, after normalisation; drawn from the seed)."""
+
+    view: Literal["flat", "image", "sequence"] | None = None
+    noise: Number = Field(0.0, ge=0)
+
+
 class MnistData(StrictModel):
     """MNIST digits. ``view``: ``flat`` (784,), ``image`` (28, 28, 1), ``sequence``
-    (28 steps of 28). ``validation_split`` takes the last fraction of the training set."""
+    (28 steps of 28). ``validation_split`` takes the last fraction of the training set.
+
+    For several inputs and outputs: ``inputs`` maps every model input to a view of the same
+    digit (optionally noisy), ``targets`` every model output to ``digit`` (its class) or
+    ``even`` (1 for an even digit, else 0); ``archspec/data/derived.py``."""
 
     dataset: Literal["mnist"]
     view: Literal["flat", "image", "sequence"] = "flat"
     normalization: Literal["scale", "standardize", "none"] = "scale"
     validation_split: Number = Field(0.0, ge=0.0, lt=1.0)
+    inputs: dict[str, MnistInput] | None = None
+    targets: dict[str, Literal["digit", "even"]] | None = None
 
 
 class RegressionData(StrictModel):

@@ -145,13 +145,29 @@ def file_data_problems(
                 hint = suggest(name, known) or f"expected one of {', '.join(map(repr, known))}"
                 problems.append(((("data", key, name)), f"no {what} named {name!r}; {hint}"))
 
-    if len(inputs) != 1 or len(outputs) != 1:
-        problems.append((("data",), "data files feed one input and one output; this spec has several"))
-        return problems
     if isinstance(data, NpzData):
         check(data.inputs, inputs, "inputs", "model input")
         check(data.targets, outputs, "targets", "model output")
-    elif isinstance(data, CsvData):
+        for key, given, known, what in (
+            ("inputs", data.inputs, inputs, "input"),
+            ("targets", data.targets, outputs, "output"),
+        ):
+            missing = [name for name in known if name not in given]
+            if missing and len(known) > 1:
+                listed = ", ".join(map(repr, missing))
+                problems.append(
+                    (("data", key), f"expected an array for every model {what}, received none for {listed}")
+                )
+        return problems
+    if len(inputs) != 1 or len(outputs) != 1:
+        problems.append(
+            (
+                ("data",),
+                f"{data.format} data files feed one input and one output; this spec has several (npz files may feed several)",
+            )
+        )
+        return problems
+    if isinstance(data, CsvData):
         if isinstance(data.features, dict):
             check(data.features, inputs, "features", "model input")
         if isinstance(data.target, dict):

@@ -194,14 +194,20 @@ class Training(StrictModel):
     gradient (of the whole global batch); ``class_weight`` weights each sample's loss by its
     class; ``accumulate_steps`` sums the gradients of that many consecutive batches of
     ``batch_size`` into one optimizer step.
+
+    Several outputs: ``loss`` is one loss for every output or ``{OUTPUT: loss}`` naming each
+    output; ``loss_weights`` ``{OUTPUT: weight}`` (every output, default 1 each); ``metrics``
+    one list for every output or ``{OUTPUT: [...]}``. The step loss is
+    ``sum over outputs of weight * loss`` plus the penalties (``docs/semantics.md``).
     """
 
-    loss: LossName
+    loss: LossName | dict[str, LossName]
+    loss_weights: dict[str, Annotated[Number, Field(ge=0)]] | None = None
     optimizer: Optimizer = Field(default_factory=lambda: Adam(type="adam"))
     schedule: Schedule = Field(default_factory=lambda: ConstantSchedule(type="constant"))
     batch_size: PositiveInteger = 32
     epochs: PositiveInteger = 1
-    metrics: list[MetricName] = Field(default_factory=list)
+    metrics: list[MetricName] | dict[str, list[MetricName]] = Field(default_factory=list)
     seed: Integer = Field(default=0, ge=0, lt=2**31)
     dtype: Literal["float32", "float64"] = "float32"
     shuffle: bool = True
@@ -216,3 +222,27 @@ class Training(StrictModel):
         BeforeValidator(_json_class_keys),
     ] = None
     accumulate_steps: PositiveInteger = 1
+
+    def loss_of(self, output: str) -> str:
+        """The loss of ``output`` (one loss for every output, or the mapping's entry)."""
+        return self.loss[output] if isinstance(self.loss, dict) else self.loss
+
+    def names_loss(self, output: str) -> bool:
+        """Whether ``output`` has a loss: always with one loss, else when the mapping names it."""
+        return not isinstance(self.loss, dict) or output in self.loss
+
+    def loss_weight_of(self, output: str) -> float:
+        """The weight of ``output``'s loss in the step loss (1 without ``loss_weights``)."""
+        return float(self.loss_weights.get(output, 1.0)) if self.loss_weights is not None else 1.0
+
+    def metrics_of(self, output: str) -> list[str]:
+        """The metrics of ``output`` (one list for every output, or the mapping's entry)."""
+        if isinstance(self.metrics, dict):
+            return list(self.metrics.get(output, []))
+        return list(self.metrics)
+
+    @property
+    def losses(self) -> tuple[str, ...]:
+        """Every loss the training section names, once each, in order."""
+        names = self.loss.values() if isinstance(self.loss, dict) else (self.loss,)
+        return tuple(dict.fromkeys(names))

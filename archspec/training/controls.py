@@ -29,10 +29,10 @@ class Controls:
         self.reducer = PlateauReducer(training.reduce_on_plateau) if training.reduce_on_plateau is not None else None
         self.best_weights: dict[str, np.ndarray] | None = None  # with restore_best: the best epoch's
 
-    def check_monitors(self, splits: tuple[str, ...], evaluated: bool) -> None:
-        """Refuse a monitor that names a key this run's history will not have."""
-        training = self.training
-        keys = history_keys(training.loss, list(training.metrics), splits if evaluated else ())
+    def check_monitors(self, splits: tuple[str, ...], evaluated: bool, outputs: list[tuple[str, list[str]]]) -> None:
+        """Refuse a monitor that names a key this run's history will not have; ``outputs``:
+        ``(prefix, metrics)`` per output (``archspec.objectives.output_keys``)."""
+        keys = history_keys(outputs, splits if evaluated else ())
         for name, watch in (("early_stopping", self.stopper), ("reduce_on_plateau", self.reducer)):
             if watch is not None and watch.monitor not in keys:
                 why = "" if evaluated else " (evaluate_every_epoch is off, so no split is evaluated)"

@@ -58,7 +58,7 @@ def locate(
     model,
     engine,
     replay: Callable[[int], None],
-    inputs_of: Callable[[int], np.ndarray],
+    inputs_of: Callable[[int], dict[str, np.ndarray]],
     dtype: str,
 ) -> str:
     """Why step ``step``'s loss is non-finite, in words.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def train_with_workers(spec, backend: str, workers: int, timeout: float, data, c
 
 def save_data(data, folder: Path) -> str:
     """User arrays for the workers, as an .npz (no pickles): ``split/x``, ``split/y`` and
-    the sample weights ``split/w``."""
+    the sample weights ``split/w``; arrays by input or output name as ``split/x/NAME``."""
     data, weights = take_weights(data)
     pairs = data if isinstance(data, dict) else {"train": data}
     arrays = {f"{split}/w": value for split, value in weights.items()}
@@ -69,17 +70,25 @@ def save_data(data, folder: Path) -> str:
             continue
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
             raise UsageError(f"expected data[{split!r}] to be a pair (x, y), received {type(pair).__name__}")
-        arrays[f"{split}/x"], arrays[f"{split}/y"] = np.asarray(pair[0]), np.asarray(pair[1])
+        for role, value in zip(("x", "y"), pair):
+            if isinstance(value, Mapping):
+                arrays.update({f"{split}/{role}/{name}": np.asarray(array) for name, array in value.items()})
+            else:
+                arrays[f"{split}/{role}"] = np.asarray(value)
     path = folder / "data.npz"
     np.savez(path, **arrays)  # type: ignore[arg-type]  # the names are split/x, split/y: no savez option
     return str(path)
 
 
-def load_data(path: str) -> dict[str, tuple[np.ndarray, ...]]:
-    """The arrays ``save_data`` wrote, by split: ``(x, y)``, or ``(x, y, sample_weight)``."""
+def load_data(path: str) -> dict[str, tuple]:
+    """The arrays ``save_data`` wrote, by split: ``(x, y)``, or ``(x, y, sample_weight)``
+    (``x`` and ``y`` dicts by name where they were given so)."""
     with np.load(path, allow_pickle=False) as arrays:
-        pairs: dict[str, dict[str, np.ndarray]] = {}
+        pairs: dict[str, dict] = {}
         for key in arrays.files:
-            split, part = key.split("/")
-            pairs.setdefault(split, {})[part] = arrays[key]
+            split, part, *name = key.split("/", 2)
+            if name:
+                pairs.setdefault(split, {}).setdefault(part, {})[name[0]] = arrays[key]
+            else:
+                pairs.setdefault(split, {})[part] = arrays[key]
     return {split: (parts["x"], parts["y"]) + ((parts["w"],) if "w" in parts else ()) for split, parts in pairs.items()}

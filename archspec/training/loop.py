@@ -197,7 +197,7 @@ class Loop:
             eval_start = time.perf_counter()
             for split in ("train", "validation", "test"):
                 pair = getattr(self.data.splits, split)
-                if pair is None or (split == "train" and not self.training.metrics):
+                if pair is None or (split == "train" and not self.evaluate.reports_training_split):
                     continue
                 for key, value in self.evaluate(pair, self.data.weights_of(split)).items():
                     # The training loss of an epoch is the mean of its step losses ("loss");
@@ -252,7 +252,7 @@ class Loop:
             self.model,
             self.engine,
             replay=lambda earlier: self._train_step(self._indices(earlier), earlier, keep=False),
-            inputs_of=lambda bad: self.data.x_train[self._indices(bad)],
+            inputs_of=lambda bad: self.data.inputs_of(self._indices(bad)),
             dtype=self.training.dtype,
         )
         return TrainingError(

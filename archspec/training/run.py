@@ -20,6 +20,7 @@ from archspec import backend as backend_registry
 from archspec.api import compile as compile_spec
 from archspec.api import load_with_graph
 from archspec.errors import UsageError
+from archspec.objectives import objectives, output_keys
 from archspec.training.checkpoints import Checkpoint, RunSettings, read_checkpoint
 from archspec.training.cluster import DEFAULT_TIMEOUT, NO_COMPILED_WORKERS, Cluster, cluster_from_environment
 from archspec.training.controls import Controls
@@ -170,7 +171,7 @@ def run_training(
         total_steps = min(total_steps, max_steps)
 
     controls = Controls(training)
-    controls.check_monitors(tuple(data.splits.as_dict()), evaluate_every_epoch)
+    controls.check_monitors(tuple(data.splits.as_dict()), evaluate_every_epoch, output_keys(graph, training))
     if checkpoint is not None:
         controls.load(checkpoint.state.progress.controls, checkpoint.best)
     logger = None
@@ -184,7 +185,7 @@ def run_training(
     keeper = Keeper(spec, backend, training.dtype, run_settings, data.fingerprint, out, writer)
     keeper.start(start.step if start else 0, model, engine, checkpoint)
     checkpoint = None  # its arrays are in the model now
-    evaluator = Evaluator(model, engine, training, graph.heads[0], data.splits.num_classes, cluster)
+    evaluator = Evaluator(model, engine, objectives(graph, training), data.splits.num_classes, cluster)
     loop = Loop(
         spec,
         engine,
@@ -250,7 +251,7 @@ def _build(
             device=training.device,
             weights=checkpoint.weights if checkpoint is not None else None,
         )
-        engine = module.Engine(model, x={data.input_name: data.x_train}, y=data.y_train, training=training, **options)
+        engine = module.Engine(model, x=data.x_train, y=data.y_train, training=training, **options)
     if checkpoint is not None:
         engine.load_optimizer_state(checkpoint.optimizer, checkpoint.state.progress.step)
     built = time.perf_counter()

@@ -128,7 +128,7 @@ class Engine(BaseEngine):
         super().__init__(model, x=x, y=y, training=training, sample_weight=sample_weight, gradient_norms=gradient_norms)
         with tf.device(model.device):
             self.x = {name: tf.constant(array) for name, array in self.inputs.items()}
-            self.y = tf.constant(self.targets)
+            self.y = {name: tf.constant(target) for name, target in self.targets.items()}
             self.w = None if self.sample_weight is None else tf.constant(self.sample_weight)
 
         self.groups = model.trainable_arrays()  # [(variable, [slot, ...])]
@@ -158,9 +158,20 @@ class Engine(BaseEngine):
         self._accumulate = tf.function(self._accumulate_part, input_signature=[indices, step, offset, fraction])
         self._apply = tf.function(self._apply_accumulated, input_signature=[step, rate])
 
-    def _loss(self, inputs: dict[str, tf.Tensor], target: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
-        logits = self.model.logits_model(inputs, training=True)
-        loss = batch_loss(self.loss, logits, target, self.from_logits, weights)
+    def _loss(
+        self, inputs: dict[str, tf.Tensor], targets: dict[str, tf.Tensor], weights: tf.Tensor | None
+    ) -> tf.Tensor:
+        """``sum_o weight_o * loss_o`` over the outputs (in the spec's order), plus the penalties."""
+        logits = self.model.heads_model(inputs, training=True)
+        if not isinstance(logits, (list, tuple)):  # Keras returns a bare tensor for a one-element list
+            logits = [logits]
+        loss = None
+        for objective, output in zip(self.objectives, logits):
+            head = objective.head
+            term = batch_loss(objective.loss, output, targets[objective.output], head.from_logits, weights)
+            if objective.weight != 1.0:
+                term = term * tf.cast(objective.weight, term.dtype)
+            loss = term if loss is None else loss + term
         for slot, variable, l1, l2 in self.penalty_slots:
             weight = slot.view(tf.convert_to_tensor(variable))
             if l1:
@@ -174,7 +185,8 @@ class Engine(BaseEngine):
         inputs = {name: tf.gather(tensor, indices) for name, tensor in self.x.items()}
         weights = None if self.w is None else tf.gather(self.w, indices)
         with tf.GradientTape() as tape:
-            loss = self._loss(inputs, tf.gather(self.y, indices), weights)
+            targets = {name: tf.gather(target, indices) for name, target in self.y.items()}
+            loss = self._loss(inputs, targets, weights)
             scaled = loss * tf.cast(fraction, loss.dtype)
         grads = tape.gradient(scaled, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # Embedding gradients come as IndexedSlices; the update rules are dense, as torch's are.

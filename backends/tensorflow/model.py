@@ -163,6 +163,8 @@ class TensorFlowModel(CompiledModel):
         self._forward_names = list(dict.fromkeys([*outputs, *(head.logits for head in graph.heads)]))
         self._forward_model = keras.Model(inputs, [tensors[name] for name in self._forward_names])
         self.logits_model = keras.Model(inputs, tensors[graph.heads[0].logits]) if graph.heads else None
+        # Every head's logits, in the order of graph.heads (what a step's loss reads).
+        self.heads_model = keras.Model(inputs, [tensors[head.logits] for head in graph.heads]) if graph.heads else None
 
     @property
     def native(self) -> keras.Model:
@@ -178,10 +180,10 @@ class TensorFlowModel(CompiledModel):
 
     def _tensor_name(self, key: str) -> str:
         """A key of forward()/gradients() (an output id, or the head's logits tensor name) -> that tensor."""
-        if self.graph.heads and key == self.graph.heads[0].logits:
+        if any(key == head.logits for head in self.graph.heads):
             return key
         if key not in self.graph.outputs:
-            expected = [*self.graph.outputs, *([self.graph.heads[0].logits] if self.graph.heads else [])]
+            expected = self._forward_names
             raise UsageError(f"expected a key among {expected}, received {key!r}")
         return key
 
@@ -213,15 +215,11 @@ class TensorFlowModel(CompiledModel):
         return tensors, dict(zip(self._forward_names, values))
 
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
-        """Outputs by id, plus the head's logits under their tensor name (``graph.heads[0].logits``,
+        """Outputs by id, plus every head's logits under their tensor name (``head.logits``,
         e.g. ``"dense_2:pre"``); training mode uses batch statistics (and updates the moving
         ones) and the dropout masks of ``step``."""
         _, values = self._run(inputs, training, step)
-        result = {name: values[name].numpy() for name in self.graph.outputs}
-        if self.graph.heads:
-            logits = self.graph.heads[0].logits
-            result[logits] = values[logits].numpy()
-        return result
+        return {name: values[name].numpy() for name in self._forward_names}
 
     def gradients(self, inputs: Inputs, cotangents: Mapping[str, np.ndarray], *, training: bool = False, step: int = 0):
         """Gradients of ``sum_k sum(tensor_k * cotangents[k])``: (canonical name -> gradient

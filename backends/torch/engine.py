@@ -112,7 +112,7 @@ class Engine(BaseEngine):
         super().__init__(model, x=x, y=y, training=training, sample_weight=sample_weight, gradient_norms=gradient_norms)
         self.module = model.native
         self.x = model.input_tensors(self.inputs)
-        self.y = torch.as_tensor(self.targets).to(device=model.device)
+        self.y = {name: torch.as_tensor(target).to(device=model.device) for name, target in self.targets.items()}
         self.w = None if self.sample_weight is None else torch.as_tensor(self.sample_weight).to(device=model.device)
         self.last_gradient_norm: torch.Tensor | None = None
         self.trainable_parameters = model.trainable_slots()
@@ -140,10 +140,18 @@ class Engine(BaseEngine):
         self._loss = self._forward_loss
 
     def _forward_loss(
-        self, inputs: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None = None
+        self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: torch.Tensor | None = None
     ) -> torch.Tensor:
-        logits = self.module.tensors(inputs, (self.head.logits,))[self.head.logits]
-        loss = batch_loss(self.loss, logits, target, self.from_logits, weights)
+        """``sum_o weight_o * loss_o`` over the outputs (in the spec's order), plus the penalties."""
+        logits = self.module.tensors(inputs, tuple(objective.head.logits for objective in self.objectives))
+        loss: torch.Tensor | None = None
+        for objective in self.objectives:
+            head = objective.head
+            term = batch_loss(objective.loss, logits[head.logits], targets[objective.output], head.from_logits, weights)
+            if objective.weight != 1.0:
+                term = term * objective.weight
+            loss = term if loss is None else loss + term
+        assert loss is not None, "a model has at least one output"
         for tensor, l1, l2 in self.penalty_tensors:
             if l1:
                 loss = loss + l1 * tensor.abs().sum()
@@ -170,7 +178,8 @@ class Engine(BaseEngine):
             self.module.set_step(step, eager=not self.compiled, offset=offset)
             inputs = {name: tensor.index_select(0, index) for name, tensor in self.x.items()}
             weights = None if self.w is None else self.w.index_select(0, index)
-            loss = self._loss(inputs, self.y.index_select(0, index), weights)
+            targets = {name: target.index_select(0, index) for name, target in self.y.items()}
+            loss = self._loss(inputs, targets, weights)
             # Gradients add up in .grad over the parts. With workers DDP averages them, so
             # world_size * share makes the average the gradient of the global batch's mean loss.
             scale = fraction * self.world_size
@@ -239,9 +248,9 @@ class _Objective(torch.nn.Module):
         self._engine = [engine]  # a list: not a submodule, not a reference cycle in the module tree
 
     def forward(
-        self, inputs: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None = None
+        self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self._engine[0]._forward_loss(inputs, target, weights)
+        return self._engine[0]._forward_loss(inputs, targets, weights)
 
 
 def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:

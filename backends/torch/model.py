@@ -256,8 +256,8 @@ class TorchModel(CompiledModel):
         return {name: torch.from_numpy(np.ascontiguousarray(array)).to(self.device) for name, array in arrays.items()}
 
     def tensor_names(self) -> list[str]:
-        """Names ``forward`` reports and ``gradients`` accepts: the outputs, then the head's logits tensor."""
-        return list(dict.fromkeys([*self.graph.outputs, *(head.logits for head in self.graph.heads[:1])]))
+        """Names ``forward`` reports and ``gradients`` accepts: the outputs, then every head's logits tensor."""
+        return list(dict.fromkeys([*self.graph.outputs, *(head.logits for head in self.graph.heads)]))
 
     def _set_mode(self, training: bool, step: int) -> None:
         self._module.train(training)
@@ -282,7 +282,7 @@ class TorchModel(CompiledModel):
         return results[self.graph.outputs[0]] if len(results) == 1 else results
 
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
-        """Outputs by id, plus the head's logits under their tensor name (``graph.heads[0].logits``).
+        """Outputs by id, plus every head's logits under their tensor name (``head.logits``).
 
         Training mode uses the dropout masks of ``step`` and updates batch-norm statistics.
         """

@@ -230,8 +230,9 @@ def test_configs_match_graph_shapes_counts_weights_and_the_reference(backend, co
         assert value.dtype == np.float64 and np.array_equal(value, initial[name]), name
     expected = reference_forward(graph, weights, x, training=True, step=2)
     ours = model.forward(x, training=True, step=2)
-    np.testing.assert_allclose(ours[graph.heads[0].logits], expected.logits, rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(ours[graph.outputs[0]], expected.outputs[graph.outputs[0]], rtol=1e-11, atol=1e-13)
+    for head in graph.heads:  # every output and every head's logits (mnist_two_heads has two)
+        np.testing.assert_allclose(ours[head.logits], expected.tensors[head.logits], rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(ours[head.output], expected.outputs[head.output], rtol=1e-11, atol=1e-13)
 
     changed = random_weights(graph)
     model.set_weights(changed)
@@ -240,11 +241,15 @@ def test_configs_match_graph_shapes_counts_weights_and_the_reference(backend, co
     for training in (False, True):
         reference = reference_forward(graph, changed, x, training=training, step=2)
         result = model.forward(x, training=training, step=2)
-        np.testing.assert_allclose(result[graph.heads[0].logits], reference.logits, rtol=1e-12, atol=1e-12)
+        for head in graph.heads:
+            np.testing.assert_allclose(result[head.logits], reference.tensors[head.logits], rtol=1e-12, atol=1e-12)
         model.set_weights(changed)  # undo the moving-statistics update
-    (output,) = graph.outputs
     predicted = model.predict(x, batch_size=2)
-    np.testing.assert_allclose(predicted, reference_forward(graph, changed, x).outputs[output], rtol=1e-12, atol=1e-12)
+    expected_outputs = reference_forward(graph, changed, x).outputs
+    if len(graph.outputs) == 1:
+        predicted = {graph.outputs[0]: predicted}
+    for output in graph.outputs:
+        np.testing.assert_allclose(predicted[output], expected_outputs[output], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("zoo", ZOOS)

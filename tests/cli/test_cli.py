@@ -17,7 +17,7 @@ def run(*args, cwd=None):
 
 def test_validate_every_config(configs_dir, capsys):
     paths = sorted(str(p) for p in configs_dir.glob("*.yaml"))
-    assert len(paths) == 18
+    assert len(paths) == 19
     assert main(["validate", *paths]) == 0
     out = capsys.readouterr().out
     assert out.count(": ok (") == len(paths)

@@ -50,7 +50,7 @@ def test_binary_config():
 
 def test_options_per_dataset():
     assert DATASET_NAMES == ("binary", "mnist", "regression", "sequences")
-    assert dataset_options("mnist") == ("view", "normalization", "validation_split")
+    assert dataset_options("mnist") == ("view", "normalization", "validation_split", "inputs", "targets", "seed")
     assert dataset_options("regression") == (
         "n_samples",
         "n_features",
@@ -74,7 +74,7 @@ def test_options_per_dataset():
         ),
         (
             {"dataset": "mnist", "shuffle": True},
-            "expected keys of dataset 'mnist' among view, normalization, validation_split, received 'shuffle'",
+            "expected keys of dataset 'mnist' among view, normalization, validation_split, inputs, targets, seed, received 'shuffle'",
         ),
         (
             {"dataset": "regression", "n_samples": "many"},

@@ -47,9 +47,9 @@ def compare_forward(graph, weights, models, dtype, batch, training):
             assert error <= tolerance, (
                 f"{graph.spec.name} [{name}, {dtype}, training={training}] output '{output_id}': error {error:.3g} > {tolerance}"
             )
-        if graph.heads and graph.spec.training is not None:
-            error = scaled_error(outputs[graph.heads[0].logits], reference.logits)
-            assert error <= tolerance, f"{graph.spec.name} [{name}] logits: error {error:.3g}"
+        for head in graph.heads if graph.spec.training is not None else ():
+            error = scaled_error(outputs[head.logits], reference.tensors[head.logits])
+            assert error <= tolerance, f"{graph.spec.name} [{name}] logits of '{head.output}': error {error:.3g}"
         if training:
             updated = model.get_weights()
             for key, value in reference.updated_weights.items():

@@ -139,3 +139,52 @@ def test_every_optimizer_with_l2_and_dropout_float64(optimizer):
     spec = spec.model_copy(update={"training": training})
     results = run_both(spec, data=mnist("flat"), dtype="float64", max_steps=STEPS, epochs=10)
     assert_same_trajectory(f"mlp-l2-dropout/{optimizer}", results)
+
+
+def test_two_inputs_two_outputs_config_float64():
+    """mnist_two_heads (the digit and a noisy copy -> digit and "is even"): the weighted sum of
+    the two losses follows the same trajectory on both backends, and its first step is the
+    numpy reference's weighted sum (dropout masks of step 0 included)."""
+    from archspec.data.splits import take
+    from archspec.graph import resolve
+    from archspec.reference.forward import reference_forward
+    from archspec.reference.losses import total_loss
+    from archspec.training.order import step_indices
+
+    spec = with_training(archspec.load(CONFIGS / "mnist_two_heads.yaml"), batch_size=64)
+    splits = load_dataset(spec.data.model_dump(mode="json"), data_dir=mnist_dir(), seed=spec.training.seed)
+    (x, y), (x_test, y_test) = splits.train, splits.test
+    data = {
+        "train": (take(x, slice(0, SUBSET)), take(y, slice(0, SUBSET))),
+        "test": (take(x_test, slice(0, 500)), take(y_test, slice(0, 500))),
+    }
+    results = run_both(spec, data=data, dtype="float64", max_steps=STEPS, epochs=10)
+    assert_same_trajectory("mnist_two_heads", results)
+    assert set(results["torch"].final["test"]) == {
+        "loss",
+        "digit_loss",
+        "digit_accuracy",
+        "even_loss",
+        "even_accuracy",
+        "even_auc",
+    }
+
+    graph = resolve(spec)
+    initial = archspec.compile(spec, backend="torch", dtype="float64").get_weights()
+    first = step_indices(0, spec.training.seed, SUBSET, spec.training.batch_size, spec.training.shuffle)
+    tensors = reference_forward(graph, initial, take(data["train"][0], first), training=True, step=0).tensors
+    train_y = data["train"][1]
+    parts = [
+        (
+            spec.training.loss_of(h.output),
+            tensors[h.logits],
+            train_y[h.output][first],
+            h.from_logits,
+            spec.training.loss_weight_of(h.output),
+        )
+        for h in graph.heads
+    ]
+    expected = total_loss(parts)
+    for backend, result in results.items():
+        relative = abs(result.step_losses[0] - expected) / expected
+        assert relative <= 1e-12, f"{backend}: first step loss {result.step_losses[0]!r} vs reference {expected!r}"

@@ -18,8 +18,9 @@ REFERENCE = "archspec.reference"
 # Packages as installed (pyproject's package-dir): the folder ``backends/`` is ``archspec.backends``.
 SOURCES = {"archspec": ROOT / "archspec", "archspec.backends": ROOT / "backends"}
 # The divergence locator replays a bad step through the reference; a port's proof compares the
-# original's layer outputs with it to name the first layer that differs.
-ALLOWED = {"archspec.training.divergence", "archspec.porting.proof"}
+# original's layer outputs with it to name the first layer that differs; an export's verification holds
+# the exported file to it.
+ALLOWED = {"archspec.training.divergence", "archspec.porting.proof", "archspec.exporting.verification"}
 
 
 def module_name(package: str, folder: Path, path: Path) -> str:

@@ -97,7 +97,8 @@ class NumericField:
     trail: tuple[Step, ...]
     kind: type  # int or float
     in_list: bool  # a list of numbers (or a number or a list, as kernel sizes are)
-    in_dict: bool = False  # the values of a mapping from integers (class weights)
+    in_dict: bool = False  # the values of a mapping (class weights, loss weights)
+    text_keys: bool = False  # the mapping's keys are names (loss weights by output), not integers
 
     @property
     def dotted(self) -> str:
@@ -131,7 +132,8 @@ def _numeric_fields() -> list[NumericField]:
                         if _is_model(inner):
                             walk(inner, (*trail, (name, key, inner)))
                         elif inner in (int, float):
-                            field = NumericField(model, name, trail, inner, True, origin is dict)
+                            text_keys = origin is dict and typing.get_args(member)[0] is str
+                            field = NumericField(model, name, trail, inner, True, origin is dict, text_keys)
                             found.setdefault((model, name, True), field)
                 elif member in (int, float):
                     found.setdefault((model, name, False), NumericField(model, name, trail, member, False))
@@ -163,7 +165,7 @@ def _document(target: NumericField, value: Any) -> dict[str, Any]:
     good = good_value(target)
     holder[target.field] = [good, value] if target.in_list else value  # two: a pair is a list of two
     if target.in_dict:
-        holder[target.field] = {0: good, 1: value}
+        holder[target.field] = {"a": good, "b": value} if target.text_keys else {0: good, 1: value}
     if target.model.__name__ == "PiecewiseSchedule" and target.field == "boundaries":
         holder["boundaries"] = [0, value]  # increasing with the good value 1
         holder["values"] = [0.5, 0.25, 0.125]  # one more than the two boundaries
@@ -222,7 +224,8 @@ def test_numeric_field_refuses(target: NumericField, value: Any):
     assert len(problems) == 1, str(caught.value)  # one mistake, one message (not one per union member)
     (problem,) = problems
     assert problem.line is not None and problem.column is not None, str(problem)
-    named = (f"{target.dotted}: expected ", f"{target.dotted}[1]: expected ")  # the field, or its bad element
+    # the field, or its bad element (by index, or by name in a mapping with text keys)
+    named = (f"{target.dotted}: expected ", f"{target.dotted}[1]: expected ", f"{target.dotted}.b: expected ")
     assert problem.message.startswith(named), str(problem)
     assert shown in problem.message.split(", received ", 1)[1], str(problem)
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from archspec.data.files.common import (
+    FileSplits,
     Target,
     existing_file,
     file_sha256,
@@ -110,3 +111,65 @@ def npz_features(preprocessing: dict[str, Any], path: str | Path) -> tuple[np.nd
     if preprocessing["dtype"] is None:
         x = normalize(x, preprocessing["normalization"])
     return x, list(range(len(x)))
+
+
+def load_npz_named(config: NpzData, losses: dict[str, str], seed: int) -> FileSplits:
+    """Splits of ``.npz`` arrays for a model with several inputs or outputs: every split's ``x``
+    and ``y`` are dicts by the spec's input and output names (``losses``: output -> its loss).
+    Each float input (or every input, with a normalization) is normalised on its own, fitted on
+    the training split; class labels are checked against each output by the trainer."""
+    files = config.files()
+    names = [*config.inputs.values(), *config.targets.values()]
+
+    def read(path: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        arrays = read_arrays(path, list(dict.fromkeys(names)))
+        lengths = {name: len(array) if array.ndim else 0 for name, array in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            listed = ", ".join(f"{name!r} has {count}" for name, count in lengths.items())
+            raise DataError(f"{path}: expected arrays with the same number of samples, received {listed}")
+        x = {name: arrays[array] for name, array in config.inputs.items()}
+        y = {}
+        for output, array in config.targets.items():
+            target = arrays[array]
+            y[output] = (
+                target.reshape(-1, 1) if losses[output] == "binary_crossentropy" and target.ndim == 1 else target
+            )
+        return x, y
+
+    if "path" in files:
+        x, y = read(files["path"])
+        count = len(next(iter(x.values())))
+        parts = fraction_indices(
+            count, config.validation_split, config.test_split, seed, in_order=False, where=files["path"]
+        )
+        pairs = {
+            split: ({k: v[part] for k, v in x.items()}, {k: v[part] for k, v in y.items()})
+            for split, part in zip(("train", "validation", "test"), parts, strict=True)
+            if part is not None
+        }
+    else:
+        pairs = {split: read(files[split]) for split in ("train", "validation", "test") if split in files}
+    inputs: dict[str, Any] = {}
+    for name, array in config.inputs.items():
+        train = pairs["train"][0][name]
+        fitted = None
+        if train.dtype.kind == "f" or config.normalization != "none":
+            fitted = fit_normalization(train, config.normalization)
+            for x, _ in pairs.values():
+                x[name] = normalize(x[name], fitted)
+        inputs[name] = {"array": array, "normalization": fitted, "dtype": None if fitted else str(train.dtype)}
+    preprocessing: dict[str, Any] = {
+        "format": "npz",
+        "inputs": inputs,
+        "targets": dict(config.targets),
+        "files": [{"path": path, "sha256": file_sha256([Path(path)])} for path in files.values()],
+    }
+    return FileSplits(
+        train=pairs["train"],
+        validation=pairs.get("validation"),
+        test=pairs.get("test"),
+        num_classes=None,
+        preprocessing=preprocessing,
+        class_names=None,
+        named=pairs,
+    )
