@@ -12,7 +12,7 @@ import importlib.util
 import keyword
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +25,7 @@ from archspec.weights import atomic_write_bytes, serialize_safetensors
 
 if TYPE_CHECKING:  # annotations only
     from archspec.exporting import ExportMetadata
-    from archspec.graph import ModelGraph
+    from archspec.graph import Head, ModelGraph
 
 LINE = 120  # the project's ruff line length
 INDENT = "    "
@@ -170,6 +170,31 @@ def constant_lines(metadata: ExportMetadata, seed: int) -> list[str]:
         'WEIGHTS_FILE = Path(__file__).with_suffix(".safetensors")',
     ]
     return lines
+
+
+def loss_blocks(graph: ModelGraph, one_loss: Callable[[str, str, Head], list[str]]) -> list[list[str]]:
+    """The file's ``loss_function``: ``one_loss(function name, loss name, head)`` writes one output's;
+    with several outputs, one function per output with a loss and a ``loss_function(outputs,
+    targets)`` summing them with the spec's loss weights (docs/semantics.md, "Several outputs")."""
+    training = graph.spec.training
+    if training is None or not graph.heads:
+        return []
+    if len(graph.heads) == 1:
+        return [one_loss("loss_function", training.loss_of(graph.heads[0].output), graph.heads[0])]
+    taken: set[str] = set()
+    functions, terms = [], []
+    for index, head in enumerate(graph.heads):
+        if not training.names_loss(head.output):
+            continue
+        name = python_name(f"{head.output}_loss", taken)
+        functions.append(one_loss(name, training.loss_of(head.output), head))
+        terms.append(f"{training.loss_weight_of(head.output)!r} * {name}(outputs[{index}], targets[{index}])")
+    combined = [
+        "def loss_function(outputs, targets):",
+        f'{INDENT}"""The step loss: the sum over the outputs of loss weight * loss (outputs, targets in OUTPUTS order)."""',
+        f"{INDENT}return {' + '.join(terms)}",
+    ]
+    return [*functions, combined]
 
 
 def blocks(*parts: Iterable[str]) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archspec.errors import lookup
-from archspec.graph import ModelGraph, Node
+from archspec.graph import Head, ModelGraph, Node
 
 from . import _keras_helpers
 from ._keras_layers import EMITTERS, KerasContext, activation_layer
@@ -24,6 +24,7 @@ from ._writer import (
     docstring_lines,
     import_file,
     literal,
+    loss_blocks,
     weights_path,
     write_files,
 )
@@ -151,18 +152,14 @@ _LOSSES = {
 }
 
 
-def _loss_lines(graph: ModelGraph) -> list[str]:
-    """``loss_function(output, target)``: the spec's loss as archspec computes it (from logits)."""
-    training = graph.spec.training
-    if training is None or not graph.heads:
-        return []
-    head = graph.heads[0]
-    formula = _LOSSES[training.loss][0 if head.from_logits else 1]
+def _loss_lines(function: str, loss: str, head: Head) -> list[str]:
+    """``function(output, target)``: the spec's loss as archspec computes it (from logits)."""
+    formula = _LOSSES[loss][0 if head.from_logits else 1]
     lines = [
-        "def loss_function(output, target):",
-        f'{INDENT}"""The spec\'s loss ({training.loss}), the mean over the batch, as archspec computes it.',
+        f"def {function}(output, target):",
+        f'{INDENT}"""The spec\'s loss ({loss}) of {head.output}, the mean over the batch, as archspec computes it.',
     ]
-    if head.from_logits and training.loss != "mse" and training.loss != "mae":
+    if head.from_logits and loss != "mse" and loss != "mae":
         lines += [
             "",
             f"{INDENT}archspec computes cross-entropy from logits: pass the outputs of build_model(return_logits=True),",
@@ -177,11 +174,11 @@ def _loss_lines(graph: ModelGraph) -> list[str]:
             f"{INDENT * 2}return keras.ops.log(keras.ops.clip(p, 1e-7, 1 - 1e-7))",
             "",
         ]
-    if training.loss != "sparse_categorical_crossentropy":
+    if loss != "sparse_categorical_crossentropy":
         lines.append(f"{INDENT}target = keras.ops.reshape(target, keras.ops.shape(output))")
     if "labels" in formula:
         lines.append(f'{INDENT}labels = keras.ops.cast(keras.ops.reshape(target, (-1, 1)), "int32")')
-    if training.loss == "binary_crossentropy":
+    if loss == "binary_crossentropy":
         lines.append(f"{INDENT}y = keras.ops.cast(target, output.dtype)")
         if not head.from_logits:
             lines.append(f"{INDENT}p = keras.ops.clip(output, 1e-7, 1 - 1e-7)")
@@ -238,7 +235,7 @@ def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: Exp
         for name in _keras_helpers.HELPER_ORDER
         if name in body.context.helpers
     ]
-    body_text = blocks(*helpers, body.function_lines(), _loss_lines(graph), LOADER, PREDICT)
+    body_text = blocks(*helpers, body.function_lines(), *loss_blocks(graph, _loss_lines), LOADER, PREDICT)
     header = [
         *docstring_lines(metadata, graph, "Keras"),
         "",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archspec.errors import lookup
-from archspec.graph import ModelGraph, Node
+from archspec.graph import Head, ModelGraph, Node
 from archspec.spec.training import CROSS_ENTROPY_LOSSES
 
 from . import _torch_helpers
@@ -23,6 +23,7 @@ from ._writer import (
     constant_lines,
     docstring_lines,
     import_file,
+    loss_blocks,
     python_name,
     weights_path,
     write_files,
@@ -64,17 +65,13 @@ _LOSSES = {
 }
 
 
-def _loss_lines(graph: ModelGraph) -> list[str]:
-    training = graph.spec.training
-    if training is None or not graph.heads:
-        return []
-    head = graph.heads[0]
-    formula = _LOSSES[training.loss][0 if head.from_logits else 1]
+def _loss_lines(function: str, loss: str, head: Head) -> list[str]:
+    formula = _LOSSES[loss][0 if head.from_logits else 1]
     lines = [
-        "def loss_function(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:",
-        f'{INDENT}"""The spec\'s loss ({training.loss}), the mean over the batch, as archspec computes it.',
+        f"def {function}(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:",
+        f'{INDENT}"""The spec\'s loss ({loss}) of {head.output}, the mean over the batch, as archspec computes it.',
     ]
-    if head.from_logits and training.loss in CROSS_ENTROPY_LOSSES:
+    if head.from_logits and loss in CROSS_ENTROPY_LOSSES:
         lines += [
             "",
             f"{INDENT}archspec computes cross-entropy from logits: pass forward(..., return_logits=True), the",
@@ -282,7 +279,7 @@ def generate(graph: ModelGraph, weights: Mapping[str, np.ndarray], metadata: Exp
         f"{INDENT}return {{name: value.numpy() for name, value in zip(OUTPUTS, values)}}",
     ]
     constants = constant_lines(metadata, seed)
-    body_text = blocks(*helpers, model, _loss_lines(graph), loader, predict)
+    body_text = blocks(*helpers, model, *loss_blocks(graph, _loss_lines), loader, predict)
     header = [*docstring_lines(metadata, graph, "PyTorch"), "", *_imports(body_text), "", *constants]
     text = blocks(header) + "\n\n" + body_text
     return text, body.context.state
