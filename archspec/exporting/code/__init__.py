@@ -11,4 +11,7 @@ from archspec.exporting.code._writer import weights_path
 from archspec.exporting.code.keras_code import KerasCode
 from archspec.exporting.code.torch_code import TorchCode
 
-__all__ = ["KerasCode", "TorchCode", "weights_path"]
+FORMATS = {"torch_code": TorchCode(), "keras_code": KerasCode()}
+"""The two formats' objects, by name (``archspec.exporting.formats.FormatEntry`` reads this mapping)."""
+
+__all__ = ["FORMATS", "KerasCode", "TorchCode", "weights_path"]
