@@ -262,6 +262,10 @@ class KerasCode:
         text, arrays = generate(graph_of(spec), weights, metadata)
         write_files(out, text, {k: np.ascontiguousarray(a, dtype=dtype) for k, a in arrays.items()}, metadata)
 
+    def companions(self, out: Path) -> list[Path]:
+        """The weights file written beside ``out`` (moved and removed with it by the exporter)."""
+        return [weights_path(Path(out))]
+
     def load(self, out: Path, dtype: str) -> Runner:
         """The generated file's own ``load_model`` and ``predict``."""
         module = import_file(Path(out))

@@ -302,6 +302,10 @@ class TorchCode:
         arrays = {name: np.ascontiguousarray(array, dtype=dtype) for name, array in state.items()}
         write_files(out, text, arrays, metadata)
 
+    def companions(self, out: Path) -> list[Path]:
+        """The weights file written beside ``out`` (moved and removed with it by the exporter)."""
+        return [weights_path(Path(out))]
+
     def load(self, out: Path, dtype: str) -> Runner:
         """The generated file's own ``load_model`` and ``predict`` (torch is the file's import, not archspec's)."""
         module = import_file(Path(out))
