@@ -162,3 +162,13 @@ def file_target(spec) -> Target:
     graph = resolve(spec)
     output = graph.outputs[0]
     return Target(next(iter(spec.inputs)), output, math.prod(graph.output_shape(output)), spec.training.loss_of(output))
+
+
+def file_targets(spec) -> dict[str, Target]:
+    """``file_target`` of every output of the spec, by output name."""
+    graph = resolve(spec)
+    first_input = next(iter(spec.inputs))
+    return {
+        output: Target(first_input, output, math.prod(graph.output_shape(output)), spec.training.loss_of(output))
+        for output in graph.outputs
+    }

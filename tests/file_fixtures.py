@@ -79,3 +79,20 @@ def config_with_data(name: str, folder: Path) -> Path:
     elif name == "sine_series":
         write_series_csv(folder / "sine_series.csv", sine_series())
     return folder / f"{name}.yaml"
+
+
+def write_two_heads_csv(path: Path, rows: int = 96, seed: int = 0) -> Path:
+    """A table for a model with two inputs and two outputs: numeric ``x1, x2, x3``, a text
+    ``colour`` and a numeric ``size``; the class ``kind`` (ant, bee, cat) and the value ``score``."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3)) * [1.0, 2.0, 0.5] + [0.0, 1.0, -3.0]
+    colours = rng.choice(["blue", "green", "red"], size=rows)
+    size = rng.uniform(1, 5, size=rows)
+    kind = np.argmax(np.stack([x[:, 0], x[:, 1] / 2 - 0.5, (colours == "red") * 1.0], axis=1), axis=1)
+    score = 2 * x[:, 0] - x[:, 2] + 0.5 * size + 0.1 * rng.normal(size=rows)
+    lines = ["x1,x2,x3,colour,size,kind,score"]
+    for k in range(rows):
+        cells = [*(repr(float(v)) for v in x[k]), str(colours[k]), repr(float(size[k]))]
+        lines.append(",".join([*cells, ("ant", "bee", "cat")[kind[k]], repr(float(score[k]))]))
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -92,3 +92,6 @@ class Format(Protocol):
     def load(self, out: Path, dtype: str) -> Runner:
         """Load the artifact written at ``out`` in its own runtime."""
         ...
+
+    # Optional: ``companions(out) -> list[Path]``, files a format writes beside ``out`` (a code
+    # export's weights); the exporter moves them into place with ``out`` and removes them with it.

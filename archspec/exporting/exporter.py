@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +85,11 @@ def export(
     fmt = entry.load()
     # Beside out (so the move is a rename), hidden, with out's suffix (torch.export.load wants .pt2).
     partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    # Files a format writes beside its file (a code export's weights), moved and removed with it.
+    companions: Callable[[Path], list[Path]] = getattr(fmt, "companions", lambda path: [])
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove(partial)
+    for path in (partial, *companions(partial)):
+        _remove(path)
     try:
         try:
             fmt.write(graph.spec, canonical, partial, dtype, metadata)
@@ -99,10 +102,12 @@ def export(
             inputs, source = verification_inputs(graph, dtype, samples, data_dir)
             expected = expected_outputs(graph, canonical, inputs, dtype)
             verification = _verify(entry, fmt, partial, graph, inputs, expected, dtype, source, out)
-        _remove(out)
-        os.replace(partial, out)
+        for written, final in zip((partial, *companions(partial)), (out, *companions(out))):
+            _remove(final)
+            os.replace(written, final)
     finally:
-        _remove(partial)
+        for path in (partial, *companions(partial)):
+            _remove(path)
     return ExportResult(out, entry.name, entry.runtime, backend, dtype, metadata, verification)
 
 

@@ -73,6 +73,26 @@ FORMATS: dict[str, FormatEntry] = {
             "litert",
             LITERT_BOUNDS,
         ),
+        # Readable code (archspec/exporting/code/): the file and its weights beside it, run by
+        # importing the file; the same bounds as the other formats of their framework.
+        FormatEntry(
+            "torch_code",
+            "torch",
+            "torch (generated nn.Module)",
+            ".py",
+            "archspec.exporting.code",
+            "torch_code",
+            EXACT_BOUNDS,
+        ),
+        FormatEntry(
+            "keras_code",
+            "tensorflow",
+            "keras (generated functional model)",
+            ".py",
+            "archspec.exporting.code",
+            "keras_code",
+            EXACT_BOUNDS,
+        ),
     )
 }
 

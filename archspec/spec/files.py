@@ -64,10 +64,11 @@ class NpzData(_Files):
 class CsvData(_Files):
     """A CSV table with a header row, or a time series (with ``window``).
 
-    Table: ``features`` (columns, or ``{INPUT: [columns]}``; default: every column but the
-    target) and ``target`` (a column, or ``{OUTPUT: column}``). Numeric columns are read as float, text feature columns one-hot
-    encoded, text targets (and every target of a classification loss) mapped to class ids in
-    sorted order; categories are taken from the training split.
+    Table: ``features`` (columns for the model's one input, or ``{INPUT: [columns]}`` for every
+    input; default: every column but the targets) and ``target`` (a column for its one output,
+    or ``{OUTPUT: column}`` for every output). Numeric columns are read as float, text feature
+    columns one-hot encoded; the target of a classification loss is mapped to class ids in
+    sorted order, any other target read as numbers. Categories are taken from the training split.
 
     Time series: ``columns`` (or ``features``: the inputs of every step), ``window`` steps in, the value of
     ``target`` (a column or columns; default: ``columns``) ``horizon`` steps after the window's
@@ -136,7 +137,8 @@ def with_paths_from(data: FileData, folder: Path) -> FileData:
 def file_data_problems(
     data: FileData, inputs: list[str], outputs: list[str]
 ) -> list[tuple[tuple[str | int, ...], str]]:
-    """Names in ``data`` that are not the spec's inputs or outputs, and what files cannot feed yet."""
+    """Names in ``data`` that are not the spec's inputs or outputs, inputs or outputs it leaves
+    unfed, and what a format cannot feed (several inputs or outputs: npz and csv tables only)."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
 
     def check(names, known: list[str], key: str, what: str) -> None:
@@ -159,17 +161,79 @@ def file_data_problems(
                     (("data", key), f"expected an array for every model {what}, received none for {listed}")
                 )
         return problems
-    if len(inputs) != 1 or len(outputs) != 1:
+    several = len(inputs) > 1 or len(outputs) > 1
+    if isinstance(data, CsvData) and not data.is_series:
+        problems.extend(_table_problems(data, inputs, outputs, check))
+        return problems
+    if several:
+        what = "a time series (window)" if isinstance(data, CsvData) else f"{data.format} data"
         problems.append(
             (
                 ("data",),
-                f"{data.format} data files feed one input and one output; this spec has several (npz files may feed several)",
+                f"{what} feeds one input and one output; this spec has several (csv tables and npz files may feed several)",
             )
         )
-        return problems
-    if isinstance(data, CsvData):
-        if isinstance(data.features, dict):
-            check(data.features, inputs, "features", "model input")
-        if isinstance(data.target, dict):
-            check(data.target, outputs, "target", "model output")
+    return problems
+
+
+def _table_problems(
+    data: CsvData, inputs: list[str], outputs: list[str], check
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A CSV table's mapping against the spec: every input and output fed, by known names, and
+    no column used where it makes no sense (twice for one input, or as a feature and a target)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    features, target = data.features, data.target
+    if isinstance(features, dict):
+        check(features, inputs, "features", "model input")
+    if isinstance(target, dict):
+        check(target, outputs, "target", "model output")
+    if isinstance(features, dict):
+        missing = [name for name in inputs if name not in features]
+        if missing:
+            listed = ", ".join(map(repr, missing))
+            problems.append(
+                (("data", "features"), f"expected columns for every model input, received none for {listed}")
+            )
+    elif len(inputs) > 1:
+        received = "none" if features is None else "a list"
+        problems.append(
+            (
+                ("data",) + (("features",) if features is not None else ()),
+                f"expected features as {{INPUT: [columns]}} for the model's inputs {', '.join(map(repr, inputs))}, "
+                f"received {received}",
+            )
+        )
+    if isinstance(target, dict):
+        missing = [name for name in outputs if name not in target]
+        if missing:
+            listed = ", ".join(map(repr, missing))
+            problems.append(
+                (("data", "target"), f"expected a column for every model output, received none for {listed}")
+            )
+    elif len(outputs) > 1:
+        problems.append(
+            (
+                ("data", "target"),
+                f"expected target as {{OUTPUT: column}} for the model's outputs {', '.join(map(repr, outputs))}, "
+                "received one column",
+            )
+        )
+    target_columns = set(target.values()) if isinstance(target, dict) else {target}
+    lists = features.items() if isinstance(features, dict) else ([(None, features)] if features is not None else [])
+    for name, columns in lists:
+        where: tuple[str | int, ...] = ("data", "features") + ((name,) if name is not None else ())
+        if not columns:
+            problems.append((where, "expected at least one feature column, received none"))
+        for k, column in enumerate(columns):
+            if column in columns[:k]:
+                problems.append(
+                    ((*where, k), f"column {column!r} is listed twice; expected each column once per input")
+                )
+            elif column in target_columns:
+                problems.append(
+                    (
+                        (*where, k),
+                        f"column {column!r} is also a target; expected features that are not what the model predicts",
+                    )
+                )
     return problems

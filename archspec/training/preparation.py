@@ -12,17 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from archspec.data import Splits, load_dataset, splits_from_arrays
-from archspec.data.files import FileSplits, check_files_unchanged, load_files
-from archspec.data.files.npz import load_npz_named
+from archspec.data.files import FileSplits, check_files_unchanged, load_files, load_named_files
 from archspec.data.splits import _check_finite as check_finite_values
 from archspec.data.splits import sample_count
 from archspec.errors import DataError, UsageError
 from archspec.graph import ModelGraph, resolve
 from archspec.losses import sample_weights
 from archspec.resources import check_memory, estimate_for_training
-from archspec.spec.files import FileData, NpzData
+from archspec.spec.files import FileData
 from archspec.spec.training import Training
-from archspec.targets import check_data_fits, file_target, named_targets
+from archspec.targets import check_data_fits, file_target, file_targets, named_targets
 from archspec.training.checkpoints import Checkpoint, DataFingerprint
 from archspec.training.cluster import Cluster, check_batches
 from archspec.training.order import batch_sizes
@@ -106,9 +105,8 @@ def load_splits(spec, data, data_dir) -> Splits:
         return splits_from_arrays(data, num_classes=num_classes)
     if spec.data is None:
         raise UsageError(f"spec '{spec.name}' has no 'data' section: pass data=(x, y) or add one")
-    if isinstance(spec.data, NpzData) and (len(spec.inputs) > 1 or len(resolve(spec).outputs) > 1):
-        losses = {output: spec.training.loss_of(output) for output in resolve(spec).outputs}
-        return load_npz_named(spec.data, losses, seed=spec.training.seed)
+    if isinstance(spec.data, FileData) and (len(spec.inputs) > 1 or len(resolve(spec).outputs) > 1):
+        return load_named_files(spec.data, list(spec.inputs), file_targets(spec), seed=spec.training.seed)
     if isinstance(spec.data, FileData):
         return load_files(spec.data, file_target(spec), seed=spec.training.seed)
     return load_dataset(spec.data.model_dump(mode="json"), data_dir=data_dir, seed=spec.training.seed)

@@ -72,3 +72,52 @@ def test_generated_csv_trains_a_step_or_is_refused_cleanly(table, missing):
         result = archspec.train(spec_path, backend="torch", max_steps=1, dtype="float64")
         assert result.steps == 1 and np.isfinite(result.step_losses).all()
         event("trained a step")
+
+
+SEVERAL = """
+name: fuzz-several
+inputs: {{a: {{shape: [{wa}]}}, b: {{shape: [{wb}]}}}}
+layers:
+  - {{id: left, type: dense, units: 3, inputs: [a]}}
+  - {{id: right, type: dense, units: 3, inputs: [b]}}
+  - {{id: both, type: concatenate, inputs: [left, right]}}
+  - {{id: out, type: dense, units: {units}, activation: softmax, inputs: [both]}}
+  - {{id: value, type: dense, units: 1, inputs: [both]}}
+outputs: [out, value]
+training: {{loss: {{out: sparse_categorical_crossentropy, value: mse}}, batch_size: 4, seed: 0}}
+data: {{format: csv, path: t.csv, features: {{a: {a}, b: {b}}}, target: {{out: y, value: v}}, missing: {missing}}}
+"""
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(), st.sampled_from(["refuse", "drop_rows", "fill_mean"]), st.integers(0, 3), st.data())
+def test_generated_csv_for_two_inputs_and_two_outputs(table, missing, split, data):
+    """The same tables with a value target ``v`` beside the class ``y`` (now and then a word or
+    a missing cell in it), the columns shared out between two inputs (one may feed both)."""
+    text, units = table
+    lines = text.splitlines()
+    columns = [name for name in lines[0].split(",") if name != "y"]
+    values = [data.draw(NUMBER | st.sampled_from(["", "big"]) if k % 7 == 3 else NUMBER) for k in range(len(lines))]
+    text = "\n".join([f"{lines[0]},v", *(f"{line},{value}" for line, value in zip(lines[1:], values, strict=False))])
+    a = columns[: max(1, min(split, len(columns)))]
+    b = columns[len(a) :] or columns[:1]  # a single column feeds both inputs
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "t.csv").write_text(text + "\n")
+        spec_path = Path(folder) / "spec.yaml"
+        options = {"units": units, "missing": missing, "a": a, "b": b}
+        spec_path.write_text(SEVERAL.format(wa=1, wb=1, **options))
+        try:
+            splits = load_splits(archspec.load(spec_path), None, None)
+        except DataError as error:
+            message = str(error)
+            assert "\n" not in message and message.startswith(str(Path(folder) / "t.csv")), message
+            event("refused: " + message.split(": ", 1)[1].split(" '")[0].split(" (")[0][:40])
+            return
+        x, y = splits.train
+        assert set(x) == {"a", "b"} and set(y) == {"out", "value"}
+        assert all(v.dtype == np.float64 and np.isfinite(v).all() for v in x.values())
+        assert y["value"].shape == (len(x["a"]), 1) and np.isfinite(y["value"]).all()
+        spec_path.write_text(SEVERAL.format(wa=x["a"].shape[1], wb=x["b"].shape[1], **options))
+        result = archspec.train(spec_path, backend="torch", max_steps=1, dtype="float64")
+        assert result.steps == 1 and np.isfinite(result.step_losses).all()
+        event("trained a step")

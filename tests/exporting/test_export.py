@@ -331,3 +331,17 @@ layers:
     ):
         export(spec, weights, format="onnx", out=out)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("format_name", ["torch_code", "keras_code"])
+def test_a_code_export_moves_its_weights_with_it_and_removes_both_on_failure(tmp_path, monkeypatch, format_name):
+    out = tmp_path / "model.py"
+    export(SMALL, weights_of(SMALL), format=format_name, out=out)
+    assert sorted(leftovers(tmp_path)) == ["model.py", "model.safetensors"]
+    # Bounds no float32 file can meet: verification fails, and neither file of the pair is left.
+    strict = FormatEntry(**{**FORMATS[format_name].__dict__, "bounds": {"float32": 0.0}})
+    monkeypatch.setitem(FORMATS, format_name, strict)
+    again = tmp_path / "again" / "model.py"
+    with pytest.raises(ExportError, match="verification failed, nothing written"):
+        export(SMALL, weights_of(SMALL), format=format_name, out=again)
+    assert leftovers(again.parent) == []

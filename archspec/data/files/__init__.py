@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from archspec.data.files.common import FileSplits, Target, check_unchanged
-from archspec.data.files.csv import load_series, load_table, series_features, table_features
 from archspec.data.files.images import image_features, load_image_folder
-from archspec.data.files.npz import load_npz, npz_features
+from archspec.data.files.npz import load_npz, load_npz_named, npz_features
+from archspec.data.files.series import load_series, series_features
+from archspec.data.files.tables import load_table, load_table_named, table_features
 from archspec.errors import CheckpointError, DataError
 from archspec.spec.files import CsvData, FileData, ImageFolderData, NpzData
 
@@ -29,6 +30,7 @@ __all__ = [
     "Target",
     "check_files_unchanged",
     "load_files",
+    "load_named_files",
     "read_for_prediction",
     "read_preprocessing",
 ]
@@ -71,17 +73,31 @@ def read_preprocessing(path: str | Path) -> dict[str, Any]:
     return document
 
 
-def read_for_prediction(preprocessing: dict[str, Any], path: str | Path) -> tuple[np.ndarray, list]:
-    """A new file's inputs, preprocessed as in training, and what names each sample (a CSV
-    row's line, an image's path, an array index)."""
+def load_named_files(config: FileData, inputs: list[str], targets: dict[str, Target], *, seed: int = 0) -> FileSplits:
+    """Load a file source for a model with several inputs or outputs (``targets``: what each
+    output and its loss ask of the data): every split's arrays are dicts by the spec's names.
+    NPZ files and CSV tables feed several; the spec's checks refuse the other formats."""
+    if isinstance(config, NpzData):
+        return load_npz_named(config, {name: target.loss for name, target in targets.items()}, seed)
+    if isinstance(config, CsvData) and not config.is_series:
+        return load_table_named(config, inputs, targets, seed)
+    raise DataError(
+        f"expected npz files or a csv table for a model with several inputs or outputs, received {config.format}"
+    )
+
+
+def read_for_prediction(preprocessing: dict[str, Any], path: str | Path) -> tuple[dict[str, np.ndarray], list]:
+    """A new file's inputs by input name, preprocessed as in training, and what names each
+    sample (a CSV row's line, an image's path, an array index)."""
     kind = preprocessing["format"]
-    if kind == "csv":
-        reader = series_features if preprocessing.get("kind") == "series" else table_features
-        return reader(preprocessing, path)
-    if kind == "image_folder":
-        return image_features(preprocessing, path)
+    if kind == "csv" and preprocessing.get("kind") != "series":
+        return table_features(preprocessing, path)
     if kind == "npz":
         return npz_features(preprocessing, path)
+    if kind in ("csv", "image_folder"):
+        reader = series_features if kind == "csv" else image_features
+        x, samples = reader(preprocessing, path)
+        return {preprocessing["input"]: x}, samples
     raise CheckpointError(f"expected preprocessing of format csv, npz or image_folder, received {kind!r}")
 
 

@@ -1,4 +1,5 @@
-"""CSV files: tables (features and a target) and time series (sliding windows).
+"""CSV files: reading them, typing and encoding their columns, splitting them. Tables are
+loaded in ``tables.py``, time series in ``series.py``.
 
 A file has a header row; each later row is one sample (a table) or one time step (a series).
 Cells ``""``, ``NA``, ``N/A``, ``NaN`` and ``nan`` are missing. A column is numeric when its
@@ -21,10 +22,7 @@ from archspec.data.files.common import (
     check_class_count,
     existing_file,
     file_sha256,
-    fit_normalization,
     fraction_indices,
-    make_splits,
-    normalize,
 )
 from archspec.errors import DataError
 from archspec.spec.files import CsvData
@@ -99,9 +97,6 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-# --- columns -----------------------------------------------------------------------------
-
-
 def describe_column(table: Table, name: str) -> dict[str, Any]:
     """Type a column by the training split: numeric (mean kept for fill_mean) or categories."""
     j = table.column(name)
@@ -109,12 +104,12 @@ def describe_column(table: Table, name: str) -> dict[str, Any]:
     if not present:
         raise DataError(f"{table.path}: column {name!r}: expected values, received only missing cells")
     if _number(present[0]) is not None:
-        values = [_cell_number(table, i, j, name) for i in range(len(table.rows)) if table.rows[i][j] not in MISSING]
+        values = [cell_number(table, i, j, name) for i in range(len(table.rows)) if table.rows[i][j] not in MISSING]
         return {"column": name, "type": "number", "mean": float(np.mean(values))}
     return {"column": name, "type": "category", "categories": sorted(set(present))}
 
 
-def _cell_number(table: Table, i: int, j: int, name: str) -> float:
+def cell_number(table: Table, i: int, j: int, name: str) -> float:
     text = table.rows[i][j]
     value = _number(text)
     if value is None:
@@ -123,7 +118,7 @@ def _cell_number(table: Table, i: int, j: int, name: str) -> float:
     return value
 
 
-def _missing(table: Table, i: int, name: str, hint: str = "") -> DataError:
+def missing_error(table: Table, i: int, name: str, hint: str = "") -> DataError:
     return DataError(f"{table.path}:{table.lines[i]}: column {name!r}: missing value{hint}")
 
 
@@ -138,10 +133,10 @@ def encode_features(table: Table, columns: list[dict[str, Any]], missing: str) -
             for i, row in enumerate(table.rows):
                 if row[j] in MISSING:
                     if missing != "fill_mean":
-                        raise _missing(table, i, name, " (set missing: drop_rows or fill_mean to handle it)")
+                        raise missing_error(table, i, name, " (set missing: drop_rows or fill_mean to handle it)")
                     values[i] = info["mean"]
                 else:
-                    values[i] = _cell_number(table, i, j, name)
+                    values[i] = cell_number(table, i, j, name)
             blocks.append(values[:, None])
         else:
             categories = info["categories"]
@@ -149,7 +144,7 @@ def encode_features(table: Table, columns: list[dict[str, Any]], missing: str) -
             onehot = np.zeros((len(table.rows), len(categories)))
             for i, row in enumerate(table.rows):
                 if row[j] in MISSING:
-                    raise _missing(table, i, name, " (a text column; fill_mean fills numeric columns only)")
+                    raise missing_error(table, i, name, " (a text column; fill_mean fills numeric columns only)")
                 if row[j] not in index:
                     raise DataError(
                         f"{table.path}:{table.lines[i]}: column {name!r}: unseen category {row[j]!r}; "
@@ -169,11 +164,11 @@ def describe_target(table: Table, name: str, target: Target) -> dict[str, Any]:
     j = table.column(name)
     for i, row in enumerate(table.rows):
         if row[j] in MISSING:
-            raise _missing(table, i, name, " (a target is never filled)")
+            raise missing_error(table, i, name, " (a target is never filled)")
     values = sorted({row[j] for row in table.rows})
     if not target.classification:
         for i in range(len(table.rows)):
-            _cell_number(table, i, j, name)
+            cell_number(table, i, j, name)
         return {"column": name, "type": "number"}
     numbers = [_number(value) for value in values]
     if all(number is not None for number in numbers):
@@ -189,14 +184,14 @@ def encode_target(table: Table, info: dict[str, Any], target: Target) -> np.ndar
         values = np.empty((len(table.rows), 1))
         for i, row in enumerate(table.rows):
             if row[j] in MISSING:
-                raise _missing(table, i, name, " (a target is never filled)")
-            values[i, 0] = _cell_number(table, i, j, name)
+                raise missing_error(table, i, name, " (a target is never filled)")
+            values[i, 0] = cell_number(table, i, j, name)
         return values
     index = {value: k for k, value in enumerate(info["classes"])}
     ids = np.empty(len(table.rows), dtype=np.int64)
     for i, row in enumerate(table.rows):
         if row[j] in MISSING:
-            raise _missing(table, i, name, " (a target is never filled)")
+            raise missing_error(table, i, name, " (a target is never filled)")
         if row[j] not in index:
             raise DataError(
                 f"{table.path}:{table.lines[i]}: column {name!r}: class {row[j]!r} is not among the training "
@@ -206,7 +201,7 @@ def encode_target(table: Table, info: dict[str, Any], target: Target) -> np.ndar
     return target.labels(ids)
 
 
-def _drop_missing(table: Table, names: list[str]) -> Table:
+def drop_missing(table: Table, names: list[str]) -> Table:
     columns = [table.column(name) for name in names]
     keep = [i for i, row in enumerate(table.rows) if not any(row[j] in MISSING for j in columns)]
     if not keep:
@@ -214,19 +209,7 @@ def _drop_missing(table: Table, names: list[str]) -> Table:
     return table.take(keep)
 
 
-# --- tables ------------------------------------------------------------------------------
-
-
-def _names(config: CsvData) -> tuple[list[str], str]:
-    features = config.features
-    feature_names = next(iter(features.values())) if isinstance(features, dict) else list(features or [])
-    target = config.target
-    target_name = next(iter(target.values())) if isinstance(target, dict) else target
-    assert isinstance(target_name, str)  # the spec model refuses a list target for a table
-    return feature_names, target_name
-
-
-def _split_tables(config: CsvData, seed: int, *, in_order: bool) -> dict[str, Table]:
+def split_tables(config: CsvData, seed: int, *, in_order: bool) -> dict[str, Table]:
     files = config.files()
     if "path" in files:
         table = read_table(files["path"], config.delimiter)
@@ -260,151 +243,6 @@ def _split_tables(config: CsvData, seed: int, *, in_order: bool) -> dict[str, Ta
     return tables
 
 
-def load_table(config: CsvData, target: Target, seed: int):
-    """The splits of a CSV table, with the columns, categories and normalisation of its training split."""
-    feature_names, target_name = _names(config)
-    tables = _split_tables(config, seed, in_order=False)
-    if config.features is None:  # every column but the target
-        feature_names = [name for name in tables["train"].header if name != target_name]
-    for table in tables.values():
-        for name in (*feature_names, target_name):
-            table.column(name)
-    if config.missing == "drop_rows":
-        tables = {name: _drop_missing(table, [*feature_names, target_name]) for name, table in tables.items()}
-    train = tables["train"]
-    columns = [describe_column(train, name) for name in feature_names]
-    target_info = describe_target(train, target_name, target)
-    raw = {name: encode_features(table, columns, config.missing) for name, table in tables.items()}
-    numeric = [k for k, info in enumerate(_expanded(columns)) if info == "number"]
-    fitted = fit_normalization(raw["train"][:, numeric], config.normalization) if numeric else None
-    parts = {}
-    for name, table in tables.items():
-        x = raw[name]
-        x[:, numeric] = normalize(x[:, numeric], fitted)
-        parts[name] = (x, encode_target(table, target_info, target))
-    preprocessing = {
-        "format": "csv",
-        "kind": "table",
-        "delimiter": config.delimiter,
-        "missing": config.missing,
-        "input": target.input_name,
-        "output": target.output_name,
-        "files": _hashes(config),
-        "features": columns,
-        "normalization": fitted,
-        "target": target_info,
-    }
-    classes = target_info.get("classes")
-    return make_splits(parts, target, len(classes) if classes else None, preprocessing, classes)
-
-
-def _hashes(config) -> list[dict[str, str]]:
+def file_hashes(config) -> list[dict[str, str]]:
     """Each file of a source with its SHA-256, so that a resumed run can name a changed one."""
     return [{"path": path, "sha256": file_sha256([Path(path)])} for path in config.files().values()]
-
-
-def _expanded(columns: list[dict[str, Any]]) -> list[str]:
-    """One entry per encoded feature: ``number``, or ``category`` per one-hot position."""
-    out: list[str] = []
-    for info in columns:
-        out.extend(["number"] if info["type"] == "number" else ["category"] * len(info["categories"]))
-    return out
-
-
-def table_features(preprocessing: dict[str, Any], path: str | Path) -> tuple[np.ndarray, list[int]]:
-    """A new CSV file's inputs as the run's preprocessing makes them, and each row's file line."""
-    table = read_table(path, preprocessing["delimiter"])
-    columns = preprocessing["features"]
-    for info in columns:
-        table.column(info["column"])
-    x = encode_features(table, columns, preprocessing["missing"])
-    numeric = [k for k, kind in enumerate(_expanded(columns)) if kind == "number"]
-    x[:, numeric] = normalize(x[:, numeric], preprocessing["normalization"])
-    return x, table.lines
-
-
-# --- time series -------------------------------------------------------------------------
-
-
-def _series_values(table: Table, names: list[str], means: dict[str, float] | None) -> np.ndarray:
-    values = np.empty((len(table.rows), len(names)))
-    for k, name in enumerate(names):
-        j = table.column(name)
-        for i, row in enumerate(table.rows):
-            if row[j] in MISSING:
-                if means is None:
-                    raise _missing(table, i, name, " (set missing: fill_mean to fill it)")
-                values[i, k] = means[name]
-            else:
-                values[i, k] = _cell_number(table, i, j, name)
-    return values
-
-
-def windows(values: np.ndarray, targets: np.ndarray, window: int, horizon: int, where: str):
-    """Every window ``values[t : t + window]`` with the target row ``t + window - 1 + horizon``."""
-    count = len(values) - window - horizon + 1
-    if count < 1:
-        raise DataError(
-            f"{where}: expected a series longer than window + horizon - 1 = {window + horizon - 1} steps, "
-            f"received {len(values)}"
-        )
-    starts = np.arange(count)
-    x = values[starts[:, None] + np.arange(window)[None, :]]
-    y = targets[starts + window - 1 + horizon]
-    return x, y
-
-
-def load_series(config: CsvData, target: Target, seed: int):
-    """Sliding windows over a CSV time series, split in time order (no window crosses a split)."""
-    columns = config.series_columns
-    target_names = [config.target] if isinstance(config.target, str) else list(config.target or columns)
-    if target.classification:
-        raise DataError(f"a time series predicts values: expected loss mse or mae, received {target.loss}")
-    tables = _split_tables(config, seed, in_order=True)
-    train = tables["train"]
-    for table in tables.values():
-        for name in (*columns, *target_names):
-            table.column(name)
-    means = None
-    if config.missing == "fill_mean":
-        means = {name: describe_column(train, name)["mean"] for name in dict.fromkeys([*columns, *target_names])}
-    window, horizon = config.window, config.horizon
-    assert window is not None  # a series has a window (the spec model)
-    train_values = _series_values(train, columns, means)
-    fitted = fit_normalization(train_values, config.normalization)
-    parts = {}
-    for name, table in tables.items():
-        values = normalize(_series_values(table, columns, means), fitted)
-        raw_targets = _series_values(table, target_names, means)
-        parts[name] = windows(values, raw_targets, window, horizon, f"{table.path} ({name} split)")
-    preprocessing = {
-        "format": "csv",
-        "kind": "series",
-        "delimiter": config.delimiter,
-        "missing": config.missing,
-        "input": target.input_name,
-        "output": target.output_name,
-        "files": _hashes(config),
-        "columns": columns,
-        "means": means,
-        "targets": target_names,
-        "window": window,
-        "horizon": horizon,
-        "normalization": fitted,
-    }
-    return make_splits(parts, target, None, preprocessing, None)
-
-
-def series_features(preprocessing: dict[str, Any], path: str | Path) -> tuple[np.ndarray, list[int]]:
-    """Every full window of a new series file (no target needed), and the file line of each
-    window's last step."""
-    table = read_table(path, preprocessing["delimiter"])
-    values = normalize(
-        _series_values(table, preprocessing["columns"], preprocessing["means"]), preprocessing["normalization"]
-    )
-    window = preprocessing["window"]
-    if len(values) < window:
-        raise DataError(f"{table.path}: expected a series of at least window = {window} steps, received {len(values)}")
-    starts = np.arange(len(values) - window + 1)
-    x = values[starts[:, None] + np.arange(window)[None, :]]
-    return x, [table.lines[t + window - 1] for t in starts]

@@ -105,12 +105,19 @@ def load_npz(config: NpzData, target: Target, seed: int):
     return make_splits(pairs, target, num_classes, preprocessing, names)
 
 
-def npz_features(preprocessing: dict[str, Any], path: str | Path) -> tuple[np.ndarray, list[int]]:
-    """A new ``.npz`` file's input array as the run's preprocessing makes it, and the sample indices."""
-    x = read_arrays(path, [preprocessing["array"]])[preprocessing["array"]]
-    if preprocessing["dtype"] is None:
-        x = normalize(x, preprocessing["normalization"])
-    return x, list(range(len(x)))
+def npz_features(preprocessing: dict[str, Any], path: str | Path) -> tuple[dict[str, np.ndarray], list[int]]:
+    """A new ``.npz`` file's input arrays (by input name) as the run's preprocessing makes
+    them, and the sample indices. Target arrays are not needed."""
+    entries = preprocessing.get("inputs") or {preprocessing["input"]: preprocessing}
+    arrays = read_arrays(path, list(dict.fromkeys(entry["array"] for entry in entries.values())))
+    x = {}
+    for name, entry in entries.items():
+        array = arrays[entry["array"]]
+        x[name] = normalize(array, entry["normalization"]) if entry["dtype"] is None else array
+    lengths = {len(array) if array.ndim else 0 for array in x.values()}
+    if len(lengths) > 1:
+        raise DataError(f"{path}: expected input arrays with the same number of samples, received {sorted(lengths)}")
+    return x, list(range(len(next(iter(x.values())))))
 
 
 def load_npz_named(config: NpzData, losses: dict[str, str], seed: int) -> FileSplits:
