@@ -132,8 +132,9 @@ def test_training_flops_follow_the_layer_shapes(bench):
     assert flops("cnn") == 6 * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 9 * 32 + 1600 * 128 + 128 * 10)
     assert flops("lstm") == 6 * (28 * 4 * 128 * (28 + 128) + 128 * 10)
     assert flops("tcn") == 6 * (28 * 32 * 3 * 28 + 3 * 28 * 32 * 3 * 32 + 28 * 32 * 128 + 128 * 10)
-    block = 4 * 28 * 32 * 32 + 4 * 28 * 28 * (8 + 8) + 2 * 28 * 32 * 64
-    assert flops("transformer") == 6 * (28 * 28 * 32 + 2 * block + 32 * 10)
+    # width 64, 4 heads of 16, feed-forward 128: q, k, v, output projections; scores and values; feed-forward
+    block = 4 * 28 * 64 * 64 + 4 * 28 * 28 * (16 + 16) + 2 * 28 * 64 * 128
+    assert flops("transformer") == 6 * (28 * 28 * 64 + 2 * block + 64 * 10)
 
 
 def test_a_failed_implementation_is_na_and_has_no_ratio(bench):
