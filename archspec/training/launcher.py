@@ -93,7 +93,9 @@ def _watch(processes: list[subprocess.Popen], folder: Path, timeout: float, out:
         if all(code == 0 for code in codes):
             return
         time.sleep(0.05)
-    first = failed[0]
+    # Found dead together: a worker that aborted (SIGABRT: gloo's "Connection reset by peer" when
+    # the other died) is reacting to the other's death, and the other is the one to name.
+    first = min(failed, key=lambda rank: (codes[rank] == -signal.SIGABRT, rank))
     # Give the others a moment to fail on their own (their own error is often clearer),
     # then stop them: a worker blocked on its lost peer must not keep the run alive.
     deadline = time.monotonic() + min(timeout, 5.0)
