@@ -25,7 +25,7 @@ from archspec.weights import atomic_write_bytes, serialize_safetensors
 
 if TYPE_CHECKING:  # annotations only
     from archspec.exporting import ExportMetadata
-    from archspec.graph import Head, ModelGraph
+    from archspec.graph import Head, ModelGraph, Node
 
 LINE = 120  # the project's ruff line length
 INDENT = "    "
@@ -139,6 +139,40 @@ class Tensors:
 
     def __getitem__(self, tensor: str) -> str:
         return self.names[tensor]
+
+
+def propagate_mask(
+    tensors: Tensors,
+    assign: Callable[..., None],
+    node: Node,
+    ones: str,
+    concatenate: str,
+    both: Callable[[str, str], str],
+) -> None:
+    """Give ``node``'s output the mask the graph says (``node.mask_source``), in either
+    framework's syntax: ``ones`` (``{tensor}``: all steps valid), ``concatenate`` (``{parts}``:
+    masks along the step axis), ``both`` (the AND of two masks). ``assign(target, expression,
+    comment)`` writes a line."""
+    source = node.mask_source
+    if source is None or source == "create":
+        return
+    if source == "input":
+        tensors.masks[node.id] = tensors.masks[node.inputs[0]]
+        return
+    if source == "steps":
+        mask = tensors.add_mask(node.id)
+        parts = [tensors.masks.get(name) or ones.format(tensor=tensors[name]) for name in node.inputs]
+        assign(mask, concatenate.format(parts=", ".join(parts)))
+        return
+    present = list(dict.fromkeys(tensors.masks[name] for name in node.inputs if name in tensors.masks))
+    if len(present) == 1:
+        tensors.masks[node.id] = present[0]
+        return
+    mask = tensors.add_mask(node.id)
+    combined = present[0]
+    for other in present[1:]:
+        combined = both(combined, other)
+    assign(mask, combined, "valid where every masked input is valid")
 
 
 def docstring_lines(metadata: ExportMetadata, graph: ModelGraph, framework: str) -> list[str]:

@@ -25,6 +25,7 @@ from ._writer import (
     import_file,
     literal,
     loss_blocks,
+    propagate_mask,
     weights_path,
     write_files,
 )
@@ -90,30 +91,15 @@ class _Body:
         self._mask(node)
 
     def _mask(self, node: Node) -> None:
-        tensors = self.context.tensors
-        source = node.mask_source
-        if source is None or source == "create":
-            return
-        if source == "input":
-            tensors.masks[node.id] = tensors.masks[node.inputs[0]]
-            return
-        if source == "steps":
-            mask = tensors.add_mask(node.id)
-            parts = [
-                tensors.masks.get(name) or f'keras.ops.ones_like({tensors[name]}[:, :, 0], dtype="bool")'
-                for name in node.inputs
-            ]
-            self.context.assign(mask, f"keras.ops.concatenate([{', '.join(parts)}], axis=1)")
-            return
-        present = list(dict.fromkeys(tensors.masks[name] for name in node.inputs if name in tensors.masks))
-        if len(present) == 1:
-            tensors.masks[node.id] = present[0]
-            return
-        mask = tensors.add_mask(node.id)
-        combined = present[0]
-        for other in present[1:]:
-            combined = f"keras.ops.logical_and({combined}, {other})"
-        self.context.assign(mask, combined, "valid where every masked input is valid")
+        c = self.context
+        propagate_mask(
+            c.tensors,
+            c.assign,
+            node,
+            'keras.ops.ones_like({tensor}[:, :, 0], dtype="bool")',
+            "keras.ops.concatenate([{parts}], axis=1)",
+            lambda a, b: f"keras.ops.logical_and({a}, {b})",
+        )
 
     def function_lines(self) -> list[str]:
         c, graph = self.context, self.graph

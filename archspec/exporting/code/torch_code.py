@@ -24,6 +24,7 @@ from ._writer import (
     docstring_lines,
     import_file,
     loss_blocks,
+    propagate_mask,
     python_name,
     weights_path,
     write_files,
@@ -194,27 +195,15 @@ class _Body:
         self._mask(node)
 
     def _mask(self, node: Node) -> None:
-        tensors = self.context.tensors
-        source = node.mask_source
-        if source is None or source == "create":
-            return
-        if source == "input":
-            tensors.masks[node.id] = tensors.masks[node.inputs[0]]
-            return
-        if source == "steps":
-            mask = tensors.add_mask(node.id)
-            parts = [
-                tensors.masks.get(name) or f"torch.ones_like({tensors[name]}[:, :, 0], dtype=torch.bool)"
-                for name in node.inputs
-            ]
-            self.context.assign(mask, f"torch.cat([{', '.join(parts)}], dim=1)")
-            return
-        present = list(dict.fromkeys(tensors.masks[name] for name in node.inputs if name in tensors.masks))
-        if len(present) == 1:
-            tensors.masks[node.id] = present[0]
-            return
-        mask = tensors.add_mask(node.id)
-        self.context.assign(mask, " & ".join(present), "valid where every masked input is valid")
+        c = self.context
+        propagate_mask(
+            c.tensors,
+            c.assign,
+            node,
+            "torch.ones_like({tensor}[:, :, 0], dtype=torch.bool)",
+            "torch.cat([{parts}], dim=1)",
+            lambda a, b: f"{a} & {b}",
+        )
 
     def init_lines(self) -> list[str]:
         return self.context.init
