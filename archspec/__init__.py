@@ -1,5 +1,5 @@
 """archspec: describe a neural network once, in YAML; build and train it with
-PyTorch or TensorFlow/Keras, from identical weights, with one training semantics.
+PyTorch, TensorFlow/Keras or JAX (Flax NNX), from identical weights, with one training semantics.
 
 Importing archspec imports no framework; a backend is imported when first used.
 """
@@ -33,8 +33,9 @@ def train(spec, backend: str = "torch", **options):
     return _train(spec, backend=backend, **options)
 
 
-def compare(spec, backends: tuple[str, ...] = BACKENDS, **options):
-    """Train ``spec`` on each backend in its own process; see ``archspec.comparison.compare``."""
+def compare(spec, backends: tuple[str, ...] | None = None, **options):
+    """Train ``spec`` on each backend in its own process (``None``: every registered backend whose
+    framework is installed) and compare every pair; see ``archspec.comparison.compare``."""
     # Imported on first use: `import archspec` (and `archspec validate`) stays quick.
     from archspec.comparison import compare as _compare
 
@@ -81,6 +82,7 @@ def export(model_or_spec, weights=None, *, format: str, out, **options):
 
 
 __all__ = [
+    "BACKENDS",
     "ArchSpecError",
     "BackendUnavailableError",
     "CheckpointError",

@@ -141,7 +141,7 @@ def _cmd_train(args) -> int:
 def _cmd_compare(args) -> int:
     from archspec.comparison import compare  # see _cmd_train: kept out of `archspec validate`
 
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    backends = None if args.backends is None else tuple(b.strip() for b in args.backends.split(",") if b.strip())
     report = compare(
         args.spec,
         backends=backends,
@@ -270,9 +270,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_cmd_train)
 
-    p = commands.add_parser("compare", help="train a spec on both backends and compare")
+    p = commands.add_parser("compare", help="train a spec on every installed backend and compare")
     training_options(p)
-    p.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated (default: {','.join(BACKENDS)})")
+    p.add_argument(
+        "--backends",
+        metavar="NAME,NAME,...",
+        help=f"comma-separated, from {','.join(BACKENDS)} (default: every one whose framework is installed)",
+    )
     p.set_defaults(run=_cmd_compare)
 
     p = commands.add_parser("predict", help="run a trained model on a new data file (CSV, NPZ, images)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,15 +13,32 @@ import numpy as np
 from archspec.weights import atomic_write_bytes
 
 
+def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
+    """Rows as text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))
+        )
+        for row in [header, *body]
+    ]
+
+
 @dataclass
 class CompareReport:
-    """Per-backend results plus their agreement; ``table()`` renders it side by side."""
+    """Per-backend results plus every pair's agreement; ``table()`` renders them side by side.
+
+    ``agreement``: ``"torch vs jax"`` -> measure -> value, one entry per pair of backends
+    (``archspec.comparison.agreement``). ``notes``: what the reader should know about the
+    comparison itself (a backend left out because its framework is not installed).
+    """
 
     spec_name: str
     backends: tuple[str, ...]
     results: dict[str, dict]
-    agreement: dict[str, float]
+    agreement: dict[str, dict[str, float]]
     step_losses: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, list[str]]]:
         rows = []
@@ -33,6 +51,7 @@ class CompareReport:
             rows.append((label, cells))
 
         add("parameters", lambda r: r["param_count"], "{:,}")
+        add("optimizer steps", lambda r: r["steps"], "{:,}")
         splits = [s for s in ("train", "validation", "test") if s in self.results[self.backends[0]]["final"]]
         metric_names = sorted({k for r in self.results.values() for s in r["final"].values() for k in s})
         for split in splits:
@@ -46,31 +65,44 @@ class CompareReport:
         add("model build (s)", lambda r: r["timings"]["build_seconds"], "{:.3f}")
         return rows
 
+    def agreement_rows(self) -> list[tuple[str, list[str]]]:
+        """One row per measure, one cell per pair of backends (empty where a pair lacks it)."""
+        pairs = list(self.agreement)
+        measures = list(dict.fromkeys(measure for values in self.agreement.values() for measure in values))
+        return [
+            (
+                measure,
+                [f"{self.agreement[pair][measure]:.3g}" if measure in self.agreement[pair] else "" for pair in pairs],
+            )
+            for measure in measures
+        ]
+
     def table(self) -> str:
-        header = ["", *self.backends]
-        body = [[label, *cells] for label, cells in self.rows()]
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
         lines = [f"{self.spec_name}: {' vs '.join(self.backends)}"]
-        for row in [header, *body]:
-            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        lines += _aligned(["", *self.backends], [[label, *cells] for label, cells in self.rows()])
         if self.agreement:
-            lines.append("agreement:")
-            for key, value in self.agreement.items():
-                lines.append(f"  {key}: {value:.3g}")
+            lines.append("")
+            lines += _aligned(
+                ["agreement", *self.agreement], [[label, *cells] for label, cells in self.agreement_rows()]
+            )
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def markdown(self) -> str:
         lines = [
             f"# {self.spec_name}: {' vs '.join(self.backends)}",
             "",
+            *(f"> {note}" for note in self.notes),
+            *([""] if self.notes else []),
             "| | " + " | ".join(self.backends) + " |",
             "|---|" + "---:|" * len(self.backends),
         ]
         for label, cells in self.rows():
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if self.agreement:
-            lines += ["", "## Agreement", "", "| measure | value |", "|---|---:|"]
-            lines += [f"| {k} | {v:.3g} |" for k, v in self.agreement.items()]
+            lines += ["", "## Agreement", "", "| measure | " + " | ".join(self.agreement) + " |"]
+            lines.append("|---|" + "---:|" * len(self.agreement))
+            lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in self.agreement_rows()]
         lines += ["", "![curves](curves.png)", ""]
         return "\n".join(lines)
 
@@ -81,6 +113,7 @@ class CompareReport:
             "results": self.results,
             "agreement": self.agreement,
             "step_losses": self.step_losses,
+            "notes": self.notes,
         }
 
 
@@ -99,8 +132,15 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(values, kernel, mode="valid")
 
 
+# One color per backend, the same in every report (another backend gets a spare color), a line
+# style per position, and one color per pair of backends for the per-step loss gaps.
+BACKEND_COLORS = {"torch": "tab:red", "tensorflow": "tab:blue", "jax": "tab:green"}
+LINE_STYLES = ("-", "--", ":", "-.")
+PAIR_COLORS = ["tab:purple", "tab:olive", "tab:cyan", "tab:orange", "tab:brown", "tab:pink"]
+
+
 def _curves_png(report: CompareReport) -> bytes:
-    """Training loss per step, evaluation metrics per epoch, and the per-step loss gap."""
+    """Training loss per step, evaluation metrics per epoch, and the per-step loss gap of every pair."""
     # Here, not at import: choosing matplotlib's (headless) backend is process-wide, and
     # matplotlib takes about a second to load; only a written report needs it.
     import matplotlib
@@ -108,13 +148,14 @@ def _curves_png(report: CompareReport) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"torch": "tab:red", "tensorflow": "tab:blue"}
+    spare = iter(("tab:orange", "tab:brown", "tab:pink", "tab:gray"))
+    colors = {b: BACKEND_COLORS.get(b) or next(spare, "black") for b in report.backends}
     figure, (loss_axis, metric_axis, gap_axis) = plt.subplots(1, 3, figsize=(17, 4.5))
-    for backend in report.backends:
+    for index, backend in enumerate(report.backends):
         losses = np.asarray(report.step_losses.get(backend, []), dtype=np.float64)
         window = max(1, len(losses) // 60)
         smooth = _moving_average(losses, window)
-        style = "-" if backend == report.backends[0] else "--"
+        style = LINE_STYLES[index % len(LINE_STYLES)]
         loss_axis.plot(
             np.arange(len(smooth)) + window,
             smooth,
@@ -150,19 +191,24 @@ def _curves_png(report: CompareReport) -> bytes:
                 )
     loss_axis.set(xlabel="optimizer step", ylabel="loss", title="loss")
     metric_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy per epoch")
-    if len(report.backends) >= 2:
-        a, b = (np.asarray(report.step_losses[name], dtype=np.float64) for name in report.backends[:2])
-        if len(a) == len(b) and len(a):
-            gap = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
-            gap_axis.semilogy(np.arange(1, len(gap) + 1), np.maximum(gap, 1e-18), ".", markersize=2, color="tab:purple")
-    gap_axis.set(
-        xlabel="optimizer step", ylabel="|torch - tensorflow| / max", title="relative per-step loss difference"
-    )
+    # One gap curve per pair of backends, over the steps both took.
+    for (a, b), color in zip(itertools.combinations(report.backends, 2), PAIR_COLORS * len(report.backends)):
+        first, second = (np.asarray(report.step_losses.get(name, []), dtype=np.float64) for name in (a, b))
+        common = min(len(first), len(second))
+        if common:
+            first, second = first[:common], second[:common]
+            gap = np.abs(first - second) / np.maximum(np.maximum(np.abs(first), np.abs(second)), 1e-300)
+            gap_axis.semilogy(
+                np.arange(1, common + 1), np.maximum(gap, 1e-18), ".", markersize=2, color=color, label=f"|{a} - {b}|"
+            )
+    gap_axis.set(xlabel="optimizer step", ylabel="|a - b| / max(|a|, |b|)", title="relative per-step loss difference")
     for axis in (loss_axis, metric_axis, gap_axis):
         axis.grid(alpha=0.3)
     loss_axis.legend(fontsize=7)
     if metric_axis.lines:
         metric_axis.legend(fontsize=7)
+    if gap_axis.lines:
+        gap_axis.legend(fontsize=7, markerscale=4)
     figure.suptitle(f"{report.spec_name}: {' vs '.join(report.backends)}")
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -7,6 +7,7 @@ results as JSON and safetensors; this module computes the agreement and the repo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,10 +19,10 @@ import numpy as np
 from safetensors import safe_open
 
 from archspec.api import load_with_graph
-from archspec.backend import BACKENDS, check_name
+from archspec.backend import BACKENDS, backend_entry, check_name
 from archspec.comparison.agreement import agreement
 from archspec.comparison.report import CompareReport, write_report
-from archspec.errors import TrainingError, UsageError
+from archspec.errors import BackendUnavailableError, TrainingError, UsageError
 from archspec.spec.document import Spec
 from archspec.weights import read_weights
 
@@ -41,6 +42,45 @@ def _spec_file(spec, folder: Path) -> Path:
         path.write_text(spec)
         return path
     raise UsageError(f"expected a Spec, a path or YAML text, received {type(spec).__name__}")
+
+
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s framework is installed, found without importing it (each backend's
+    run imports its framework in a process of its own; this one stays free of them)."""
+    top = backend_entry(backend).framework.partition(".")[0]
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked in sys.modules (None)
+        return False
+
+
+def choose_backends(backends) -> tuple[tuple[str, ...], list[str]]:
+    """The backends to compare and the notes to show: ``None`` takes every registered backend
+    whose framework is installed and names the others in a note; named backends must be
+    registered and installed (``BackendUnavailableError`` saying what to install)."""
+    if backends is None:
+        chosen = tuple(b for b in BACKENDS if installed(b))
+        notes = [
+            f"{b} left out: its framework '{backend_entry(b).framework}' is not installed ({backend_entry(b).install})"
+            for b in BACKENDS
+            if b not in chosen
+        ]
+        if not chosen:
+            raise BackendUnavailableError(
+                f"expected at least one installed backend among {', '.join(BACKENDS)}, received none: "
+                + "; ".join(notes)
+            )
+        return chosen, notes
+    chosen = tuple(dict.fromkeys(check_name(b) for b in backends))
+    if not chosen:
+        raise UsageError("expected at least one backend")
+    for b in chosen:
+        if not installed(b):
+            entry = backend_entry(b)
+            raise BackendUnavailableError(
+                f"the {b} backend needs the '{entry.framework}' package, which is not installed; install it: {entry.install}"
+            )
+    return chosen, []
 
 
 def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, progress: bool) -> dict:
@@ -74,7 +114,7 @@ def _run_worker(spec_path: Path, backend: str, folder: Path, options: dict, prog
 
 def compare(
     spec,
-    backends=BACKENDS,
+    backends=None,
     *,
     epochs=None,
     max_steps=None,
@@ -84,13 +124,14 @@ def compare(
     progress: bool = False,
     logdir=None,
 ) -> CompareReport:
-    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare.
+    """Train ``spec`` on every backend in ``backends`` (each in its own process) and compare every
+    pair of them.
 
+    ``backends``: names from the registry (``archspec.backend.BACKENDS``); ``None``: every
+    registered backend whose framework is installed (the others named in ``report.notes``).
     ``logdir``: TensorBoard event files, one run per backend (``logdir/<backend>``), so that
     the curves overlay in TensorBoard."""
-    backends = tuple(check_name(b) for b in backends)
-    if not backends:
-        raise UsageError("expected at least one backend")
+    backends, notes = choose_backends(backends)
     with tempfile.TemporaryDirectory(prefix="archspec-compare-") as temporary:
         scratch = Path(temporary)
         spec_path = _spec_file(spec, scratch)
@@ -109,7 +150,7 @@ def compare(
             predictions[backend] = extra.get("test_predictions")
         measured = agreement(backends, losses, weights, predictions)
         report = CompareReport(
-            loaded.name, backends, results, measured, {b: [float(v) for v in losses[b]] for b in backends}
+            loaded.name, backends, results, measured, {b: [float(v) for v in losses[b]] for b in backends}, notes
         )
         if out is not None:
             write_report(report, Path(out))

@@ -1,5 +1,7 @@
-"""`archspec compare`: every figure of the table is in results.json, and they agree."""
+"""`archspec compare`: every installed backend (here: every registered one) side by side, every
+figure of the table in results.json, and every pair of backends in agreement."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -8,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 from paths import CONFIGS, ROOT, mnist_dir
+
+from archspec.backend import BACKENDS
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,8 @@ def test_writes_the_three_files(comparison):
 
 def test_results_hold_every_figure_of_the_table(comparison):
     _, stdout, results = comparison
-    assert results["backends"] == ["torch", "tensorflow"]
+    # No --backends: every registered backend, all installed here, in the registry's order.
+    assert results["backends"] == list(BACKENDS) and results["notes"] == []
     for backend in results["backends"]:
         run = results["results"][backend]
         assert run["param_count"] == run["native_param_count"] == 235_146
@@ -62,30 +67,42 @@ def test_results_hold_every_figure_of_the_table(comparison):
     lines = {line.split("  ")[0].strip(): line for line in stdout.splitlines()}
     for split in ("train", "validation", "test"):
         for metric in ("loss", "accuracy"):
-            cells = lines[f"{split} {metric}"].split()[-2:]
-            expected = [f"{results['results'][b]['final'][split][metric]:.4f}" for b in ("torch", "tensorflow")]
+            cells = lines[f"{split} {metric}"].split()[-len(BACKENDS) :]
+            expected = [f"{results['results'][b]['final'][split][metric]:.4f}" for b in BACKENDS]
             assert cells == expected
-    params = lines["parameters"].split()[-2:]
-    assert params == ["235,146", "235,146"]
+    assert lines["parameters"].split()[-len(BACKENDS) :] == ["235,146"] * len(BACKENDS)
+    assert lines["optimizer steps"].split()[-len(BACKENDS) :] == ["40"] * len(BACKENDS)
+    printed = stdout.splitlines()
+    title = printed.index(f"mnist-mlp: {' vs '.join(BACKENDS)}")
+    assert printed[title + 1].split() == list(BACKENDS)  # the header: one column per backend
 
 
-def test_agreement_is_recomputed_from_the_runs(comparison):
+def test_every_pair_agrees_and_agreement_is_recomputed_from_the_runs(comparison):
     _, stdout, results = comparison
-    agreement = results["agreement"]
-    a, b = (np.array(results["step_losses"][name]) for name in ("torch", "tensorflow"))
-    expected = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))))
-    assert agreement["max relative per-step loss difference"] == pytest.approx(expected, rel=1e-12, abs=1e-300)
-    # float64 runs follow the same trajectory.
-    assert agreement["max relative per-step loss difference"] <= 1e-9
-    assert agreement["max relative final-weight difference"] <= 1e-8
-    assert agreement["share of test predictions that agree"] == 1.0
-    assert f"{agreement['share of test predictions that agree']:.3g}" in stdout
+    pairs = list(itertools.combinations(BACKENDS, 2))
+    assert list(results["agreement"]) == [f"{a} vs {b}" for a, b in pairs]
+    lines = {line.split("  ")[0].strip(): line for line in stdout.splitlines()}
+    for a, b in pairs:
+        agreement = results["agreement"][f"{a} vs {b}"]
+        x, y = (np.array(results["step_losses"][name]) for name in (a, b))
+        expected = float(np.max(np.abs(x - y) / np.maximum(np.abs(x), np.abs(y))))
+        assert agreement["max relative per-step loss difference"] == pytest.approx(expected, rel=1e-12, abs=1e-300)
+        # float64 runs follow the same trajectory.
+        assert agreement["max relative per-step loss difference"] <= 1e-9, (a, b)
+        assert agreement["max relative final-weight difference"] <= 1e-8, (a, b)
+        assert agreement["share of test predictions that agree"] == 1.0, (a, b)
+        assert f"{a} vs {b}" in lines["agreement"]
+    share = lines["share of test predictions that agree"].split()[-len(pairs) :]
+    assert share == ["1"] * len(pairs)
 
 
 def test_report_markdown_matches(comparison):
     out, _, results = comparison
     report = (out / "report.md").read_text()
-    assert "| parameters | 235,146 | 235,146 |" in report
+    assert "| | " + " | ".join(BACKENDS) + " |" in report
+    assert "| parameters | " + " | ".join(["235,146"] * len(BACKENDS)) + " |" in report
+    pairs = [f"{a} vs {b}" for a, b in itertools.combinations(BACKENDS, 2)]
+    assert "| measure | " + " | ".join(pairs) + " |" in report
     test_loss = results["results"]["torch"]["final"]["test"]["loss"]
     assert f"{test_loss:.4f}" in report
     assert "![curves](curves.png)" in report

@@ -1,10 +1,11 @@
-"""`archspec.compare` on a model with two inputs and two outputs (from an NPZ file): both
-backends follow the same float64 trajectory, every output's loss and metrics are in the
-table, and the predictions of both heads agree."""
+"""`archspec.compare` on a model with two inputs and two outputs (from an NPZ file): every
+backend follows the same float64 trajectory, every output's loss and metrics are in the
+table, and the predictions of both heads agree between every two backends."""
 
 import numpy as np
 
 import archspec
+from archspec.backend import BACKENDS
 
 SPEC = """
 name: two-heads-compare
@@ -35,9 +36,11 @@ def test_compare_two_outputs(tmp_path):
     np.savez(tmp_path / "data.npz", a=a, b=b, kind=kind, even=(b[:, 0] > 0).astype(np.int64))
     (tmp_path / "spec.yaml").write_text(SPEC)
     report = archspec.compare(tmp_path / "spec.yaml", max_steps=12, dtype="float64", out=tmp_path / "out")
-    assert report.agreement["max relative per-step loss difference"] <= 1e-9
-    assert report.agreement["share of test predictions that agree"] == 1.0
-    for backend in ("torch", "tensorflow"):
+    assert report.backends == BACKENDS and len(report.agreement) == len(BACKENDS) * (len(BACKENDS) - 1) // 2
+    for pair, measures in report.agreement.items():
+        assert measures["max relative per-step loss difference"] <= 1e-9, pair
+        assert measures["share of test predictions that agree"] == 1.0, pair
+    for backend in BACKENDS:
         final = report.results[backend]["final"]["test"]
         assert set(final) == {"loss", "kind_loss", "kind_accuracy", "even_loss", "even_accuracy"}
         assert abs(final["loss"] - (final["kind_loss"] + 2.0 * final["even_loss"])) <= 1e-12 * final["loss"]
