@@ -39,6 +39,21 @@ def test_missing_tensorflow_says_what_to_install():
     assert "ERROR the tensorflow backend needs the 'tensorflow' package" in result.stdout, result.stderr
 
 
+def test_missing_jax_says_what_to_install():
+    # Without jax, flax (the framework the registry names: flax.nnx) cannot be imported either.
+    code = (
+        "import sys; sys.modules['jax'] = None\n"
+        "import archspec\n"
+        "try:\n"
+        f"    archspec.compile({str(CONFIGS / 'mnist_mlp.yaml')!r}, backend='jax')\n"
+        "except archspec.BackendUnavailableError as e:\n"
+        "    print('ERROR', e)\n"
+    )
+    result = run(code)
+    assert "ERROR the jax backend needs the 'flax.nnx' package" in result.stdout, result.stderr
+    assert "pip install jax flax" in result.stdout
+
+
 def test_keras_on_another_backend_is_refused_clearly():
     code = (
         "import archspec\n"
@@ -61,14 +76,14 @@ def test_unknown_backend_name_suggests():
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_both_backends_in_one_process():
+def test_every_backend_in_one_process():
     code = (
         "import numpy as np, archspec\n"
         f"spec = archspec.load({str(CONFIGS / 'mnist_residual.yaml')!r})\n"
-        "a = archspec.compile(spec, backend='torch', dtype='float64')\n"
-        "b = archspec.compile(spec, backend='tensorflow', dtype='float64')\n"
+        "models = [archspec.compile(spec, backend=b, dtype='float64') for b in archspec.BACKENDS]\n"
         "x = np.random.default_rng(0).standard_normal((8, 784))\n"
-        "print('DIFF', float(np.max(np.abs(a.predict(x) - b.predict(x)))))\n"
+        "first, *others = [model.predict(x) for model in models]\n"
+        "print('DIFF', max(float(np.max(np.abs(first - other))) for other in others))\n"
     )
     result = run(code)
     assert result.returncode == 0, result.stderr
