@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.errors import DataError
 from archspec.graph import resolve
 from archspec.reference.forward import reference_forward
 from archspec.reference.losses import loss_value, regularization_penalty, total_loss
-
-BACKENDS = ["torch", "tensorflow"]
 
 SPEC = """
 name: two-heads-small
@@ -87,10 +86,14 @@ def runs():
 
 def test_the_backends_follow_the_same_weighted_sum(runs):
     _, results = runs
-    a, b = results["torch"].step_losses, results["tensorflow"].step_losses
-    assert len(a) == len(b) == 18  # 6 batches of 16, 3 epochs
-    assert np.max(np.abs(a - b) / np.abs(a)) <= 1e-12
+    first, *others = BACKENDS
+    a = results[first].step_losses
+    assert len(a) == 18  # 6 batches of 16, 3 epochs
     assert a[-1] < a[0]
+    for other in others:
+        b = results[other].step_losses
+        assert len(b) == 18, other
+        assert np.max(np.abs(a - b) / np.abs(a)) <= 1e-12, f"{other} vs {first}"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from archspec.backend import BACKENDS, REGISTRY
 from archspec.cli import main
 
 
@@ -119,23 +120,32 @@ def test_core_package_imports_no_framework(root_dir):
         "import sys, pkgutil, importlib, archspec; "
         "[importlib.import_module(m.name) for m in pkgutil.walk_packages(archspec.__path__, 'archspec.') "
         " if not m.name.startswith('archspec.backends') and m.name != 'archspec.__main__']; "
-        "print('FRAMEWORKS', [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules])"
+        "print('FRAMEWORKS', [m for m in ('torch', 'tensorflow', 'keras', 'jax', 'flax') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "FRAMEWORKS []" in result.stdout
 
 
-@pytest.mark.parametrize("backend, other", [("torch", "tensorflow"), ("tensorflow", "torch")])
-def test_train_imports_only_its_own_framework(configs_dir, tmp_path, backend, other):
+def framework_package(backend: str) -> str:
+    """The top-level package of ``backend``'s framework (torch, tensorflow, flax)."""
+    return REGISTRY[backend].framework.partition(".")[0]
+
+
+# TensorFlow itself imports jax when it is installed (tensorflow.lite), so "another framework"
+# is checked by the registry's framework packages: torch, tensorflow, flax.
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_imports_only_its_own_framework(configs_dir, tmp_path, backend):
     from paths import mnist_dir
 
+    others = [framework_package(b) for b in BACKENDS if b != backend]
     code = (
         "import sys; from archspec.cli import main; "
         f"code = main(['train', {str(configs_dir / 'mnist_mlp.yaml')!r}, '--backend', {backend!r}, '--max-steps', '3', "
         f"'--quiet', '--data-dir', {str(mnist_dir())!r}, '--out', {str(tmp_path)!r}]); "
-        f"print('CODE', code, 'OTHER', {other!r} in sys.modules, 'OWN', {backend!r} in sys.modules)"
+        f"print('CODE', code, 'OTHER', [m for m in {others!r} if m in sys.modules], "
+        f"'OWN', {framework_package(backend)!r} in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert "CODE 0 OTHER False OWN True" in result.stdout, result.stdout + result.stderr
+    assert "CODE 0 OTHER [] OWN True" in result.stdout, result.stdout + result.stderr
     assert {p.name for p in tmp_path.iterdir()} >= {"metrics.json", "history.csv", "weights.safetensors"}

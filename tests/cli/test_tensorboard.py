@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from archspec.backend import BACKENDS, REGISTRY
 from archspec.definitions.schedules import step_rate
 from archspec.training.checkpoints import read_checkpoint
 
@@ -36,7 +37,12 @@ training:
 data: {dataset: binary, n_samples: 300, n_features: 8, validation_split: 0.2, test_split: 0.2}
 """
 
-OTHER = {"torch": ("tensorflow", "keras"), "tensorflow": ("torch",)}
+# The other backends' framework packages (torch, tensorflow, flax; TensorFlow itself imports jax
+# when it is installed, so the JAX backend is recognised by flax).
+OTHER = {
+    backend: tuple(REGISTRY[other].framework.partition(".")[0] for other in BACKENDS if other != backend)
+    for backend in BACKENDS
+}
 
 
 def read(folder: Path) -> EventAccumulator:
@@ -50,7 +56,7 @@ def values(events: EventAccumulator, tag: str) -> tuple[list[int], np.ndarray]:
     return [s.step for s in scalars], np.array([s.value for s in scalars])
 
 
-@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_train_logdir_holds_every_value(tmp_path, backend):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
@@ -106,7 +112,9 @@ def test_compare_logdir_writes_one_run_per_backend(tmp_path):
     command = [sys.executable, "-m", "archspec", "compare", str(spec), "--max-steps", "8", "--quiet"]
     done = subprocess.run([*command, "--logdir", str(logs)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(path.name for path in logs.iterdir()) == ["tensorflow", "torch"]
-    curves = {backend: values(read(logs / backend), "step/loss") for backend in ("torch", "tensorflow")}
-    assert curves["torch"][0] == curves["tensorflow"][0] == list(range(1, 9))
-    np.testing.assert_allclose(curves["torch"][1], curves["tensorflow"][1], rtol=1e-4)  # float32 runs
+    assert sorted(path.name for path in logs.iterdir()) == sorted(BACKENDS)
+    curves = {backend: values(read(logs / backend), "step/loss") for backend in BACKENDS}
+    first = BACKENDS[0]
+    for backend in BACKENDS:
+        assert curves[backend][0] == list(range(1, 9)), backend
+        np.testing.assert_allclose(curves[backend][1], curves[first][1], rtol=1e-4, err_msg=backend)  # float32 runs

@@ -10,7 +10,7 @@ import numpy as np
 import archspec
 from archspec.backend import BACKENDS
 from parity.test_model_parity import check
-from parity.test_training_parity import assert_same_trajectory, run_both
+from parity.trajectory import assert_same_trajectory, train_all
 
 BLOCKS = textwrap.dedent(
     """
@@ -48,7 +48,7 @@ def test_training_follows_the_same_trajectory_float64():
     x = rng.standard_normal((160, 5, 6))
     y = np.tanh(x.sum(axis=(1, 2)) / 4)[:, None] + 0.1 * rng.standard_normal((160, 1))
     spec = archspec.load(BLOCKS)
-    results = run_both(spec, data=(x, y), dtype="float64", max_steps=200, epochs=20)
+    results = train_all(spec, data=(x, y), dtype="float64", max_steps=200, epochs=20)
     assert_same_trajectory("repeated_blocks", results)
 
 

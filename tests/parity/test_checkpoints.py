@@ -22,31 +22,40 @@ def perturbed(model, seed=0):
     }
 
 
-@pytest.mark.parametrize("other", OTHERS)
+# Chains through every backend from the first back to it: in the registry's order and in the
+# reverse one (torch -> tensorflow -> jax -> torch and torch -> jax -> tensorflow -> torch), so
+# that every backend reads what every other wrote. With two backends: one chain, both ways.
+CHAINS = list(dict.fromkeys([(FIRST, *OTHERS, FIRST), (FIRST, *reversed(OTHERS), FIRST)]))
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=["-".join(chain) for chain in CHAINS])
 @pytest.mark.parametrize(
     "config", ["mnist_cnn", "mnist_gru", "mnist_bidirectional", "mnist_residual", "mnist_tcn", "mnist_transformer"]
 )
-def test_round_trip_first_other_first(configs_dir, tmp_path, config, other):
-    spec = archspec.load(configs_dir / f"{config}.yaml")
-    first = archspec.compile(spec, backend=FIRST, dtype="float64")
-    first.set_weights(perturbed(first))
-    original = first.get_weights()
-    first.save_weights(tmp_path / "a.safetensors")
-
-    other_model = archspec.compile(spec, backend=other, dtype="float64")
-    archspec.load_weights(other_model, tmp_path / "a.safetensors")
-    other_model.save_weights(tmp_path / "b.safetensors")
-
-    last = archspec.compile(spec, backend=FIRST, dtype="float64")
-    archspec.load_weights(last, tmp_path / "b.safetensors")
-    for key, value in original.items():
-        assert np.array_equal(last.get_weights()[key], value), key
-    with safe_open(str(tmp_path / "b.safetensors"), framework="numpy") as handle:
-        metadata = handle.metadata()
-    assert metadata["saved_by_backend"] == other
+def test_weights_round_trip_bit_exactly_through_every_backend(configs_dir, tmp_path, config, chain):
     from archspec.weights import spec_hash
 
-    assert metadata["spec_hash"] == spec_hash(spec)
+    spec = archspec.load(configs_dir / f"{config}.yaml")
+    start = archspec.compile(spec, backend=chain[0], dtype="float64")
+    start.set_weights(perturbed(start))
+    original = start.get_weights()
+    path = tmp_path / f"0-{chain[0]}.safetensors"
+    start.save_weights(path)
+    for hop, backend in enumerate(chain[1:], start=1):
+        model = archspec.compile(spec, backend=backend, dtype="float64")
+        archspec.load_weights(model, path)
+        loaded = model.get_weights()
+        assert list(loaded) == list(original), f"hop {hop} ({backend}): names or order differ"
+        for key, value in original.items():
+            assert loaded[key].dtype == value.dtype and np.array_equal(loaded[key], value), (
+                f"{' -> '.join(chain[: hop + 1])}: {key} is not bit-identical"
+            )
+        path = tmp_path / f"{hop}-{backend}.safetensors"
+        model.save_weights(path)
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata()
+        assert metadata["saved_by_backend"] == backend
+        assert metadata["spec_hash"] == spec_hash(spec)
 
 
 @pytest.mark.parametrize("other", OTHERS)

@@ -1,6 +1,6 @@
 """The file-source configs on real data nobody here wrote (scikit-learn's breast cancer CSV and
 8x8 digits written as PNG files) and on a generated series: float64 trajectories agree between
-the backends over 200 steps, float32 runs reach the stated accuracy on both, and
+every two backends over 200 steps, float32 runs reach the stated accuracy on each, and
 ``archspec predict`` on a test file reproduces the run's own predictions exactly."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import yaml
 from file_fixtures import config_with_data, sine_series, write_series_csv
 
 import archspec
-from archspec.comparison import tensor_relative_difference
+from archspec.backend import BACKENDS
 from archspec.training.preparation import load_splits
+from parity.trajectory import assert_same_trajectory
 
-BACKENDS = ("torch", "tensorflow")
 STEPS = 200
 FILE_CONFIGS = ("breast_cancer", "digits_images", "sine_series")
 
@@ -29,25 +29,13 @@ def data_folder(tmp_path_factory):
     return {name: config_with_data(name, folder) for name in FILE_CONFIGS}
 
 
-def assert_same_trajectory(label, results):
-    a, b = results["torch"].step_losses, results["tensorflow"].step_losses
-    assert len(a) == len(b) == STEPS
-    relative = np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))
-    worst = int(np.argmax(relative))
-    assert relative[worst] <= 1e-9, f"{label}: step {worst}: {a[worst]!r} vs {b[worst]!r} ({relative[worst]:.3g})"
-    wa, wb = results["torch"].model.get_weights(), results["tensorflow"].model.get_weights()
-    for name in wa:
-        assert tensor_relative_difference(wa[name], wb[name]) <= 1e-8, f"{label}: final weight {name}"
-    assert a[-1] < a[0], f"{label}: the loss did not go down ({a[0]:.4f} -> {a[-1]:.4f})"
-
-
 @pytest.mark.parametrize("config", FILE_CONFIGS)
 def test_file_configs_follow_the_same_trajectory_float64(data_folder, config):
     results = {
         backend: archspec.train(data_folder[config], backend=backend, dtype="float64", max_steps=STEPS, epochs=100)
         for backend in BACKENDS
     }
-    assert_same_trajectory(config, results)
+    assert_same_trajectory(config, results, steps=STEPS)
 
 
 ACCURACY = {"breast_cancer": 0.95, "digits_images": 0.95}
@@ -55,7 +43,7 @@ ACCURACY = {"breast_cancer": 0.95, "digits_images": 0.95}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(ACCURACY))
-def test_real_data_configs_reach_their_accuracy_on_both_backends(data_folder, config):
+def test_real_data_configs_reach_their_accuracy_on_every_backend(data_folder, config):
     accuracies = {}
     for backend in BACKENDS:
         result = archspec.train(data_folder[config], backend=backend, evaluate_every_epoch=False)
@@ -66,7 +54,7 @@ def test_real_data_configs_reach_their_accuracy_on_both_backends(data_folder, co
 @pytest.mark.slow
 def test_the_series_config_beats_the_last_value(data_folder):
     """The GRU predicts the next value better than repeating the window's last value (one
-    backend: the parity test above holds the other to the same trajectory)."""
+    backend: the parity test above holds the others to the same trajectory)."""
     result = archspec.train(data_folder["sine_series"], backend="tensorflow", evaluate_every_epoch=False)
     spec = archspec.load(data_folder["sine_series"])
     x, y = load_splits(spec, None, None).test
@@ -156,10 +144,12 @@ def test_predict_reproduces_the_runs_test_predictions(data_folder, tmp_path, con
     assert accuracy == pytest.approx(result.final["test"]["accuracy"], abs=1e-6)
 
 
-def test_compare_trains_a_file_config_in_both_backends(data_folder, tmp_path):
+def test_compare_trains_a_file_config_in_every_backend(data_folder, tmp_path):
     """`compare` runs each backend in its own process from a copy of the spec: the data files
     stay found (absolute paths) and the test predictions are read from them."""
     archspec.compare(data_folder["breast_cancer"], max_steps=10, dtype="float64", out=tmp_path / "cmp")
-    agreement = json.loads((tmp_path / "cmp" / "results.json").read_text())["agreement"]
-    assert agreement["max relative per-step loss difference"] <= 1e-9
-    assert agreement["share of test predictions that agree"] == 1.0
+    results = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert results["backends"] == list(BACKENDS)
+    for pair, agreement in results["agreement"].items():
+        assert agreement["max relative per-step loss difference"] <= 1e-9, pair
+        assert agreement["share of test predictions that agree"] == 1.0, pair
