@@ -40,7 +40,7 @@ def test_missing_tensorflow_says_what_to_install():
 
 
 def test_missing_jax_says_what_to_install():
-    # Without jax, flax (the framework the registry names: flax.nnx) cannot be imported either.
+    # Without jax, flax (the framework the registry names) cannot be imported either.
     code = (
         "import sys; sys.modules['jax'] = None\n"
         "import archspec\n"
@@ -50,7 +50,7 @@ def test_missing_jax_says_what_to_install():
         "    print('ERROR', e)\n"
     )
     result = run(code)
-    assert "ERROR the jax backend needs the 'flax.nnx' package" in result.stdout, result.stderr
+    assert "ERROR the jax backend needs the 'flax' package" in result.stdout, result.stderr
     assert "pip install jax flax" in result.stdout
 
 

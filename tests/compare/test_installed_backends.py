@@ -23,7 +23,7 @@ def test_a_missing_framework_is_left_out_with_a_note():
     )
     assert result.returncode == 0, result.stderr
     assert "BACKENDS torch,tensorflow\n" in result.stdout
-    assert "jax left out: its framework 'flax.nnx' is not installed (pip install jax flax" in result.stdout
+    assert "jax left out: its framework 'flax' is not installed (pip install jax flax" in result.stdout
     assert "LOADED []" in result.stdout  # choosing imports no framework
 
 
@@ -38,7 +38,7 @@ def test_a_named_backend_without_its_framework_is_refused_with_what_to_install()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert (
-        "the jax backend needs the 'flax.nnx' package, which is not installed; install it: pip install jax flax"
+        "the jax backend needs the 'flax' package, which is not installed; install it: pip install jax flax"
         in lines[0]
     )
 
