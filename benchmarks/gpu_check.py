@@ -1,12 +1,12 @@
-"""The GPU check (``make gpu-check``): parity and speed of every config on both backends, on CUDA.
+"""The GPU check (``make gpu-check``): parity and speed of every config on every backend, on CUDA.
 
 Usage: python benchmarks/gpu_check.py [--device cuda|cpu] [--steps 40] [--warmup 10]
            [--configs NAME,...] [--out FILE]
 
-For every config in ``configs/``, trains ``--steps`` steps on torch and on TensorFlow, on
+For every config in ``configs/``, trains ``--steps`` steps on every registered backend, on
 the first ``steps * batch_size`` training samples of the config's own data set, in float64
-and in float32, and compares the two backends (``trajectories.py``) against the parity
-suite's bounds (``tests/parity/test_training_parity.py``): float64 per-step loss within
+and in float32, and compares every two backends (``trajectories.py``) against the parity
+suite's bounds (``tests/parity/trajectory.py``): float64 per-step loss within
 1e-9 relative and final weights within 1e-8; float32 per-step loss within 2% (the suite's
 float32 loss bound; float32 weights are reported, not bounded). Speed is steps/s of the
 float32 run after ``--warmup`` steps (tracing, compilation and autotuning excluded), the
@@ -28,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from trajectories import LOSS_BOUND, WEIGHT_BOUND, train_both, training_data
+from trajectories import LOSS_BOUND, WEIGHT_BOUND, train_all, training_data
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.errors import ArchSpecError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ DTYPES = ("float64", "float32")
 
 
 def cuda_problem() -> str | None:
-    """Why the frameworks cannot train on CUDA here, or None when both see a GPU."""
+    """Why the frameworks cannot train on CUDA here, or None when every one sees a GPU."""
     import torch
 
     if not torch.cuda.is_available():
@@ -48,6 +49,11 @@ def cuda_problem() -> str | None:
 
     if not tf.config.list_physical_devices("GPU"):
         return "TensorFlow lists no GPU (install with FRAMEWORKS=requirements/frameworks-gpu.txt)"
+    if "jax" in BACKENDS:
+        import jax
+
+        if not any(device.platform == "gpu" for device in jax.devices()):
+            return "JAX lists no GPU (install with FRAMEWORKS=requirements/frameworks-gpu.txt: jax[cuda12])"
     return None
 
 
@@ -67,7 +73,7 @@ def check(paths, device: str, steps: int, warmup: int) -> list[dict]:
         data = training_data(spec, steps * spec.training.batch_size)
         row = {"config": path.stem, "batch": spec.training.batch_size}
         for dtype in DTYPES:
-            result, _ = train_both(spec, data, dtype=dtype, steps=steps, device=device, warmup=warmup)
+            result, _ = train_all(spec, data, dtype=dtype, steps=steps, device=device, warmup=warmup)
             row[dtype] = result
         row["ok"] = all(row[dtype].within_bounds for dtype in DTYPES)
         row["seconds"] = time.perf_counter() - started
@@ -87,16 +93,18 @@ def markdown(rows: list[dict], device: str, steps: int, warmup: int, seconds: fl
         f"Bounds (tests/parity): float64 loss <= {LOSS_BOUND['float64']:g}, weights <= "
         f"{WEIGHT_BOUND['float64']:g}; float32 loss <= {LOSS_BOUND['float32']:g}.",
         "",
-        "| config | batch | float64 loss gap | float64 weight gap | float32 loss gap | float32 weight gap "
-        "| torch steps/s (float32) | tensorflow steps/s (float32) | within bounds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| config | batch | float64 loss gap | float64 weight gap | float32 loss gap | float32 weight gap | "
+        + "".join(f"{backend} steps/s (float32) | " for backend in BACKENDS)
+        + "within bounds |",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(BACKENDS) + "---|",
     ]
     for row in rows:
         f64, f32 = row["float64"], row["float32"]
         lines.append(
             f"| {row['config']} | {row['batch']} | {f64.loss_gap:.1e} | {f64.weight_gap:.1e} | {f32.loss_gap:.1e} "
-            f"| {f32.weight_gap:.1e} | {speed(f32.steps_per_second['torch'])} "
-            f"| {speed(f32.steps_per_second['tensorflow'])} | {'yes' if row['ok'] else '**no**'} |"
+            f"| {f32.weight_gap:.1e} | "
+            + "".join(f"{speed(f32.steps_per_second[backend])} | " for backend in BACKENDS)
+            + f"{'yes' if row['ok'] else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -119,8 +127,9 @@ def main(argv=None) -> int:
             parser.error(f"expected config names among {sorted(known)}, received {unknown}")
         paths = [known[name] for name in args.configs.split(",")]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Both frameworks share one GPU in this process: TensorFlow must not reserve all its memory.
+    # The frameworks share one GPU in this process: TensorFlow and JAX must not reserve all its memory.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.device == "cuda":
         problem = cuda_problem()
         if problem:

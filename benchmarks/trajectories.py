@@ -1,14 +1,16 @@
-"""Train one spec on both backends for a few steps and measure how far apart they end up.
+"""Train one spec on every backend for a few steps and measure how far apart they end up.
 
 Shared by ``parity_report.py`` (the README's parity table) and ``gpu_check.py`` (``make
 gpu-check``). The gaps are the parity suite's: the worst per-step relative loss difference
 (``archspec.comparison.relative_difference``) and the worst per-tensor relative difference of
-the final weights (``tensor_relative_difference``), with the suite's bounds below.
+the final weights (``tensor_relative_difference``), the worst over every pair of backends,
+with the suite's bounds below.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.comparison import relative_difference, tensor_relative_difference
 from archspec.data import load_dataset
 
-BACKENDS = ("torch", "tensorflow")
-
-# The bounds of tests/parity/test_training_parity.py: float64 per-step loss and final weights;
+# The bounds of tests/parity/trajectory.py: float64 per-step loss and final weights;
 # float32 final training loss (the suite's float32 bound; weights have none in float32).
 LOSS_BOUND = {"float64": 1e-9, "float32": 0.02}
 WEIGHT_BOUND = {"float64": 1e-8, "float32": None}
@@ -29,7 +30,7 @@ WEIGHT_BOUND = {"float64": 1e-8, "float32": None}
 
 @dataclass(frozen=True)
 class Trajectories:
-    """One spec trained on both backends: how far apart they are, and how fast each ran."""
+    """One spec trained on every backend: how far apart the furthest two are, and how fast each ran."""
 
     dtype: str
     steps: int
@@ -79,11 +80,12 @@ def training_data(spec, samples: int, data_dir: str | Path | None = None) -> dic
     return {"train": (x[:samples], y[:samples])}
 
 
-def train_both(
+def train_all(
     spec, data, *, dtype: str, steps: int, device: str | None = None, warmup: int = 0
 ) -> tuple[Trajectories, dict]:
-    """``steps`` steps of ``spec`` on each backend (``device`` None: the spec's); returns the gaps,
-    the speeds (steps/s after ``warmup`` steps; NaN without) and the two ``TrainResult``s."""
+    """``steps`` steps of ``spec`` on every backend (``device`` None: the spec's); returns the worst
+    gaps over the pairs, the speeds (steps/s after ``warmup`` steps; NaN without) and the
+    ``TrainResult`` of each backend."""
     runs, speeds = {}, {}
     for backend in BACKENDS:
         clock = _StepClock(warmup, steps - 1) if 0 < warmup < steps else None
@@ -99,13 +101,19 @@ def train_both(
             callbacks=[clock] if clock else None,
         )
         speeds[backend] = clock.steps_per_second() if clock else float("nan")
-    a, b = (runs[backend] for backend in BACKENDS)
-    weights_a, weights_b = a.model.get_weights(), b.model.get_weights()
+    weights = {backend: run.model.get_weights() for backend, run in runs.items()}
+    pairs = list(itertools.combinations(BACKENDS, 2))
     result = Trajectories(
         dtype=dtype,
         steps=steps,
-        loss_gap=relative_difference(np.asarray(a.step_losses), np.asarray(b.step_losses)),
-        weight_gap=max(tensor_relative_difference(weights_a[name], weights_b[name]) for name in weights_a),
+        loss_gap=max(
+            (relative_difference(np.asarray(runs[a].step_losses), np.asarray(runs[b].step_losses)) for a, b in pairs),
+            default=0.0,
+        ),
+        weight_gap=max(
+            (tensor_relative_difference(weights[a][name], weights[b][name]) for a, b in pairs for name in weights[a]),
+            default=0.0,
+        ),
         steps_per_second=speeds,
     )
     return result, runs
