@@ -38,8 +38,10 @@ class BatchNorm(nnx.Module):
         else:
             mean, variance = self._moments(x)
             m = self.momentum
-            self.moving_mean[...] = jax.lax.stop_gradient(m * self.moving_mean[...] + (1 - m) * mean)
-            self.moving_variance[...] = jax.lax.stop_gradient(m * self.moving_variance[...] + (1 - m) * variance)
+            # set_value replaces the array whole: ``[...] =`` would scatter into it, which fails
+            # inside shard_map when the statistics came in replicated and the batch is sharded.
+            self.moving_mean.set_value(jax.lax.stop_gradient(m * self.moving_mean[...] + (1 - m) * mean))
+            self.moving_variance.set_value(jax.lax.stop_gradient(m * self.moving_variance[...] + (1 - m) * variance))
         y = (x - mean) / jnp.sqrt(variance + self.epsilon)
         if self.gamma is not None:
             y = y * self.gamma[...]

@@ -1,11 +1,14 @@
 """JAX's batch norm beyond the shared layer tests: nnx's own mode switch and statistics, and the
 global-batch statistics over a workers' axis (``BuildContext.axis_name``), here a ``jax.vmap``
-axis: the collectives and their gradients are JAX's, one device suffices."""
+axis (the collectives and their gradients are JAX's; one device suffices) and a ``shard_map``
+of one worker, as a distributed engine runs it."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import archspec
 from archspec.api import load_with_graph
@@ -102,3 +105,47 @@ def test_nnx_train_and_eval_switch_batch_norm_and_a_user_step_updates_its_statis
 
     native.eval()
     assert norm.use_running_average
+
+
+def test_statistics_update_inside_shard_map():
+    """A distributed engine runs the model under ``shard_map`` with replicated states and a
+    sharded batch (one worker here): the statistics still update, and the gradients are the
+    whole batch's."""
+    spec, graph = load_with_graph(SPEC)
+    weights = canonical_weights(graph)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(SHARE, 3, 4))
+    cotangent = rng.normal(size=(SHARE, 3, 2))
+    reference = reference_forward(graph, weights, {"x": x}, training=True)
+    synced = JaxModel(graph, "float64", "cpu", axis_name="workers")
+    synced.set_weights(weights)
+    mesh = Mesh(np.array(jax.devices("cpu")[:1]), ("workers",))
+    with synced.precision():
+        params, stats, rest = jax.device_put(synced.states(), NamedSharding(mesh, P()))
+
+        def worker(params, x, cotangent):
+            values, new_stats = apply(synced.graphdef, (params, stats, rest), {"x": x}, ("out",), training=True)
+            return jnp.sum(values["out"] * cotangent)[None], (values["out"], new_stats)
+
+        def loss(params, x):
+            sharded = jax.shard_map(
+                worker,
+                mesh=mesh,
+                in_specs=(P(), P("workers"), P("workers")),
+                out_specs=(P("workers"), (P("workers"), P())),
+            )
+            parts, aux = sharded(params, x, jnp.asarray(cotangent))
+            return jnp.sum(parts), aux
+
+        (param_grads, input_grads), (outputs, new_stats) = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))(
+            params, jnp.asarray(x)
+        )
+    assert scaled_error(outputs, reference.outputs["out"]) <= 1e-12
+    for name in ("moving_mean", "moving_variance"):
+        assert scaled_error(new_stats["layers"]["bn"][name][...], reference.updated_weights[f"bn.{name}"]) <= 1e-12
+    single = archspec.compile(spec, backend="jax", dtype="float64", weights=weights)
+    expected_params, expected_inputs = single.gradients({"x": x}, {"out": cotangent}, training=True)
+    assert scaled_error(input_grads, expected_inputs["x"]) <= 1e-12
+    for key, expected in expected_params.items():
+        node, name = key.split(".")
+        assert scaled_error(param_grads["layers"][node][name][...], expected) <= 1e-12, key
