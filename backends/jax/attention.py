@@ -98,6 +98,7 @@ class MultiHeadAttention(nnx.Module):
 
 @lru_cache(maxsize=32)
 def _sinusoidal(steps: int, features: int) -> np.ndarray:
+    """The float64 table, computed once per shape (a constant under ``jax.jit``)."""
     table = sinusoidal_table(steps, features)
     table.setflags(write=False)
     return table
@@ -111,6 +112,7 @@ class PositionEmbedding(nnx.Module):
     def __init__(self, context: BuildContext, node: Node):
         layer = node.layer_as(spec.PositionEmbedding)
         features = node.input_shapes[0][-1]
+        self.kind = layer.kind  # static: "learned" or "sinusoidal"
         self.embeddings = context.parameter(layer.max_length, features) if layer.kind == "learned" else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
