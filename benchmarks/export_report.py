@@ -3,7 +3,7 @@ weights read through each backend, each file verified in its own runtime (``make
 
 Usage: python benchmarks/export_report.py [--configs NAME ...] [--formats NAME ...] [--out FILE]
 Weights: each config's canonical initial weights (its training seed), read through the backend
-named in the "weights from" column; a format of the other framework is built from the canonical
+named in the "weights from" column; a format of another framework is built from the canonical
 weights. Every file is traced with a batch of 2 and verified on a batch of 64 (the spec's data
 when it loads, else random inputs). One process; the seconds include writing and verifying.
 """
@@ -39,11 +39,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "export_report.md"))
     args = parser.parse_args()
     configs = [ROOT / "configs" / f"{name}.yaml" for name in args.configs] if args.configs else CONFIGS
+    against = ("reference", *BACKENDS)
     header = (
-        "| config | format | runtime | weights from | inputs | max rel diff vs reference | vs torch "
-        "| vs tensorflow | bound | result | seconds |"
+        "| config | format | runtime | weights from | inputs | max rel diff vs reference | "
+        + "".join(f"vs {backend} | " for backend in BACKENDS)
+        + "bound | result | seconds |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * (8 + len(BACKENDS))]
     failures, started = 0, time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         for config in configs:
@@ -60,9 +62,7 @@ def main() -> None:
                         seconds = time.perf_counter() - start
                         verification = error.verification if isinstance(error, ExportError) else None
                         numbers = (
-                            [f"{worst(verification, a):.1e}" for a in ("reference", "torch", "tensorflow")]
-                            if verification
-                            else ["-", "-", "-"]
+                            [f"{worst(verification, a):.1e}" for a in against] if verification else ["-"] * len(against)
                         )
                         message = str(error).replace("|", "/").replace(str(out), "file")
                         lines.append(
@@ -77,7 +77,7 @@ def main() -> None:
                     inputs = "data" if "spec's data" in v.inputs else "random"
                     lines.append(
                         f"| {config.stem} | {format_name} | {entry.runtime} | {backend} | {inputs} "
-                        f"| {worst(v, 'reference'):.1e} | {worst(v, 'torch'):.1e} | {worst(v, 'tensorflow'):.1e} "
+                        f"| {' | '.join(f'{worst(v, a):.1e}' for a in against)} "
                         f"| {v.rows[0].bound:.0e} | pass | {seconds:.1f} |"
                     )
                     print(lines[-1], flush=True)

@@ -25,7 +25,7 @@ LITERT_BOUNDS = {"float32": 1e-4}
 @dataclass(frozen=True)
 class FormatEntry:
     name: str
-    backend: str  # the registry backend whose framework writes and runs it ("torch", "tensorflow")
+    backend: str  # the registry backend whose framework writes and runs it ("torch", "tensorflow", "jax")
     runtime: str  # what verification runs the file in, as the table names it
     suffix: str  # the file's usual suffix ("" for a folder)
     module: str  # the module defining the Format object
@@ -72,6 +72,15 @@ FORMATS: dict[str, FormatEntry] = {
             "archspec.backends.tensorflow.export",
             "litert",
             LITERT_BOUNDS,
+        ),
+        FormatEntry(
+            "jax_export",
+            "jax",
+            "jax.export.deserialize",
+            ".jaxexport",
+            "archspec.backends.jax.export",
+            "jax_export",
+            EXACT_BOUNDS,
         ),
         # Readable code (archspec/exporting/code/): the file and its weights beside it, run by
         # importing the file; the same bounds as the other formats of their framework.

@@ -38,8 +38,7 @@ def test_a_named_backend_without_its_framework_is_refused_with_what_to_install()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert (
-        "the jax backend needs the 'flax' package, which is not installed; install it: pip install jax flax"
-        in lines[0]
+        "the jax backend needs the 'flax' package, which is not installed; install it: pip install jax flax" in lines[0]
     )
 
 

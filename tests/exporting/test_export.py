@@ -95,6 +95,10 @@ def read_metadata(format_name: str, out: Path):
         extra = {"archspec.json": ""}
         torch.export.load(str(out), extra_files=extra)
         return ExportMetadata.from_json(extra["archspec.json"])
+    if format_name == "jax_export":
+        from archspec.backends.jax.export import read_jax_export_metadata
+
+        return read_jax_export_metadata(out)
     if format_name == "saved_model":
         from archspec.backends.tensorflow.export import read_saved_model_metadata
 
@@ -104,7 +108,7 @@ def read_metadata(format_name: str, out: Path):
     return read_litert_metadata(out)
 
 
-@pytest.mark.parametrize("format_name", ["onnx", "torch_export", "saved_model", "litert"])
+@pytest.mark.parametrize("format_name", ["onnx", "torch_export", "saved_model", "litert", "jax_export"])
 def test_each_format_round_trips(tmp_path, format_name):
     weights = weights_of(SMALL)
     out = tmp_path / f"small{FORMATS[format_name].suffix}"
@@ -127,7 +131,7 @@ def test_each_format_round_trips(tmp_path, format_name):
     np.testing.assert_allclose(outputs["out"], expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("format_name", ["onnx", "torch_export", "saved_model", "litert"])
+@pytest.mark.parametrize("format_name", ["onnx", "torch_export", "saved_model", "litert", "jax_export"])
 def test_the_layer_types_no_config_holds_export_to_each_format(tmp_path, format_name):
     result = export(ZOO, weights_of(ZOO), format=format_name, out=tmp_path / f"zoo{FORMATS[format_name].suffix}")
     assert result.verification is not None and result.verification.passed
