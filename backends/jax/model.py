@@ -7,8 +7,8 @@ JAX code keeps its float32 defaults.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -49,9 +49,13 @@ def resolve_device(device: str) -> jax.Device:
     raise UsageError(f"expected device 'auto', 'cpu' or 'cuda', received {device!r}")
 
 
-def precision(dtype: str) -> AbstractContextManager[Any]:
-    """The context every computation of a ``dtype`` model runs in: JAX's 64-bit mode for float64."""
-    return jax.enable_x64(dtype == "float64")
+@contextmanager
+def precision(dtype: str) -> Iterator[None]:
+    """The context every computation of a ``dtype`` model runs in: JAX's 64-bit mode for float64,
+    and full-precision float32 matmuls and convolutions (JAX may use TF32 on a GPU by default,
+    which float32 parity cannot afford; the CPU computes the same either way)."""
+    with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,8 @@ class JaxModel(CompiledModel):
         return self._module
 
     def precision(self) -> AbstractContextManager[Any]:
-        """The context every computation of this model runs in (JAX's 64-bit mode for float64)."""
+        """The context every computation of this model runs in (JAX's 64-bit mode for float64,
+        full-precision matmuls: :func:`precision`)."""
         return precision(self.dtype)
 
     # --- state ---------------------------------------------------------------------
