@@ -1,11 +1,10 @@
 """Same weights, same function: every registered backend against the numpy reference and the first backend.
 
-For every layer type, every activation and every config: outputs (inference and
-training mode), gradients of a scalar loss with respect to every parameter and to
-the input, and the batch-norm statistics a training step leaves behind.
+For every layer type and every activation: outputs (inference and training mode), gradients
+of a scalar loss with respect to every parameter and to the input, and the batch-norm
+statistics a training step leaves behind. Every config: test_config_parity.py (a file of its
+own, so that `make test`'s workers, which take whole files, share the long cases).
 """
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from archspec.initializers import canonical_weights
 from archspec.reference.forward import reference_forward
 from parity.support import ACTIVATION_CASES, LAYER_CASES, random_inputs, scaled_error
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
 
@@ -105,22 +103,3 @@ def test_layer(case, dtype):
 @pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
 def test_activation(case, dtype):
     check(ACTIVATION_CASES[case], dtype)
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config(config, dtype):
-    check(config, dtype, batch=3)
-
-
-@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_initial_weights_are_bit_identical(config):
-    spec, graph = load_with_graph(config)
-    models = {name: archspec.compile(spec, backend=name, dtype="float64") for name in BACKENDS}
-    expected = canonical_weights(graph)
-    for name, model in models.items():
-        weights = model.get_weights()
-        assert list(weights) == list(expected), name
-        for key, value in expected.items():
-            assert np.array_equal(weights[key], value), f"{name}: {key} differs from the canonical initial value"
-        assert model.native_param_count() == graph.param_count == model.param_count
