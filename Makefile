@@ -55,11 +55,11 @@ export-report:
 	$(BIN)/python benchmarks/export_report.py --out benchmarks/export_report.md
 
 # On a CUDA machine (install with FRAMEWORKS=requirements/frameworks-gpu.txt): float64 and float32
-# parity and speed of every config on both backends, under 10 minutes; see the README's *Devices*.
+# parity and speed of every config on every backend, under 10 minutes; see the README's *Devices*.
 gpu-check:
 	$(BIN)/python benchmarks/gpu_check.py --out benchmarks/gpu_check.md
 
-# Full training runs of the example configs on both backends (the README's accuracy table).
+# Full training runs of the example configs on every installed backend (the README's accuracy table).
 accuracy:
 	for config in keras_example torch_example mnist_mlp mnist_cnn mnist_lstm mnist_tcn mnist_transformer sequences_masked_lstm sequences_masked_transformer; do \
 		$(BIN)/archspec compare configs/$$config.yaml --quiet --out runs/accuracy/$$config || exit 1; \

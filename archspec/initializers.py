@@ -1,4 +1,4 @@
-"""Initial weights, computed once with numpy so both backends start bit-identical.
+"""Initial weights, computed once with numpy so every backend starts bit-identical.
 
 Each parameter draws from its own generator, seeded by the spec's seed and the
 parameter's canonical name, so a value never depends on build order. The

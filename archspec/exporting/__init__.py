@@ -5,7 +5,7 @@ Every format is one ``FormatEntry`` in ``archspec.exporting.formats.FORMATS``, n
 ``Format`` object that writes and loads it (``backends/<name>/export.py`` for the framework
 formats). ``exporter.export`` writes the artifact to a temporary path, then *verifies* it
 (``verification``): runs it in its own runtime on a batch of inputs, compares it with the numpy
-reference and with both backends, and moves it into place only when every bound holds.
+reference and with every backend, and moves it into place only when every bound holds.
 ``command`` is ``archspec export``. Imports no framework: each format imports its own on use.
 """
 

@@ -17,7 +17,7 @@ def add_parser(commands) -> None:
         "export",
         help="write a trained model as ONNX, torch.export, SavedModel or LiteRT, verified in its runtime",
         description="Write SPEC with WEIGHTS in FORMAT at PATH, run the file in its own runtime on a batch of "
-        "inputs, compare it with the numpy reference and both backends, and keep it only if it passes.",
+        "inputs, compare it with the numpy reference and every backend, and keep it only if it passes.",
     )
     p.add_argument("spec", metavar="SPEC")
     p.add_argument(

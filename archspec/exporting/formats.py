@@ -16,7 +16,7 @@ from archspec.errors import UsageError
 from archspec.exporting import Format
 
 # Verification bounds: the largest relative difference (max |artifact - expected| / max |expected|,
-# per output) an exported file may show against the numpy reference and both backends.
+# per output) an exported file may show against the numpy reference and every backend.
 # README "Exporting" states them; LiteRT's were measured with `make export-report`.
 EXACT_BOUNDS = {"float32": 1e-5, "float64": 1e-10}
 LITERT_BOUNDS = {"float32": 1e-4}

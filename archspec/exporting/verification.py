@@ -1,5 +1,5 @@
 """Verification of an exported file: run it in its own runtime on a batch of inputs and compare
-each output with the numpy reference (float64) and with both backends, against a bound.
+each output with the numpy reference (float64) and with every backend, against a bound.
 
 The difference of an output is ``max |file - expected|`` (absolute) and that divided by
 ``max |expected|`` (relative: to the output's largest magnitude, so tiny entries such as a

@@ -1,4 +1,4 @@
-"""Numpy reference: the witness of what both backends compute.
+"""Numpy reference: the witness of what every backend computes.
 
 Each module here computes one part of the semantics in float64 numpy (layer forwards,
 optimizer updates, losses); the backend tests, the parity tests and the divergence

@@ -1,4 +1,4 @@
-"""Reference optimizers: the update rules both backends reproduce, in numpy.
+"""Reference optimizers: the update rules every backend reproduces, in numpy.
 
 The canonical definition is ``torch.optim`` with its default flags (amsgrad=False,
 maximize=False, dampening=0, centered=False). Optimizer state is a dict

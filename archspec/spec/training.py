@@ -1,7 +1,7 @@
 """The training part of a spec: loss, optimizer, schedule, batches, metrics.
 
 The formulas behind every name are in ``archspec/reference/`` and
-``docs/semantics.md``; both backends implement exactly those.
+``docs/semantics.md``; every backend implements exactly those.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Activation(LayerBase):
 class Dropout(LayerBase):
     """Zeroes each element with probability ``rate`` during training and scales
     the rest by ``1 / (1 - rate)``; the identity at inference. Masks come from
-    archspec's neutral random stream, so both backends drop the same elements."""
+    archspec's neutral random stream, so every backend drops the same elements."""
 
     type: Literal["dropout"]
     mask_rule: ClassVar[MaskRule] = "pass"
