@@ -1,0 +1,263 @@
+"""JAX's side of data-parallel training: ``jax.distributed`` with one device per worker process.
+
+Every worker is one JAX process (``jax.distributed.initialize``; gloo collectives on the CPU,
+NCCL on GPUs) holding one device; the workers' devices form a one-axis mesh (``AXIS``).
+A training step is one SPMD program over that mesh (``shard_map``): each worker computes
+its share of the global batch, and ``jax.lax.psum`` sums the share-weighted gradients and
+the batch-norm sums across workers inside the program (``batch_sum``, read by batch norm
+through its build context), so the step is that of the global batch.
+
+One program needs one shape on every worker, and the shares of a batch differ by a sample
+when it does not divide evenly (51 = 26 + 25): every share is padded to the same row
+count (``Shares.rows``, from ``batch_size``), and the padded rows are left out of every
+sum (the loss's, the batch statistics') by the row mask ``valid``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from archspec.errors import BackendUnavailableError
+from archspec.training.cluster import Cluster
+
+AXIS = "workers"
+"""The mesh axis of the workers: ``jax.lax.psum(x, AXIS)`` sums ``x`` over them."""
+
+_cluster: Cluster | None = None
+_mesh: Mesh | None = None
+
+# The row mask of the share being traced (True at the share's real samples), set by the
+# step while it traces the model under ``shard_map``; ``None``: one process, no mask.
+_rows: contextvars.ContextVar[jax.Array | None] = contextvars.ContextVar("archspec_jax_rows", default=None)
+
+
+@contextlib.contextmanager
+def join(cluster: Cluster, device: str) -> Iterator[None]:
+    """Join ``cluster`` as JAX process ``cluster.rank`` (once per process) on ``device``.
+
+    Must come before JAX's first computation in the process: JAX fixes its devices (and,
+    on the CPU, its cross-process collectives) when its runtime starts.
+    """
+    global _cluster, _mesh
+    if _cluster is None:
+        use_gpu = device == "cuda" or (device == "auto" and _has_gpu())
+        if device == "cuda" and not use_gpu:
+            raise BackendUnavailableError("expected a CUDA GPU for device 'cuda', received none that JAX can use")
+        if jax.distributed.is_initialized():
+            raise BackendUnavailableError(
+                "jax.distributed was already initialized in this process, so it cannot join an archspec "
+                "cluster now (start the worker in a fresh process)"
+            )
+        threads = os.environ.get("ARCHSPEC_WORKER_THREADS")
+        if threads and not use_gpu:
+            flags = os.environ.get("XLA_FLAGS", "")
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+        try:
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            if not use_gpu:
+                jax.config.update("jax_platforms", "cpu")
+            local = None
+            if use_gpu:
+                local = [cluster.local_rank % _gpu_count()]
+            jax.distributed.initialize(
+                coordinator_address=cluster.addresses[0],
+                num_processes=cluster.world_size,
+                process_id=cluster.rank,
+                local_device_ids=local,
+                initialization_timeout=max(1, math.ceil(cluster.timeout)),
+                heartbeat_timeout_seconds=max(1, math.ceil(cluster.timeout)),
+            )
+            platform = "gpu" if use_gpu else "cpu"
+            devices = [_first_device_of(process, platform) for process in range(cluster.world_size)]
+        except (RuntimeError, ValueError) as error:
+            raise BackendUnavailableError(f"JAX {jax.__version__} could not join the cluster: {error}") from None
+        _mesh = Mesh(np.array(devices), (AXIS,))
+        _cluster = cluster
+    elif _cluster != cluster:
+        raise BackendUnavailableError("this process already joined another JAX cluster")
+    yield
+
+
+def leave(engine: Any) -> None:
+    """Wait until every worker is here, then shut ``jax.distributed`` down (``engine``: unused).
+
+    A worker whose last all-reduce has returned may still be needed by a peer whose part of
+    it is pending; the barrier keeps it until all are done.
+    """
+    global _cluster, _mesh
+    if _cluster is not None and jax.distributed.is_initialized():
+        multihost_utils.sync_global_devices("archspec-leave")
+        jax.distributed.shutdown()
+    _cluster = None
+    _mesh = None
+
+
+def cluster() -> Cluster:
+    if _cluster is None:
+        raise BackendUnavailableError("no JAX cluster was joined in this process")
+    return _cluster
+
+
+def mesh() -> Mesh:
+    """The workers' mesh: one device per worker, in rank order, on the axis ``AXIS``."""
+    if _mesh is None:
+        raise BackendUnavailableError("no JAX cluster was joined in this process")
+    return _mesh
+
+
+def device() -> jax.Device:
+    """This worker's device (the one the model and the training data live on)."""
+    return next(d for d in mesh().devices.flat if d.process_index == jax.process_index())
+
+
+def _has_gpu() -> bool:
+    return _gpu_count() > 0
+
+
+def _gpu_count() -> int:
+    # Without starting JAX's runtime (that must wait for jax.distributed.initialize).
+    try:
+        import jax_plugins  # noqa: F401  (the CUDA plugin's namespace package)
+    except ImportError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len([p for p in os.listdir("/dev") if p.startswith("nvidia") and p[6:].isdigit()])
+
+
+def _first_device_of(process: int, platform: str) -> jax.Device:
+    for candidate in jax.devices(platform):
+        if candidate.process_index == process:
+            return candidate
+    raise BackendUnavailableError(f"expected a {platform} device on JAX process {process}, received none")
+
+
+# --- the step over the mesh ------------------------------------------------------------
+
+
+def batch_sum(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """``(sum of x over axes, number of values summed)`` over the global batch.
+
+    Axis 0 is the batch. One process: ``x``'s own sum. Inside a worker step: the sum of
+    the share's real rows (the padding left out), summed over every worker (``psum``, which
+    differentiates: gradients flow through the statistics across workers).
+    """
+    rows = _rows.get()
+    per_row = math.prod(x.shape[a] for a in axes if a != 0)
+    if rows is None:
+        count = per_row * (x.shape[0] if 0 in axes else 1)
+        return jnp.sum(x, axis=axes), jnp.asarray(count, x.dtype)
+    mask = rows.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+    total = jnp.sum(x * mask, axis=axes)
+    count = jnp.sum(rows.astype(x.dtype)) * per_row
+    return jax.lax.psum((total, count), AXIS)
+
+
+@contextlib.contextmanager
+def rows(valid: jax.Array) -> Iterator[None]:
+    """While tracing a worker's share: ``valid`` (bool ``(rows,)``) marks its real samples."""
+    token = _rows.set(valid)
+    try:
+        yield
+    finally:
+        _rows.reset(token)
+
+
+class Shares:
+    """Runs a share's gradient function as one program over the workers' mesh.
+
+    ``rows``: every worker's share is padded to this many samples (the largest share of a
+    batch of ``batch_size``), so that the program has one shape on every worker.
+    """
+
+    def __init__(self, batch_size: int):
+        self.mesh = mesh()
+        self.world_size = self.mesh.devices.size
+        self.rows = -(-batch_size // self.world_size)
+        self.device = device()
+        self._replicated = NamedSharding(self.mesh, PartitionSpec())
+        self._split = NamedSharding(self.mesh, PartitionSpec(AXIS))
+
+    def replicate(self, tree: Any) -> Any:
+        """``tree``'s arrays (identical on every worker, on this worker's device) as global arrays."""
+
+        def one(array):
+            array = jax.device_put(array, self.device)
+            return jax.make_array_from_single_device_arrays(array.shape, self._replicated, [array])
+
+        return jax.tree.map(one, tree)
+
+    def local(self, tree: Any) -> Any:
+        """The arrays of a program's replicated (or per-worker) results, as this worker's own arrays."""
+        return jax.tree.map(lambda array: array.addressable_data(0), tree)
+
+    def split(self, array: np.ndarray) -> jax.Array:
+        """This worker's ``array`` (``(rows, ...)`` or a scalar) as its block of a global array split by worker."""
+        array = np.asarray(array)[None]
+        return jax.make_array_from_process_local_data(self._split, array, (self.world_size, *array.shape[1:]))
+
+    def pad(self, indices: np.ndarray) -> tuple[np.ndarray, int]:
+        """``indices`` padded to ``rows`` (with its first index) and the number of real ones."""
+        count = len(indices)
+        if not 0 < count <= self.rows:
+            raise ValueError(f"expected a share of 1..{self.rows} samples, received {count}")
+        padded = np.full(self.rows, indices[0], dtype=indices.dtype)
+        padded[:count] = indices
+        return padded, count
+
+    def gradients(self, share: Callable[..., tuple[Any, Any, Any]], static_argnums: tuple[int, ...] = ()) -> Callable:
+        """``share(replicated..., indices, valid, offset, fraction)`` run on every worker's share.
+
+        ``share`` returns ``(loss, gradients, state)`` of its share: the share's mean loss over
+        the real rows (``valid``), the gradients of ``fraction`` times it, and the new
+        batch-norm state. The weight must be applied before differentiating: the batch sums'
+        ``psum`` carries every worker's cotangent to the others in the backward pass (its
+        transpose is a ``psum``), and those must already be weighted. The result: the same,
+        with the gradients summed over the workers (those of the global batch's mean loss),
+        the loss this worker's, as a jitted function of global arrays (``replicate`` the
+        model's, ``split`` the worker's).
+        """
+        split = PartitionSpec(AXIS)
+
+        def body(*arguments):
+            *common, indices, count, offset, fraction = arguments
+            indices, count, offset, fraction = indices[0], count[0], offset[0], fraction[0]
+            valid = jnp.arange(indices.shape[0]) < count
+            with rows(valid):
+                loss, grads, state = share(*common, indices, valid, offset, fraction)
+            grads = jax.tree.map(lambda g: jax.lax.psum(g, AXIS), grads)
+            return loss[None], grads, state
+
+        def program(*arguments):
+            common = len(arguments) - 4
+            specs = (PartitionSpec(),) * common + (split,) * 4
+            mapped = jax.shard_map(
+                body,
+                mesh=self.mesh,
+                in_specs=specs,
+                out_specs=(split, PartitionSpec(), PartitionSpec()),
+                check_vma=False,
+            )
+            return mapped(*arguments)
+
+        return jax.jit(program, static_argnums=static_argnums)
+
+
+def all_reduce_sum(values: np.ndarray) -> np.ndarray:
+    """The element-wise sum of ``values`` over all workers (float64), the same on every worker."""
+    values = np.asarray(values, dtype=np.float64)
+    with jax.enable_x64(True):
+        gathered = np.asarray(multihost_utils.process_allgather(values, tiled=False))
+    return np.sum(gathered, axis=0, dtype=np.float64)
