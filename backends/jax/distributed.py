@@ -4,8 +4,8 @@ Every worker is one JAX process (``jax.distributed.initialize``; gloo collective
 NCCL on GPUs) holding one device; the workers' devices form a one-axis mesh (``AXIS``).
 A training step is one SPMD program over that mesh (``shard_map``): each worker computes
 its share of the global batch, and ``jax.lax.psum`` sums the share-weighted gradients and
-the batch-norm sums across workers inside the program (``batch_sum``, read by batch norm
-through its build context), so the step is that of the global batch.
+batch norm's sums across workers inside the program (``global_moments``, which batch norm
+calls when its build context names the workers' axis), so the step is that of the global batch.
 
 One program needs one shape on every worker, and the shares of a batch differ by a sample
 when it does not divide evenly (51 = 26 + 25): every share is padded to the same row
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -47,41 +48,42 @@ def join(cluster: Cluster, device: str) -> Iterator[None]:
     """Join ``cluster`` as JAX process ``cluster.rank`` (once per process) on ``device``.
 
     Must come before JAX's first computation in the process: JAX fixes its devices (and,
-    on the CPU, its cross-process collectives) when its runtime starts.
+    on the CPU, its cross-process collectives) when its runtime starts. On GPUs each worker
+    takes GPU ``local_rank`` (modulo the GPUs present); on the CPU, JAX's one CPU device.
     """
     global _cluster, _mesh
     if _cluster is None:
-        use_gpu = device == "cuda" or (device == "auto" and _has_gpu())
-        if device == "cuda" and not use_gpu:
-            raise BackendUnavailableError("expected a CUDA GPU for device 'cuda', received none that JAX can use")
+        gpus = _gpu_count()
+        use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
+        if use_gpu and gpus == 0:
+            raise BackendUnavailableError(
+                "expected a CUDA GPU for device 'cuda', received none: install jax[cuda12] on a machine with a GPU"
+            )
         if jax.distributed.is_initialized():
             raise BackendUnavailableError(
                 "jax.distributed was already initialized in this process, so it cannot join an archspec "
                 "cluster now (start the worker in a fresh process)"
             )
-        threads = os.environ.get("ARCHSPEC_WORKER_THREADS")
-        if threads and not use_gpu:
-            flags = os.environ.get("XLA_FLAGS", "")
-            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+        if os.environ.get("ARCHSPEC_WORKER_THREADS") == "1" and not use_gpu:
+            # One core per worker: XLA's CPU kernels run on the calling thread.
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+        platform = "gpu" if use_gpu else "cpu"
         try:
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            if not use_gpu:
-                jax.config.update("jax_platforms", "cpu")
-            local = None
-            if use_gpu:
-                local = [cluster.local_rank % _gpu_count()]
+            jax.config.update("jax_platforms", "cuda,cpu" if use_gpu else "cpu")
             jax.distributed.initialize(
                 coordinator_address=cluster.addresses[0],
                 num_processes=cluster.world_size,
                 process_id=cluster.rank,
-                local_device_ids=local,
-                initialization_timeout=max(1, math.ceil(cluster.timeout)),
-                heartbeat_timeout_seconds=max(1, math.ceil(cluster.timeout)),
+                local_device_ids=[cluster.local_rank % gpus] if use_gpu else None,
+                # Starting (importing JAX on a busy machine) may take longer than a lost peer may.
+                initialization_timeout=max(120, math.ceil(cluster.timeout)),
+                heartbeat_timeout_seconds=max(10, math.ceil(cluster.timeout)),
             )
-            platform = "gpu" if use_gpu else "cpu"
             devices = [_first_device_of(process, platform) for process in range(cluster.world_size)]
         except (RuntimeError, ValueError) as error:
-            raise BackendUnavailableError(f"JAX {jax.__version__} could not join the cluster: {error}") from None
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise BackendUnavailableError(f"JAX {jax.__version__} could not join the cluster: {message}") from None
         _mesh = Mesh(np.array(devices), (AXIS,))
         _cluster = cluster
     elif _cluster != cluster:
@@ -103,6 +105,11 @@ def leave(engine: Any) -> None:
     _mesh = None
 
 
+def axis_name() -> str | None:
+    """The workers' axis name (``AXIS``) once this process joined a cluster, else ``None``."""
+    return AXIS if _cluster is not None else None
+
+
 def cluster() -> Cluster:
     if _cluster is None:
         raise BackendUnavailableError("no JAX cluster was joined in this process")
@@ -121,20 +128,16 @@ def device() -> jax.Device:
     return next(d for d in mesh().devices.flat if d.process_index == jax.process_index())
 
 
-def _has_gpu() -> bool:
-    return _gpu_count() > 0
-
-
 def _gpu_count() -> int:
-    # Without starting JAX's runtime (that must wait for jax.distributed.initialize).
-    try:
-        import jax_plugins  # noqa: F401  (the CUDA plugin's namespace package)
-    except ImportError:
+    """The CUDA GPUs JAX could use here, found without starting JAX's runtime (that must wait
+    for ``jax.distributed.initialize``): none without JAX's CUDA plugin."""
+    if not any(importlib.util.find_spec(name) for name in ("jax_cuda12_plugin", "jax_cuda13_plugin")):
         return 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    return len([p for p in os.listdir("/dev") if p.startswith("nvidia") and p[6:].isdigit()])
+        return len([d for d in visible.split(",") if d.strip() and not d.strip().startswith("-")])
+    folder = "/proc/driver/nvidia/gpus"
+    return len(os.listdir(folder)) if os.path.isdir(folder) else 0
 
 
 def _first_device_of(process: int, platform: str) -> jax.Device:
@@ -147,22 +150,24 @@ def _first_device_of(process: int, platform: str) -> jax.Device:
 # --- the step over the mesh ------------------------------------------------------------
 
 
-def batch_sum(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-    """``(sum of x over axes, number of values summed)`` over the global batch.
+def global_moments(x: jax.Array, axis_name: str) -> tuple[jax.Array, jax.Array]:
+    """Mean and biased variance over every axis but the last, across all workers' shares.
 
-    Axis 0 is the batch. One process: ``x``'s own sum. Inside a worker step: the sum of
-    the share's real rows (the padding left out), summed over every worker (``psum``, which
-    differentiates: gradients flow through the statistics across workers).
+    Batch norm's statistics inside a worker step (``Shares.gradients``): two passes, as on
+    one process: the mean from the summed sums and counts, then the variance from the summed
+    squared deviations; the share's padded rows are left out. ``psum`` differentiates (its
+    transpose sums the workers' cotangents), so gradients flow across workers.
     """
-    rows = _rows.get()
-    per_row = math.prod(x.shape[a] for a in axes if a != 0)
-    if rows is None:
-        count = per_row * (x.shape[0] if 0 in axes else 1)
-        return jnp.sum(x, axis=axes), jnp.asarray(count, x.dtype)
-    mask = rows.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
-    total = jnp.sum(x * mask, axis=axes)
-    count = jnp.sum(rows.astype(x.dtype)) * per_row
-    return jax.lax.psum((total, count), AXIS)
+    axes = tuple(range(x.ndim - 1))
+    valid = _rows.get()
+    if valid is None:
+        valid = jnp.ones(x.shape[0], dtype=bool)
+    mask = valid.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+    count = jnp.sum(valid.astype(x.dtype)) * (math.prod(x.shape[1:-1]))
+    total, count = jax.lax.psum((jnp.sum(x * mask, axis=axes), count), axis_name)
+    mean = total / count
+    var = jax.lax.psum(jnp.sum(jnp.square(x - mean) * mask, axis=axes), axis_name) / count
+    return mean, var
 
 
 @contextlib.contextmanager
@@ -260,4 +265,4 @@ def all_reduce_sum(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     with jax.enable_x64(True):
         gathered = np.asarray(multihost_utils.process_allgather(values, tiled=False))
-    return np.sum(gathered, axis=0, dtype=np.float64)
+    return np.asarray(np.sum(gathered, axis=0, dtype=np.float64))
