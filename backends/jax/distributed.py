@@ -181,10 +181,10 @@ def rows(valid: jax.Array) -> Iterator[None]:
 
 
 class Shares:
-    """Runs a share's gradient function as one program over the workers' mesh.
+    """Runs a worker's share of each batch as one program over the workers' mesh.
 
-    ``rows``: every worker's share is padded to this many samples (the largest share of a
-    batch of ``batch_size``), so that the program has one shape on every worker.
+    ``rows``: every share is padded to this many samples (the largest share of a batch of
+    ``batch_size``), so that the program has one shape on every worker and for every batch.
     """
 
     def __init__(self, batch_size: int):
@@ -195,8 +195,66 @@ class Shares:
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
         self._split = NamedSharding(self.mesh, PartitionSpec(AXIS))
 
+    def gradients(self, share_loss: Callable[..., tuple[jax.Array, Any]]) -> Callable[..., tuple[Any, Any, Any]]:
+        """The gradient program of ``share_loss(params, common, indices, valid, offset) -> (loss, aux)``.
+
+        ``share_loss`` is one worker's mean loss over the real rows (``valid``, bool
+        ``(rows,)``) of its share ``indices`` (regularisers included), dropout masks at
+        global positions from ``offset``; ``aux`` (the new batch statistics) must come out
+        the same on every worker. The program, run by ``run``, differentiates ``fraction``
+        times each worker's loss and sums the gradients over the workers: the gradient of
+        the global batch's mean loss. The weight is applied before differentiating: batch
+        norm's ``psum`` carries every worker's cotangents to the others in the backward pass
+        (the transpose of a ``psum`` is a ``psum``), and those must already be weighted.
+        """
+        split = PartitionSpec(AXIS)
+
+        def body(params, common, indices, count, offset, fraction):
+            indices, count, offset, fraction = indices[0], count[0], offset[0], fraction[0]
+            valid = jnp.arange(indices.shape[0]) < count
+
+            def weighted(params):
+                with rows(valid):
+                    loss, aux = share_loss(params, common, indices, valid, offset)
+                return loss * fraction.astype(loss.dtype), (loss, aux)
+
+            (_, (loss, aux)), grads = jax.value_and_grad(weighted, has_aux=True)(params)
+            grads = jax.tree.map(lambda g: jax.lax.psum(g, AXIS), grads)
+            return loss[None], grads, aux
+
+        mapped = jax.shard_map(
+            body,
+            mesh=self.mesh,
+            in_specs=(PartitionSpec(), PartitionSpec(), split, split, split, split),
+            out_specs=(split, PartitionSpec(), PartitionSpec()),
+            # Off: the psum of replicated gradients is the sum we mean (and its transpose a psum).
+            check_vma=False,
+        )
+        return jax.jit(mapped)
+
+    def run(
+        self, program: Callable, params: Any, common: Any, indices: np.ndarray, offset: int, fraction: float
+    ) -> tuple[jax.Array, Any, Any]:
+        """``program`` (from ``gradients``) on this worker's share ``indices`` of a batch (starting
+        at ``offset`` in it, ``fraction`` of it): (this worker's mean loss, the summed gradients,
+        ``aux``), as arrays on this worker's device. Every worker must call it together."""
+        count = len(indices)
+        if not 0 < count <= self.rows:
+            raise ValueError(f"expected a share of 1..{self.rows} samples, received {count}")
+        padded = np.full(self.rows, indices[0], dtype=np.int32)
+        padded[:count] = indices
+        loss, grads, aux = program(
+            self.replicate(params),
+            self.replicate(common),
+            self._split_block(padded),
+            self._split_block(np.asarray(count, dtype=np.int32)),
+            self._split_block(np.asarray(offset, dtype=np.int32)),
+            self._split_block(np.asarray(fraction, dtype=jnp.result_type(float))),
+        )
+        return loss.addressable_data(0)[0], self.local(grads), self.local(aux)
+
     def replicate(self, tree: Any) -> Any:
-        """``tree``'s arrays (identical on every worker, on this worker's device) as global arrays."""
+        """``tree``'s arrays (the same on every worker) as global arrays replicated on the mesh."""
 
         def one(array):
             array = jax.device_put(array, self.device)
@@ -205,59 +263,13 @@ class Shares:
         return jax.tree.map(one, tree)
 
     def local(self, tree: Any) -> Any:
-        """The arrays of a program's replicated (or per-worker) results, as this worker's own arrays."""
+        """A program's replicated results as arrays on this worker's device."""
         return jax.tree.map(lambda array: array.addressable_data(0), tree)
 
-    def split(self, array: np.ndarray) -> jax.Array:
-        """This worker's ``array`` (``(rows, ...)`` or a scalar) as its block of a global array split by worker."""
-        array = np.asarray(array)[None]
-        return jax.make_array_from_process_local_data(self._split, array, (self.world_size, *array.shape[1:]))
-
-    def pad(self, indices: np.ndarray) -> tuple[np.ndarray, int]:
-        """``indices`` padded to ``rows`` (with its first index) and the number of real ones."""
-        count = len(indices)
-        if not 0 < count <= self.rows:
-            raise ValueError(f"expected a share of 1..{self.rows} samples, received {count}")
-        padded = np.full(self.rows, indices[0], dtype=indices.dtype)
-        padded[:count] = indices
-        return padded, count
-
-    def gradients(self, share: Callable[..., tuple[Any, Any, Any]], static_argnums: tuple[int, ...] = ()) -> Callable:
-        """``share(replicated..., indices, valid, offset, fraction)`` run on every worker's share.
-
-        ``share`` returns ``(loss, gradients, state)`` of its share: the share's mean loss over
-        the real rows (``valid``), the gradients of ``fraction`` times it, and the new
-        batch-norm state. The weight must be applied before differentiating: the batch sums'
-        ``psum`` carries every worker's cotangent to the others in the backward pass (its
-        transpose is a ``psum``), and those must already be weighted. The result: the same,
-        with the gradients summed over the workers (those of the global batch's mean loss),
-        the loss this worker's, as a jitted function of global arrays (``replicate`` the
-        model's, ``split`` the worker's).
-        """
-        split = PartitionSpec(AXIS)
-
-        def body(*arguments):
-            *common, indices, count, offset, fraction = arguments
-            indices, count, offset, fraction = indices[0], count[0], offset[0], fraction[0]
-            valid = jnp.arange(indices.shape[0]) < count
-            with rows(valid):
-                loss, grads, state = share(*common, indices, valid, offset, fraction)
-            grads = jax.tree.map(lambda g: jax.lax.psum(g, AXIS), grads)
-            return loss[None], grads, state
-
-        def program(*arguments):
-            common = len(arguments) - 4
-            specs = (PartitionSpec(),) * common + (split,) * 4
-            mapped = jax.shard_map(
-                body,
-                mesh=self.mesh,
-                in_specs=specs,
-                out_specs=(split, PartitionSpec(), PartitionSpec()),
-                check_vma=False,
-            )
-            return mapped(*arguments)
-
-        return jax.jit(program, static_argnums=static_argnums)
+    def _split_block(self, array: np.ndarray) -> jax.Array:
+        """This worker's ``array`` as its block of a global array split by worker."""
+        block = np.asarray(array)[None]
+        return jax.make_array_from_process_local_data(self._split, block, (self.world_size, *block.shape[1:]))
 
 
 def all_reduce_sum(values: np.ndarray) -> np.ndarray:
