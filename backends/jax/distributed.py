@@ -20,6 +20,7 @@ import contextvars
 import importlib.util
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,6 +82,10 @@ def join(cluster: Cluster, device: str) -> Iterator[None]:
                 heartbeat_timeout_seconds=max(10, math.ceil(cluster.timeout)),
             )
             devices = [_first_device_of(process, platform) for process in range(cluster.world_size)]
+            # Connect the collectives now, where a failure is the join's (gloo prints a line
+            # on stdout when it connects: not on the user's terminal).
+            with _quiet_stdout():
+                multihost_utils.sync_global_devices("archspec-join")
         except (RuntimeError, ValueError) as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise BackendUnavailableError(f"JAX {jax.__version__} could not join the cluster: {message}") from None
@@ -89,6 +94,20 @@ def join(cluster: Cluster, device: str) -> Iterator[None]:
     elif _cluster != cluster:
         raise BackendUnavailableError("this process already joined another JAX cluster")
     yield
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """File descriptor 1 points at /dev/null meanwhile (C++ code writes there directly)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def leave(engine: Any) -> None:
