@@ -23,10 +23,11 @@ from archspec.graph import ModelGraph
 from archspec.layout import Slot, to_canonical, to_native
 from archspec.model import CompiledModel, Inputs
 
-from . import distributed, layout
+from . import layout
 from .activations import activation
 from .context import BuildContext
 from .core import Embedding, Masking
+from .distributed import axis_name
 from .layers import STEP_READERS, build_layer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -391,6 +392,6 @@ def build(
     Built by a worker (after ``distributed.join``), its batch norm sums its statistics over the
     workers' axis when the engine's step runs it on the workers' mesh.
     """
-    model = JaxModel(graph, dtype, device, distributed.axis_name())
+    model = JaxModel(graph, dtype, device, axis_name())
     model.set_weights(weights)
     return model
