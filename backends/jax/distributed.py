@@ -273,9 +273,12 @@ class Shares:
         return loss.addressable_data(0)[0], self.local(grads), self.local(aux)
 
     def replicate(self, tree: Any) -> Any:
-        """``tree``'s arrays (the same on every worker) as global arrays replicated on the mesh."""
+        """``tree``'s arrays (the same on every worker) as global arrays replicated on the mesh
+        (no copy: this worker's array is its replica; replicated arrays are kept as they are)."""
 
         def one(array):
+            if isinstance(array, jax.Array) and array.sharding == self._replicated:
+                return array
             array = jax.device_put(array, self.device)
             return jax.make_array_from_single_device_arrays(array.shape, self._replicated, [array])
 
