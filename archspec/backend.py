@@ -35,7 +35,7 @@ REGISTRY: dict[str, BackendEntry] = {
     for entry in (
         BackendEntry("torch", "torch", "pip install torch (see README: 'Installing with a GPU')"),
         BackendEntry("tensorflow", "tensorflow", "pip install tensorflow (CPU only: tensorflow-cpu) and keras>=3"),
-        BackendEntry("jax", "flax.nnx", "pip install jax flax (CPU; on a CUDA machine: jax[cuda12]), see the README"),
+        BackendEntry("jax", "flax", "pip install jax flax (CPU; on a CUDA machine: jax[cuda12]), see the README"),
     )
 }
 BACKENDS: tuple[str, ...] = tuple(REGISTRY)

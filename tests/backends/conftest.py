@@ -246,7 +246,103 @@ class TensorFlowAdapter(Adapter):
         return mask.numpy()
 
 
-ADAPTERS: dict[str, Adapter] = {"torch": TorchAdapter(), "tensorflow": TensorFlowAdapter()}
+class JaxAdapter(Adapter):
+    name = "jax"
+    no_gpu_message = "no GPU"
+    unknown_cotangent_message = "expected cotangents for output ids"
+    exact_dropout_scaling = True
+    engine_variants = ({},)
+
+    def has_gpu(self) -> bool:
+        import jax  # imported here: collecting the tests must not import every framework
+
+        return any(device.platform == "gpu" for device in jax.devices())
+
+    def device_kind(self, model) -> str:
+        return "gpu" if model.device.platform == "gpu" else "cpu"
+
+    def call_native(self, model, x):
+        with model.precision():
+            return np.asarray(model.native(x))
+
+    def node_output_shapes(self, model, inputs):
+        with model.precision():
+            arrays = model.input_arrays(model._as_input_dict(inputs))
+            tensors = model.native.tensors(arrays, [node.id for node in model.graph.nodes])
+        return {name: tuple(tensor.shape[1:]) for name, tensor in tensors.items()}
+
+    def _sizes(self, model, *kinds) -> int:
+        import jax
+        from flax import nnx
+
+        return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(nnx.state(model.native, *kinds)))
+
+    def native_param_counts(self, model):
+        from flax import nnx
+
+        return [model.native_param_count(), self._sizes(model, nnx.Param, nnx.BatchStat)]
+
+    def native_weight_dtypes(self, model):
+        import jax
+        from flax import nnx
+
+        return {str(leaf.dtype) for leaf in jax.tree_util.tree_leaves(nnx.state(model.native, nnx.Param))}
+
+    def native_trainable_size(self, model):
+        from flax import nnx
+
+        return self._sizes(model, nnx.Param)
+
+    def saved_state_size(self, model):
+        from flax import nnx
+
+        # What a Flax user saves (e.g. with orbax): the module's parameters and batch statistics.
+        return self._sizes(model, nnx.Param, nnx.BatchStat)
+
+    def activation(self, name):
+        import jax
+
+        function = self.module("activations").activation(name)
+
+        def run(x):
+            with jax.enable_x64(np.asarray(x).dtype == np.float64):
+                return np.asarray(function(jax.numpy.asarray(x)))
+
+        return run
+
+    def activation_gradient(self, name, x):
+        import jax
+
+        function = self.module("activations").activation(name)
+        with jax.enable_x64(np.asarray(x).dtype == np.float64):
+            return np.asarray(jax.grad(lambda t: function(t).sum())(jax.numpy.asarray(x)))
+
+    def batch_loss(self, name, output, target, from_logits):
+        import jax
+
+        with jax.enable_x64(output.dtype == np.float64):
+            return float(
+                self.module("engine").batch_loss(
+                    name, jax.numpy.asarray(output), jax.numpy.asarray(target), from_logits
+                )
+            )
+
+    def batch_loss_gradient(self, name, output, target, from_logits):
+        import jax
+
+        loss = self.module("engine").batch_loss
+        with jax.enable_x64(output.dtype == np.float64):
+            return np.asarray(
+                jax.grad(lambda t: loss(name, t, jax.numpy.asarray(target), from_logits))(jax.numpy.asarray(output))
+            )
+
+    def keep_mask(self, seed, layer, step, shape, rate):
+        import jax
+
+        return np.asarray(self.module("random").keep_mask(seed, layer, jax.numpy.uint32(step), 0, shape, rate))
+
+
+ADAPTERS: dict[str, Adapter] = {"torch": TorchAdapter(), "tensorflow": TensorFlowAdapter(), "jax": JaxAdapter()}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
