@@ -187,7 +187,9 @@ def apply(
     """The pure form of a model call, for ``jax.jit`` and ``jax.grad``: the arrays ``names`` of the
     model ``nnx.merge(graphdef, *states)`` in training or inference mode, and its batch-norm
     statistics after the call (updated in training mode)."""
-    module = nnx.merge(graphdef, *states)
+    # copy: fresh variables of the current trace, so batch norm may update its statistics
+    # inside jax.grad (variables merged from states of an outer trace refuse mutation).
+    module = nnx.merge(graphdef, *states, copy=True)
     if training:
         module.train()
     values = module.tensors(inputs, names, step=step, offset=offset)

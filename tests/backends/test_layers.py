@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from archspec.definitions.positions import sinusoidal_table
 from archspec.graph import layer_types
 from archspec.random import dropout_keep_mask
 from archspec.reference.activations import activation as reference_activation
@@ -253,6 +254,39 @@ def test_lstm_gate_order_is_i_f_g_o(backend):
     sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     c = sigmoid(5.0) * np.tanh(0.5)
     assert model.predict(np.zeros((1, 1, 1)))[0, 0] == pytest.approx(sigmoid(-1.0) * np.tanh(c), rel=1e-15)
+
+
+# --- attention and positions: hand-computed ------------------------------------------
+
+
+def test_sinusoidal_position_embedding_adds_the_fixed_table_and_holds_no_parameter(backend):
+    model = one_layer(backend, "{type: position_embedding, kind: sinusoidal, max_length: 9}", (5, 4))
+    x = RNG.normal(size=(2, 5, 4))
+    np.testing.assert_allclose(model.predict(x), x + sinusoidal_table(5, 4), rtol=1e-15, atol=1e-15)
+    assert model.get_weights() == {}
+    assert backend.native_param_counts(model) == [0] * len(backend.native_param_counts(model))
+
+
+def test_attention_query_allowed_no_key_gets_zero_weights(backend):
+    """Causal attention over ids with padding (id 0): a query whose only allowed keys are padded
+    attends to nothing (its output is the output bias, no NaN), a query allowed one key copies
+    that key's value, and the gradients stay finite."""
+    model = backend.compile("""
+name: no-key
+inputs: {x: {shape: [4], dtype: int32}}
+layers:
+  - {id: e, type: embedding, input_dim: 6, output_dim: 4, mask_zero: true}
+  - {id: a, type: multi_head_attention, num_heads: 2, key_dim: 3, causal: true, bias_initializer: glorot_uniform}
+""")
+    w = model.get_weights()
+    ids = np.array([[0, 3, 0, 5], [0, 0, 0, 0]], dtype=np.int32)
+    out = model.predict(ids)
+    np.testing.assert_allclose(out[0, 0], w["a.output_bias"], rtol=1e-15)
+    np.testing.assert_allclose(out[1], np.broadcast_to(w["a.output_bias"], (4, 4)), rtol=1e-15)
+    value = w["e.embeddings"][3] @ w["a.value_kernel"] + w["a.value_bias"]  # query 1 sees key 1 only
+    np.testing.assert_allclose(out[0, 1], value @ w["a.output_kernel"] + w["a.output_bias"], rtol=1e-13)
+    params, _ = model.gradients(ids, {"a": RNG.normal(size=(2, 4, 4))})
+    assert all(np.all(np.isfinite(grad)) for grad in params.values())
 
 
 # --- merges ---------------------------------------------------------------------------
