@@ -13,8 +13,9 @@ the trainer asks for many at once. Everything runs inside ``model.precision()`` 
 mode for a float64 model).
 
 With workers, the step's gradients and batch statistics must be those of the global batch:
-:meth:`Engine.share_gradients` is the pure loss-and-gradient function of one share, the piece
-``distributed.py`` runs on every worker under ``shard_map`` with ``psum``.
+:meth:`Engine.share_loss` is the pure loss function of one share, the piece that
+``distributed.py`` differentiates on every worker under ``shard_map``, summing the gradients
+with ``psum`` (workers are refused until it is wired here).
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ class Engine(BaseEngine):
     checks, the targets' dtype and the optimizer state's names come from ``archspec.engine``.
 
     The step is always compiled (``jax.jit``): ``compiled`` is accepted for the contract and
-    changes nothing. ``cluster`` (workers): ``distributed.py`` runs :meth:`share_gradients`
-    on every worker's share and sums the gradients over the workers.
+    changes nothing. ``cluster`` (workers): refused for now; ``distributed.py`` is to
+    differentiate :meth:`share_loss` on every worker's share and sum the gradients.
     """
 
     def __init__(
@@ -208,35 +209,21 @@ class Engine(BaseEngine):
 
     # --- the pure functions the jitted steps are made of ------------------------------------
 
-    def share_gradients(
-        self,
-        params: Arrays,
-        stats: Arrays,
-        rest: Arrays,
-        data: Mapping[str, Any],
-        step: jax.Array,
-        indices: jax.Array,
-        valid: jax.Array | None,
-        offset: jax.Array,
-        fraction: jax.Array,
-    ) -> tuple[jax.Array, Arrays, Arrays]:
-        """One share's mean loss (penalties included), the gradients of ``fraction`` times it
-        with respect to ``params``, and the batch statistics after its forward pass.
+    def share_loss(
+        self, params: Arrays, common: tuple, indices: jax.Array, valid: jax.Array | None, offset: jax.Array
+    ) -> tuple[jax.Array, Arrays]:
+        """One share's mean loss ``sum_o weight_o * loss_o`` over the outputs (in the spec's
+        order) plus the penalties, and the batch statistics after its forward pass.
 
-        ``indices``: the share's samples in the training set; ``valid`` (bool, or ``None``):
-        which rows are real (a worker's share padded to the common shape); ``offset``: where
-        the share starts in the global batch (dropout masks index samples by it).
+        ``params``: the trainable arrays (differentiated); ``common``: ``(stats, rest, data,
+        step)``, the model's other arrays, the training set on the device and the optimizer
+        step (dropout masks); ``indices``: the share's samples in the training set; ``valid``
+        (bool, or ``None``): which rows are real (a worker's share padded to the common shape);
+        ``offset``: where the share starts in the global batch (dropout masks index samples by
+        it). Pure: one process differentiates ``fraction`` times it (``_share_gradients``);
+        with workers ``distributed.Shares.gradients`` does, summing over the workers.
         """
-
-        def objective(param_leaves: Arrays) -> tuple[jax.Array, tuple[jax.Array, Arrays]]:
-            loss, new_stats = self._loss(param_leaves, stats, rest, data, step, indices, valid, offset)
-            return loss * fraction, (loss, new_stats)
-
-        grads, (loss, new_stats) = jax.grad(objective, has_aux=True)(params)
-        return loss, grads, new_stats
-
-    def _loss(self, params, stats, rest, data, step, indices, valid, offset) -> tuple[jax.Array, Arrays]:
-        """``sum_o weight_o * loss_o`` over the outputs (in the spec's order), plus the penalties."""
+        stats, rest, data, step = common
         states = tuple(jax.tree.unflatten(tree, leaves) for tree, leaves in zip(self._trees, (params, stats, rest)))
         inputs = {name: array[indices] for name, array in data["x"].items()}
         weights = data["w"][indices] if "w" in data else None
@@ -260,6 +247,18 @@ class Engine(BaseEngine):
                 loss = loss + l2 * jnp.sum(weight * weight)
         return loss, _leaves(new_stats)
 
+    def _share_gradients(
+        self, params: Arrays, common: tuple, indices: jax.Array, offset: jax.Array, fraction: jax.Array
+    ) -> tuple[jax.Array, Arrays, Arrays]:
+        """One process's share: its mean loss, the gradients of ``fraction`` times it, the new statistics."""
+
+        def weighted(param_leaves: Arrays) -> tuple[jax.Array, tuple[jax.Array, Arrays]]:
+            loss, new_stats = self.share_loss(param_leaves, common, indices, None, offset)
+            return loss * fraction, (loss, new_stats)
+
+        grads, (loss, new_stats) = jax.grad(weighted, has_aux=True)(params)
+        return loss, grads, new_stats
+
     def _apply_update(
         self, params: Arrays, slots: list[Slots], grads: Arrays, scalars: jax.Array
     ) -> tuple[Arrays, list[Slots], jax.Array]:
@@ -276,14 +275,16 @@ class Engine(BaseEngine):
 
     def _whole_step(self, params, stats, rest, slots, data, indices, step, offset, fraction, scalars):
         """A step of one part: its gradients, clipped, applied."""
-        loss, grads, new_stats = self.share_gradients(params, stats, rest, data, step, indices, None, offset, fraction)
+        common = (stats, rest, data, step)
+        loss, grads, new_stats = self._share_gradients(params, common, indices, offset, fraction)
         new_params, new_slots, norm = self._apply_update(params, slots, grads, scalars)
         return new_params, new_stats, new_slots, loss, loss * fraction, norm
 
     def _part_step(self, params, stats, rest, data, indices, step, offset, fraction):
-        """One part of a step of several (accumulate_steps): its loss share, gradients and statistics."""
-        loss, grads, new_stats = self.share_gradients(params, stats, rest, data, step, indices, None, offset, fraction)
-        return loss * fraction, grads, new_stats
+        """One part of a step of several (accumulate_steps): its mean loss, its share of the
+        step's loss, its gradients and the statistics after it."""
+        loss, grads, new_stats = self._share_gradients(params, (stats, rest, data, step), indices, offset, fraction)
+        return loss, loss * fraction, grads, new_stats
 
     # --- the model's arrays ----------------------------------------------------------------
 
@@ -335,12 +336,11 @@ class Engine(BaseEngine):
                 grads: Arrays | None = None
                 total = None
                 for indices, offset, fraction in parts:
-                    share, part_grads, stats = self._part(
+                    loss, share, part_grads, stats = self._part(
                         params, stats, rest, self.data, *self._arguments(indices, step, offset, fraction)
                     )
                     grads = part_grads if grads is None else self._sum(grads, part_grads)
                     total = share if total is None else total + share
-                    loss = share  # the trainer reads the sum; a part's own mean is not kept
                 assert grads is not None and total is not None
                 params, self.slots, norm = self._apply(params, self.slots, grads, scalars)
             self._write(0, params)
