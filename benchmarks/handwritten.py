@@ -9,6 +9,7 @@ worker process that times torch never loads TensorFlow or JAX, and the other way
 
 from __future__ import annotations
 
+import functools
 import time
 
 MODELS = ("mlp", "cnn", "lstm", "tcn", "transformer", "masked_lstm")
@@ -494,18 +495,25 @@ def train_flax(impl: str, model, x, y, *, epochs: int, batch_size: int, optimize
     return seconds
 
 
-def infer_flax(model, x, *, batch_size: int = INFERENCE_BATCH):
-    """Class probabilities of ``x`` in eval mode, batch by batch, through one ``nnx.jit`` call per batch."""
+@functools.cache
+def _flax_probabilities():
+    """The jitted inference function, made once (a new ``nnx.jit`` per call would compile every time)."""
     import jax
-    import numpy as np
     from flax import nnx
-
-    model.eval()
 
     @nnx.jit
     def probabilities(model, x):
         return jax.nn.softmax(model(x), axis=-1)
 
+    return probabilities
+
+
+def infer_flax(model, x, *, batch_size: int = INFERENCE_BATCH):
+    """Class probabilities of ``x`` in eval mode, batch by batch, through one ``nnx.jit`` call per batch."""
+    import numpy as np
+
+    model.eval()
+    probabilities = _flax_probabilities()
     return np.concatenate(
         [np.asarray(probabilities(model, x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     )
