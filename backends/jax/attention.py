@@ -90,7 +90,7 @@ class MultiHeadAttention(nnx.Module):
             weights = jnp.where(sees, jax.nn.softmax(scores, axis=-1), zero)
         if not self.deterministic and self.rate > 0.0:
             keep = random.keep_mask(self.seed, self.layer_index, step, offset, weights.shape, self.rate)
-            # Dividing first keeps the kept values bit-equal to the reference's weights / (1 - rate).
+            # Within one ulp of the reference's weights / (1 - rate) (XLA multiplies by the reciprocal).
             weights = (weights / (1.0 - self.rate)) * keep.astype(weights.dtype)
         attended = jnp.swapaxes(weights @ v, 1, 2)
         return self.output(attended.reshape(attended.shape[0], attended.shape[1], self.heads * self.value_dim))

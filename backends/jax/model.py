@@ -7,8 +7,8 @@ JAX code keeps its float32 defaults.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -49,9 +49,13 @@ def resolve_device(device: str) -> jax.Device:
     raise UsageError(f"expected device 'auto', 'cpu' or 'cuda', received {device!r}")
 
 
-def precision(dtype: str) -> AbstractContextManager[Any]:
-    """The context every computation of a ``dtype`` model runs in: JAX's 64-bit mode for float64."""
-    return jax.enable_x64(dtype == "float64")
+@contextmanager
+def precision(dtype: str) -> Iterator[None]:
+    """The context every computation of a ``dtype`` model runs in: JAX's 64-bit mode for float64,
+    and full-precision float32 matmuls and convolutions (JAX may use TF32 on a GPU by default,
+    which float32 parity cannot afford; the CPU computes the same either way)."""
+    with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -196,10 +200,14 @@ def apply(
     return values, nnx.state(module, nnx.BatchStat)
 
 
+# Jitted once for all models: the graph definition is a static argument, so two models of one
+# spec (equal graph definitions) share their compiled programs.
+@partial(jax.jit, static_argnames=("graphdef", "names", "training"))
 def _run(graphdef, states, inputs, names, training, step, offset):
     return apply(graphdef, states, inputs, names, training=training, step=step, offset=offset)
 
 
+@partial(jax.jit, static_argnames=("graphdef", "training"))
 def _gradients(graphdef, params, others, float_inputs, other_inputs, cotangents, training, step):
     def total(params, float_inputs):
         names = tuple(cotangents)
@@ -236,15 +244,14 @@ class JaxModel(CompiledModel):
             self._module = GraphModule(graph, BuildContext(self.jax_dtype, seed, axis_name))
         self.graphdef = nnx.graphdef(self._module)
         self.slots = {slot.canonical: slot for node in graph.nodes for slot in layout.node_slots(node)}
-        self._run = jax.jit(partial(_run, self.graphdef), static_argnames=("names", "training"))
-        self._gradients = jax.jit(partial(_gradients, self.graphdef), static_argnames=("training",))
 
     @property
     def native(self) -> GraphModule:
         return self._module
 
     def precision(self) -> AbstractContextManager[Any]:
-        """The context every computation of this model runs in (JAX's 64-bit mode for float64)."""
+        """The context every computation of this model runs in (JAX's 64-bit mode for float64,
+        full-precision matmuls: :func:`precision`)."""
         return precision(self.dtype)
 
     # --- state ---------------------------------------------------------------------
@@ -312,7 +319,9 @@ class JaxModel(CompiledModel):
                 size = len(next(iter(batch.values())))
                 if count > batch_size and size < batch_size:  # pad the last batch: one compiled shape
                     batch = {name: _pad(array, batch_size) for name, array in batch.items()}
-                values, _ = self._run(states, self.input_arrays(batch), tuple(self.graph.outputs), False, 0, 0)
+                values, _ = _run(
+                    self.graphdef, states, self.input_arrays(batch), tuple(self.graph.outputs), False, 0, 0
+                )
                 for name, value in values.items():
                     chunks[name].append(np.asarray(value)[:size])
         results = {
@@ -328,8 +337,8 @@ class JaxModel(CompiledModel):
         """
         arrays = self._as_input_dict(inputs)
         with self.precision():
-            values, stats = self._run(
-                self.states(), self.input_arrays(arrays), tuple(self.tensor_names()), training, step, 0
+            values, stats = _run(
+                self.graphdef, self.states(), self.input_arrays(arrays), tuple(self.tensor_names()), training, step, 0
             )
             if training:
                 self.update(stats)
@@ -356,7 +365,8 @@ class JaxModel(CompiledModel):
         with self.precision():
             device_arrays = self.input_arrays(arrays)
             params, stats, rest = self.states()
-            param_grads, input_grads, new_stats = self._gradients(
+            param_grads, input_grads, new_stats = _gradients(
+                self.graphdef,
                 params,
                 (stats, rest),
                 {name: device_arrays[name] for name in float_names},

@@ -42,7 +42,8 @@ def keep_mask(
         return jnp.zeros(shape, dtype=bool)
     h = mix32(jnp.uint32(seed & MASK32))
     h = _fold(h, jnp.uint32(layer & MASK32))
-    h = _fold(h, jnp.asarray(step).astype(jnp.uint32))
+    # An int step keeps its low 32 bits here; an integer array's conversion to uint32 wraps the same way.
+    h = _fold(h, jnp.uint32(step & MASK32) if isinstance(step, int) else jnp.asarray(step).astype(jnp.uint32))
     # The per-sample prefix on (batch, 1); only the last fold is full size.
     position = jnp.arange(batch, dtype=jnp.uint32)[:, None] + jnp.asarray(offset).astype(jnp.uint32)
     h = _fold(h, position)
