@@ -20,7 +20,9 @@ with ``psum`` (workers are refused until it is wired here).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -143,6 +145,115 @@ def _leaves(state: nnx.State) -> list[jax.Array]:
 Arrays = list[jax.Array]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a training step computes, as hashable values: the pure functions of the step.
+
+    ``objectives``: per output ``(loss, output id, logits tensor, from_logits, weight)`` in the
+    spec's order; ``penalties``: ``(index of the parameter among the trainable arrays, l1, l2)``;
+    ``trees``: the tree structures of the model's parameters, batch statistics and other
+    arrays, whose leaves the step takes as lists.
+    """
+
+    graphdef: nnx.GraphDef
+    trees: tuple[Any, ...]
+    objectives: tuple[tuple[str, str, str, bool, float], ...]
+    penalties: tuple[tuple[int, float, float], ...]
+    optimizer: Optimizer
+    clip_value: float | None
+    clip_norm: float | None
+    gradient_norms: bool
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(logits for _, _, logits, _, _ in self.objectives)
+
+    def share_loss(
+        self, params: Arrays, common: tuple, indices: jax.Array, valid: jax.Array | None, offset: jax.Array
+    ) -> tuple[jax.Array, Arrays]:
+        """One share's mean loss ``sum_o weight_o * loss_o`` over the outputs (in the spec's
+        order) plus the penalties, and the batch statistics after its forward pass.
+
+        ``params``: the trainable arrays (differentiated); ``common``: ``(stats, rest, data,
+        step)``, the model's other arrays, the training set on the device and the optimizer
+        step (dropout masks); ``indices``: the share's samples in the training set; ``valid``
+        (bool, or ``None``): which rows are real (a worker's share padded to the common shape);
+        ``offset``: where the share starts in the global batch (dropout masks index samples by
+        it). Pure: one process differentiates ``fraction`` times it (``_share_gradients``);
+        with workers ``distributed.Shares.gradients`` does, summing over the workers.
+        """
+        stats, rest, data, step = common
+        states = tuple(jax.tree.unflatten(tree, leaves) for tree, leaves in zip(self.trees, (params, stats, rest)))
+        inputs = {name: array[indices] for name, array in data["x"].items()}
+        weights = data["w"][indices] if "w" in data else None
+        values, new_stats = apply(self.graphdef, states, inputs, self.names, training=True, step=step, offset=offset)
+        loss: jax.Array | None = None
+        for name, output, logits, from_logits, loss_weight in self.objectives:
+            target = data["y"][output][indices]
+            term = batch_loss(name, values[logits], target, from_logits, weights, valid)
+            if loss_weight != 1.0:
+                term = term * loss_weight
+            loss = term if loss is None else loss + term
+        assert loss is not None, "a model has at least one output"
+        for index, l1, l2 in self.penalties:
+            weight = params[index]
+            if l1:
+                loss = loss + l1 * jnp.sum(_abs(weight))
+            if l2:
+                loss = loss + l2 * jnp.sum(weight * weight)
+        return loss, _leaves(new_stats)
+
+    def _share_gradients(
+        self, params: Arrays, common: tuple, indices: jax.Array, offset: jax.Array, fraction: jax.Array
+    ) -> tuple[jax.Array, Arrays, Arrays]:
+        """One process's share: its mean loss, the gradients of ``fraction`` times it, the new statistics."""
+
+        def weighted(param_leaves: Arrays) -> tuple[jax.Array, tuple[jax.Array, Arrays]]:
+            loss, new_stats = self.share_loss(param_leaves, common, indices, None, offset)
+            return loss * fraction, (loss, new_stats)
+
+        grads, (loss, new_stats) = jax.grad(weighted, has_aux=True)(params)
+        return loss, grads, new_stats
+
+    def _apply_update(
+        self, params: Arrays, slots: list[Slots], grads: Arrays, scalars: jax.Array
+    ) -> tuple[Arrays, list[Slots], jax.Array]:
+        """clip_value, then clip_norm, then the optimizer; returns the norm before clipping (or 0)."""
+        norm = _global_norm(grads) if self.gradient_norms else jnp.zeros((), scalars.dtype)
+        if self.clip_value is not None:
+            grads = [jnp.clip(grad, -self.clip_value, self.clip_value) for grad in grads]
+        if self.clip_norm is not None:
+            current = _global_norm(grads) if self.clip_value is not None else norm
+            factor = self.clip_norm / jnp.maximum(current, self.clip_norm)
+            grads = [grad * factor for grad in grads]
+        new_params, new_slots = self.optimizer.apply(params, grads, slots, scalars)
+        return new_params, new_slots, norm
+
+    def _whole_step(self, params, stats, rest, slots, data, indices, step, offset, fraction, scalars):
+        """A step of one part: its gradients, clipped, applied."""
+        common = (stats, rest, data, step)
+        loss, grads, new_stats = self._share_gradients(params, common, indices, offset, fraction)
+        new_params, new_slots, norm = self._apply_update(params, slots, grads, scalars)
+        return new_params, new_stats, new_slots, loss, loss * fraction, norm
+
+    def _part_step(self, params, stats, rest, data, indices, step, offset, fraction):
+        """One part of a step of several (accumulate_steps): its mean loss, its share of the
+        step's loss, its gradients and the statistics after it."""
+        loss, grads, new_stats = self._share_gradients(params, (stats, rest, data, step), indices, offset, fraction)
+        return loss, loss * fraction, grads, new_stats
+
+
+@functools.cache
+def _programs(plan: Plan) -> tuple[Callable, ...]:
+    """The jitted step programs of ``plan``: (whole step, one part, sum of gradients, update)."""
+    return (
+        jax.jit(plan._whole_step, donate_argnums=(0, 1, 3)),
+        jax.jit(plan._part_step, donate_argnums=(1,)),
+        jax.jit(lambda total, grads: [a + b for a, b in zip(total, grads)], donate_argnums=(0,)),
+        jax.jit(plan._apply_update, donate_argnums=(0, 1)),
+    )
+
+
 class Engine(BaseEngine):
     """Executes optimizer steps for the neutral trainer (``archspec/training/loop.py``); the
     checks, the targets' dtype and the optimizer state's names come from ``archspec.engine``.
@@ -196,95 +307,27 @@ class Engine(BaseEngine):
         self._index = {
             slot.canonical: paths.index(("layers", slot.node, *slot.path.split("."))) for slot in self.trainable_slots
         }
-        self.penalty_indices = [(self._index[name], l1, l2) for name, l1, l2 in self.penalties]
         self.optimizer = Optimizer(training.optimizer, model.dtype)
         with model.precision():
             self.slots: list[Slots] = self.optimizer.zeros(self._read(0))
-        self.names = tuple(objective.head.logits for objective in self.objectives)
-
-        self._whole = jax.jit(self._whole_step, donate_argnums=(0, 1, 3))
-        self._part = jax.jit(self._part_step, donate_argnums=(1,))
-        self._sum = jax.jit(lambda total, grads: [a + b for a, b in zip(total, grads)], donate_argnums=(0,))
-        self._apply = jax.jit(self._apply_update, donate_argnums=(0, 1))
-
-    # --- the pure functions the jitted steps are made of ------------------------------------
+        self.plan = Plan(
+            model.graphdef,
+            tuple(self._trees),
+            tuple((o.loss, o.output, o.head.logits, o.head.from_logits, float(o.weight)) for o in self.objectives),
+            tuple((self._index[name], float(l1), float(l2)) for name, l1, l2 in self.penalties),
+            self.optimizer,
+            self.clip_value,
+            self.clip_norm,
+            self.gradient_norms,
+        )
+        # The jitted programs of this plan: engines of equal plans (one spec, one optimizer) share them.
+        self._whole, self._part, self._sum, self._apply = _programs(self.plan)
 
     def share_loss(
         self, params: Arrays, common: tuple, indices: jax.Array, valid: jax.Array | None, offset: jax.Array
     ) -> tuple[jax.Array, Arrays]:
-        """One share's mean loss ``sum_o weight_o * loss_o`` over the outputs (in the spec's
-        order) plus the penalties, and the batch statistics after its forward pass.
-
-        ``params``: the trainable arrays (differentiated); ``common``: ``(stats, rest, data,
-        step)``, the model's other arrays, the training set on the device and the optimizer
-        step (dropout masks); ``indices``: the share's samples in the training set; ``valid``
-        (bool, or ``None``): which rows are real (a worker's share padded to the common shape);
-        ``offset``: where the share starts in the global batch (dropout masks index samples by
-        it). Pure: one process differentiates ``fraction`` times it (``_share_gradients``);
-        with workers ``distributed.Shares.gradients`` does, summing over the workers.
-        """
-        stats, rest, data, step = common
-        states = tuple(jax.tree.unflatten(tree, leaves) for tree, leaves in zip(self._trees, (params, stats, rest)))
-        inputs = {name: array[indices] for name, array in data["x"].items()}
-        weights = data["w"][indices] if "w" in data else None
-        values, new_stats = apply(
-            self.model.graphdef, states, inputs, self.names, training=True, step=step, offset=offset
-        )
-        loss: jax.Array | None = None
-        for objective in self.objectives:
-            head = objective.head
-            target = data["y"][objective.output][indices]
-            term = batch_loss(objective.loss, values[head.logits], target, head.from_logits, weights, valid)
-            if objective.weight != 1.0:
-                term = term * objective.weight
-            loss = term if loss is None else loss + term
-        assert loss is not None, "a model has at least one output"
-        for index, l1, l2 in self.penalty_indices:
-            weight = params[index]
-            if l1:
-                loss = loss + l1 * jnp.sum(_abs(weight))
-            if l2:
-                loss = loss + l2 * jnp.sum(weight * weight)
-        return loss, _leaves(new_stats)
-
-    def _share_gradients(
-        self, params: Arrays, common: tuple, indices: jax.Array, offset: jax.Array, fraction: jax.Array
-    ) -> tuple[jax.Array, Arrays, Arrays]:
-        """One process's share: its mean loss, the gradients of ``fraction`` times it, the new statistics."""
-
-        def weighted(param_leaves: Arrays) -> tuple[jax.Array, tuple[jax.Array, Arrays]]:
-            loss, new_stats = self.share_loss(param_leaves, common, indices, None, offset)
-            return loss * fraction, (loss, new_stats)
-
-        grads, (loss, new_stats) = jax.grad(weighted, has_aux=True)(params)
-        return loss, grads, new_stats
-
-    def _apply_update(
-        self, params: Arrays, slots: list[Slots], grads: Arrays, scalars: jax.Array
-    ) -> tuple[Arrays, list[Slots], jax.Array]:
-        """clip_value, then clip_norm, then the optimizer; returns the norm before clipping (or 0)."""
-        norm = _global_norm(grads) if self.gradient_norms else jnp.zeros((), scalars.dtype)
-        if self.clip_value is not None:
-            grads = [jnp.clip(grad, -self.clip_value, self.clip_value) for grad in grads]
-        if self.clip_norm is not None:
-            current = _global_norm(grads) if self.clip_value is not None else norm
-            factor = self.clip_norm / jnp.maximum(current, self.clip_norm)
-            grads = [grad * factor for grad in grads]
-        new_params, new_slots = self.optimizer.apply(params, grads, slots, scalars)
-        return new_params, new_slots, norm
-
-    def _whole_step(self, params, stats, rest, slots, data, indices, step, offset, fraction, scalars):
-        """A step of one part: its gradients, clipped, applied."""
-        common = (stats, rest, data, step)
-        loss, grads, new_stats = self._share_gradients(params, common, indices, offset, fraction)
-        new_params, new_slots, norm = self._apply_update(params, slots, grads, scalars)
-        return new_params, new_stats, new_slots, loss, loss * fraction, norm
-
-    def _part_step(self, params, stats, rest, data, indices, step, offset, fraction):
-        """One part of a step of several (accumulate_steps): its mean loss, its share of the
-        step's loss, its gradients and the statistics after it."""
-        loss, grads, new_stats = self._share_gradients(params, (stats, rest, data, step), indices, offset, fraction)
-        return loss, loss * fraction, grads, new_stats
+        """One share's mean loss and batch statistics: :meth:`Plan.share_loss`."""
+        return self.plan.share_loss(params, common, indices, valid, offset)
 
     # --- the model's arrays ----------------------------------------------------------------
 

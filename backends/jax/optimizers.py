@@ -112,6 +112,14 @@ class Optimizer:
         self.slot_names = state_slots(spec.type, options)
         self.names = tuple(self._scalars(self.settings, 1.0, 1))
         self.dtype = np.dtype(dtype)
+        self.key = (spec.type, tuple(sorted(self.settings.items())), self.dtype.name)
+
+    # Equal by value (type, settings, dtype): engines of equal optimizers share their jitted steps.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Optimizer) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     def zeros(self, params: Sequence[jax.Array]) -> list[Slots]:
         """The state before the first step: zeros like every array."""
