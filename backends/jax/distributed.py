@@ -294,8 +294,9 @@ class Shares:
         return jax.make_array_from_process_local_data(self._split, block, (self.world_size, *block.shape[1:]))
 
 
-def all_reduce_sum(values: np.ndarray) -> np.ndarray:
-    """The element-wise sum of ``values`` over all workers (float64), the same on every worker."""
+def sum_over_workers(values: np.ndarray) -> np.ndarray:
+    """The element-wise sum of ``values`` over all workers (float64), the same on every worker
+    (the engine's ``all_reduce_sum``)."""
     values = np.asarray(values, dtype=np.float64)
     with jax.enable_x64(True):
         gathered = np.asarray(multihost_utils.process_allgather(values, tiled=False))

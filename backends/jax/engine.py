@@ -15,7 +15,7 @@ mode for a float64 model).
 With workers, the step's gradients and batch statistics must be those of the global batch:
 :meth:`Engine.share_loss` is the pure loss function of one share, the piece that
 ``distributed.py`` differentiates on every worker under ``shard_map``, summing the gradients
-with ``psum`` (workers are refused until it is wired here).
+with ``psum`` (``_Workers``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from flax import nnx
 
 from archspec.definitions.constants import EPSILON
 from archspec.engine import Engine as BaseEngine
-from archspec.errors import BackendUnavailableError, UsageError, lookup
+from archspec.errors import UsageError, lookup
 from archspec.layout import to_canonical, to_native
 from archspec.spec.training import Training
 
+from .distributed import Shares, sum_over_workers
 from .model import JaxModel, apply
 from .optimizers import Optimizer, Slots
 
@@ -259,8 +260,8 @@ class Engine(BaseEngine):
     checks, the targets' dtype and the optimizer state's names come from ``archspec.engine``.
 
     The step is always compiled (``jax.jit``): ``compiled`` is accepted for the contract and
-    changes nothing. ``cluster`` (workers): refused for now; ``distributed.py`` is to
-    differentiate :meth:`share_loss` on every worker's share and sum the gradients.
+    changes nothing. ``cluster`` (workers, after ``distributed.join``): each part's gradients
+    and batch statistics are those of the global batch (``_Workers``).
     """
 
     def __init__(
@@ -276,11 +277,9 @@ class Engine(BaseEngine):
         gradient_norms: bool = False,
     ):
         super().__init__(model, x=x, y=y, training=training, sample_weight=sample_weight, gradient_norms=gradient_norms)
-        if cluster is not None:
-            raise BackendUnavailableError("--workers: not yet available on the jax backend")
         self.compiled = compiled
         self.cluster = cluster
-        self.world_size = 1
+        self.world_size = 1 if cluster is None else cluster.world_size
         self.dtype = np.dtype(model.dtype)
         self.last_gradient_norm: jax.Array | None = None
         with model.precision():
@@ -322,6 +321,7 @@ class Engine(BaseEngine):
         )
         # The jitted programs of this plan: engines of equal plans (one spec, one optimizer) share them.
         self._whole, self._part, self._sum, self._apply = _programs(self.plan)
+        self._workers = _Workers(self, training.batch_size) if cluster is not None else None
 
     def share_loss(
         self, params: Arrays, common: tuple, indices: jax.Array, valid: jax.Array | None, offset: jax.Array
@@ -364,7 +364,9 @@ class Engine(BaseEngine):
         scalars = self.optimizer.scalars(learning_rate, step + 1)
         with self.model.precision():
             params, stats, rest = self._read(0), self._read(1), self._read(2)
-            if len(parts) == 1:
+            if self._workers is not None:
+                params, stats, total, loss, norm = self._workers.step(params, stats, rest, parts, step, scalars)
+            elif len(parts) == 1:
                 indices, offset, fraction = parts[0]
                 params, stats, self.slots, loss, total, norm = self._whole(
                     params,
@@ -393,6 +395,8 @@ class Engine(BaseEngine):
         return total, loss
 
     def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
+        if self._workers is not None:
+            return sum_over_workers(values)
         # One worker: the sum over the workers is its own values.
         return np.array(values, copy=True)
 
@@ -430,3 +434,35 @@ class Engine(BaseEngine):
             self._write(0, params)
         if self.gradient_norms:
             self.last_gradient_norm = norm
+
+
+class _Workers:
+    """The step of a worker (``cluster``): each part's gradients are those of the global batch.
+
+    :meth:`Plan.share_loss` runs on every worker's share in one ``shard_map`` program
+    (``distributed.Shares``), which differentiates ``fraction`` times it and sums the gradients
+    and batch norm's sums over the workers; the update is then the one-process program's, on
+    the same (summed) gradients on every worker.
+    """
+
+    def __init__(self, engine: Engine, batch_size: int):
+        self.engine = engine
+        self.shares = Shares(batch_size)
+        self.program = self.shares.gradients(engine.plan.share_loss)
+        with engine.model.precision():
+            self.data = self.shares.replicate(engine.data)  # once: the training set is the same everywhere
+
+    def step(self, params: Arrays, stats: Arrays, rest: Arrays, parts, step: int, scalars: Any) -> tuple:
+        """(new parameters, new statistics, sum of fraction * share loss, the last share's loss, norm)."""
+        engine = self.engine
+        grads: Arrays | None = None
+        total = loss = None
+        for indices, offset, fraction in parts:
+            common = (stats, rest, self.data, np.uint32(step))
+            loss, part_grads, stats = self.shares.run(self.program, params, common, indices, offset, fraction)
+            share = loss * engine.dtype.type(fraction)
+            grads = part_grads if grads is None else engine._sum(grads, part_grads)
+            total = share if total is None else total + share
+        assert grads is not None
+        params, engine.slots, norm = engine._apply(params, engine.slots, grads, scalars)
+        return params, stats, total, loss, norm

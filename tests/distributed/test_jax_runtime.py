@@ -24,7 +24,7 @@ for _ in range(2):  # joining twice is joining once
     with distributed.join(cluster, "cpu"):
         pass
 values = np.array([rank + 1.0, 0.1 * (rank + 1), 1e300 * rank], dtype=np.float64)
-total = distributed.all_reduce_sum(values)
+total = distributed.sum_over_workers(values)
 print("SUM", repr(total.tolist()), total.dtype, distributed.device().process_index)
 distributed.leave(None)
 """
