@@ -252,7 +252,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         metavar="N",
-        help="train data-parallel in N local worker processes (torch DDP / TF MultiWorkerMirroredStrategy); "
+        help="train data-parallel in N local worker processes "
+        "(torch DDP / TF MultiWorkerMirroredStrategy / jax.distributed); "
         "batch_size stays the global batch",
     )
     p.add_argument(
@@ -265,7 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster",
         metavar="HOST:PORT[,...]",
-        help="with --rank: torch: the coordinator's address (and --workers N); "
+        help="with --rank: torch, jax: the coordinator's address (and --workers N); "
         "tensorflow: every worker's address in rank order",
     )
     p.set_defaults(run=_cmd_train)

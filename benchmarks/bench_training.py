@@ -1,4 +1,4 @@
-"""Training speed of archspec against hand-written PyTorch and Keras, same models, same data.
+"""Training speed of archspec against hand-written PyTorch, Keras and Flax, same models, same data.
 
 Usage: python benchmarks/bench_training.py [--repeats 2] [--processes 2] [--models mlp,cnn,lstm,tcn,transformer,masked_lstm]
            [--implementations all|eager|NAME,...] [--steps N] [--threads N] [--quick]
@@ -19,7 +19,9 @@ token sequences). Per implementation it reports:
 - GFLOP/s achieved in training and its share of the machine's float32 matmul peak
   (``torch.matmul`` of two 2048x2048 matrices, median of 10 runs); see ``train_flops``.
 - ratios: archspec-torch / the faster hand-written torch loop, archspec-tensorflow /
-  Keras ``model.fit``; each compiled archspec variant / the fastest hand-written code of
+  Keras ``model.fit``, archspec-jax / the faster hand-written Flax NNX + optax loop
+  (``nnx.jit`` fed numpy batches, or ``jax.jit`` over the split state with the data on the
+  device; MLP, CNN and LSTM); each compiled archspec variant / the fastest hand-written code of
   its framework, compiled or not (a user would pick the faster). Target: <= 1.05.
 
 ``--quick`` (1 repeat, 20 steps, 1 inference run) is for the smoke test, not for numbers.
@@ -83,6 +85,9 @@ IMPLEMENTATIONS = (
     Implementation(
         "archspec_tensorflow_compiled", "archspec tensorflow, compiled=True", ("keras_fit", "keras_fit_xla")
     ),
+    Implementation("flax_nnx_jit", "Flax NNX, hand-written: nnx.jit step, numpy batches"),
+    Implementation("flax_jax_jit", "Flax NNX, hand-written: jax.jit over split state, data on device"),
+    Implementation("archspec_jax", "archspec jax", ("flax_nnx_jit", "flax_jax_jit")),
 )
 BY_KEY = {impl.key: impl for impl in IMPLEMENTATIONS}
 EAGER = tuple(key for key in BY_KEY if "compile" not in key and "xla" not in key)
@@ -164,6 +169,7 @@ def train_flops(spec) -> int:
 PAIRS = {
     "torch": ("archspec_torch", "torch_tensor_loop", "torch_dataloader"),
     "tensorflow": ("archspec_tensorflow", "keras_fit"),
+    "jax": ("archspec_jax", "flax_jax_jit", "flax_nnx_jit"),
 }
 """Per framework: archspec's eager implementation, then the hand-written code it is paired with."""
 
@@ -222,6 +228,8 @@ def _measure_training(job: dict) -> dict:
         "torch_compile_loop": _torch_handwritten,
         "keras_fit": _keras_handwritten,
         "keras_fit_xla": _keras_handwritten,
+        "flax_nnx_jit": _flax_handwritten,
+        "flax_jax_jit": _flax_handwritten,
     }.get(job["impl"], _archspec)
     result = run(job["impl"], started=started, **options)
     result["samples_per_epoch"] = len(x)
@@ -295,11 +303,31 @@ def _keras_handwritten(impl, *, model, spec, x, y, x_test, epochs, inference_run
     }
 
 
+def _flax_handwritten(impl, *, model, spec, x, y, x_test, epochs, inference_runs, started) -> dict:
+    import handwritten
+
+    network = handwritten.flax_model(model, spec.training.seed)
+    optimizer = handwritten.flax_optimizer(network, spec.training.optimizer)
+    startup = time.perf_counter() - started
+    epoch_seconds = handwritten.train_flax(
+        impl, network, x, y, epochs=epochs, batch_size=spec.training.batch_size, optimizer=optimizer
+    )
+    inference_seconds = _timed_inference(lambda: handwritten.infer_flax(network, x_test), inference_runs)
+    return {
+        "epoch_seconds": epoch_seconds,
+        "inference_seconds": inference_seconds,
+        "startup_seconds": startup,
+        "note": _threads_note("jax"),
+    }
+
+
 def _threads_note(framework: str) -> str:
     if framework == "torch":
         import torch
 
         return f"{torch.get_num_threads()} torch threads"
+    if framework == "jax":
+        return f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     intra = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
     return f"TensorFlow intra-op threads: {intra}"
 
@@ -309,7 +337,7 @@ def _archspec(impl, *, model, spec, x, y, x_test, epochs, inference_runs, starte
 
     import archspec
 
-    backend = "torch" if impl.startswith("archspec_torch") else "tensorflow"
+    backend = next(name for name in ("torch", "tensorflow", "jax") if impl.startswith(f"archspec_{name}"))
     epoch_seconds = []
 
     class EpochTimer:
@@ -386,6 +414,8 @@ def run_job(job: dict, timeout: float, threads: int | None = None) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     if threads:
         env.update({name: str(threads) for name in _THREAD_VARIABLES})
+        if threads == 1:  # XLA has no thread-count variable; one thread: no multi-threaded Eigen
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
     # An empty compile cache per process: torch.compile's warm-up epoch is then a cold start
     # every time, not whatever an earlier run left in /tmp/torchinductor_$USER.
     with tempfile.TemporaryDirectory(prefix="bench-inductor-") as cache:
@@ -546,7 +576,7 @@ def machine_info() -> dict:
     except OSError:
         cpu = platform.processor() or "unknown"
     versions = {}
-    for package in ("torch", "tensorflow-cpu", "tensorflow", "keras", "numpy"):
+    for package in ("torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "flax", "optax", "numpy"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -698,7 +728,7 @@ def render(report: Report) -> str:
     m = report.machine
     versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
     lines = [
-        "# Training speed: archspec vs hand-written PyTorch and Keras",
+        "# Training speed: archspec vs hand-written PyTorch, Keras and Flax",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores ({m['platform']}); load average at start {m['load_average']}",
         f"- python {m['python']}; {versions}; torch uses {m['torch_threads']} threads"
@@ -881,7 +911,7 @@ def main(argv=None) -> int:
         "--threads",
         type=int,
         default=None,
-        help="cap torch's and TensorFlow's thread pools (default: each framework's own choice)",
+        help="cap torch's and TensorFlow's thread pools, and XLA's with 1 (default: each framework's own choice)",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed to one implementation's process")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")

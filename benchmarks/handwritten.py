@@ -1,14 +1,15 @@
-"""The benchmark models written by hand, the way a PyTorch or Keras user would write them.
+"""The benchmark models written by hand, the way a PyTorch, Keras or Flax user would write them.
 
 These are the baselines ``bench_training.py`` holds archspec to: the same layers as
 ``configs/mnist_{mlp,cnn,lstm,tcn,transformer}.yaml`` and ``configs/sequences_masked_lstm.yaml``,
 the same optimizer and batch size, trained with
 each framework's everyday idioms. Frameworks are imported inside the functions, so a
-worker process that times torch never loads TensorFlow and the other way round.
+worker process that times torch never loads TensorFlow or JAX, and the other way round.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 
 MODELS = ("mlp", "cnn", "lstm", "tcn", "transformer", "masked_lstm")
@@ -342,3 +343,177 @@ def infer_keras(model, x, *, batch_size: int = INFERENCE_BATCH):
     import keras
 
     return keras.ops.softmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)
+
+
+# --- JAX (Flax NNX) -----------------------------------------------------------------
+
+FLAX_MODELS = ("mlp", "cnn", "lstm")
+
+
+def flax_model(name: str, seed: int = 0):
+    """The model as a Flax user writes it: an ``nnx.Module`` of ``nnx`` layers, logits out;
+    dropout draws from the module's own ``nnx.Rngs`` stream."""
+    from flax import nnx
+
+    rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    if name == "mlp":
+
+        class MLP(nnx.Module):
+            def __init__(self, rngs: nnx.Rngs):
+                self.dense_1 = nnx.Linear(784, 256, rngs=rngs)
+                self.dropout = nnx.Dropout(0.2, rngs=rngs)
+                self.dense_2 = nnx.Linear(256, 128, rngs=rngs)
+                self.head = nnx.Linear(128, 10, rngs=rngs)
+
+            def __call__(self, x):
+                x = self.dropout(nnx.relu(self.dense_1(x)))
+                return self.head(nnx.relu(self.dense_2(x)))
+
+        return MLP(rngs)
+    if name == "cnn":
+
+        class CNN(nnx.Module):
+            def __init__(self, rngs: nnx.Rngs):
+                self.conv_1 = nnx.Conv(1, 32, (3, 3), padding="VALID", rngs=rngs)
+                self.conv_2 = nnx.Conv(32, 64, (3, 3), padding="VALID", rngs=rngs)
+                self.dropout = nnx.Dropout(0.3, rngs=rngs)
+                self.dense = nnx.Linear(64 * 5 * 5, 128, rngs=rngs)
+                self.head = nnx.Linear(128, 10, rngs=rngs)
+
+            def __call__(self, x):
+                x = nnx.max_pool(nnx.relu(self.conv_1(x)), (2, 2), strides=(2, 2))
+                x = nnx.max_pool(nnx.relu(self.conv_2(x)), (2, 2), strides=(2, 2))
+                x = self.dropout(x.reshape(x.shape[0], -1))
+                return self.head(nnx.relu(self.dense(x)))
+
+        return CNN(rngs)
+    if name == "lstm":
+
+        class LSTM(nnx.Module):
+            def __init__(self, rngs: nnx.Rngs):
+                self.lstm = nnx.RNN(nnx.OptimizedLSTMCell(28, 128, rngs=rngs))
+                self.head = nnx.Linear(128, 10, rngs=rngs)
+
+            def __call__(self, x):
+                return self.head(self.lstm(x)[:, -1])
+
+        return LSTM(rngs)
+    raise ValueError(f"expected a model among {FLAX_MODELS}, received {name!r}")
+
+
+def flax_optimizer(model, optimizer_spec):
+    """``nnx.Optimizer`` over the model's parameters with optax's Adam."""
+    import optax
+    from flax import nnx
+
+    transform = optax.adam(
+        optimizer_spec.learning_rate, b1=optimizer_spec.beta_1, b2=optimizer_spec.beta_2, eps=optimizer_spec.epsilon
+    )
+    return nnx.Optimizer(model, transform, wrt=nnx.Param)
+
+
+def _flax_loss(model, x, y):
+    import optax
+
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+
+def flax_nnx_step():
+    """The Flax NNX tutorial's step: ``nnx.jit`` over the model and the optimizer, a batch in."""
+    from flax import nnx
+
+    @nnx.jit
+    def step(model, optimizer, x, y):
+        loss, grads = nnx.value_and_grad(_flax_loss)(model, x, y)
+        optimizer.update(model, grads)
+        return loss
+
+    return step
+
+
+def flax_split_step(model, optimizer):
+    """The functional form: ``jax.jit`` over the split state (donated), the training set
+    resident on the device, the batch gathered inside from sample indices.
+
+    Returns ``(step, state)``: ``state, loss = step(state, x, y, indices)``; ``nnx.update``
+    writes a state back into the model.
+    """
+    from functools import partial
+
+    import jax
+    from flax import nnx
+
+    graphdef, state = nnx.split((model, optimizer))
+
+    @partial(jax.jit, donate_argnums=0)
+    def step(state, x, y, indices):
+        model, optimizer = nnx.merge(graphdef, state)
+        loss, grads = nnx.value_and_grad(_flax_loss)(model, x[indices], y[indices])
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), loss
+
+    return step, state
+
+
+def train_flax(impl: str, model, x, y, *, epochs: int, batch_size: int, optimizer, seed: int = 0) -> list[float]:
+    """A Flax user's epoch loop: a numpy permutation per epoch, batches of ``batch_size``.
+
+    ``flax_nnx_jit``: numpy batches into the ``nnx.jit`` step; ``flax_jax_jit``: the data on
+    the device once, index batches into the split-state step. Seconds per epoch (the last
+    loss waited for, as JAX dispatches asynchronously).
+    """
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    model.train()
+    random = np.random.default_rng(seed)
+    seconds = []
+    if impl == "flax_nnx_jit":
+        step = flax_nnx_step()
+        for _ in range(epochs):
+            start = time.perf_counter()
+            order = random.permutation(len(x))
+            loss = None
+            for begin in range(0, len(x), batch_size):
+                index = order[begin : begin + batch_size]
+                loss = step(model, optimizer, x[index], y[index])
+            jax.block_until_ready(loss)
+            seconds.append(time.perf_counter() - start)
+        return seconds
+    split_step, state = flax_split_step(model, optimizer)
+    x_device, y_device = jax.device_put(x), jax.device_put(y.astype(np.int32))
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = random.permutation(len(x)).astype(np.int32)
+        loss = None
+        for begin in range(0, len(x), batch_size):
+            state, loss = split_step(state, x_device, y_device, order[begin : begin + batch_size])
+        jax.block_until_ready(loss)
+        seconds.append(time.perf_counter() - start)
+    nnx.update((model, optimizer), state)
+    return seconds
+
+
+@functools.cache
+def _flax_probabilities():
+    """The jitted inference function, made once (a new ``nnx.jit`` per call would compile every time)."""
+    import jax
+    from flax import nnx
+
+    @nnx.jit
+    def probabilities(model, x):
+        return jax.nn.softmax(model(x), axis=-1)
+
+    return probabilities
+
+
+def infer_flax(model, x, *, batch_size: int = INFERENCE_BATCH):
+    """Class probabilities of ``x`` in eval mode, batch by batch, through one ``nnx.jit`` call per batch."""
+    import numpy as np
+
+    model.eval()
+    probabilities = _flax_probabilities()
+    return np.concatenate(
+        [np.asarray(probabilities(model, x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    )

@@ -1,8 +1,11 @@
 """JAX's cluster variables: the cluster a JAX worker was started into. Imports no JAX.
 
-``jax.distributed.initialize()`` reads ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
-``JAX_PROCESS_ID`` when it is called without arguments; archspec's launcher sets the same
-variables (``Cluster.environment``), and the core reads them here before JAX is imported.
+JAX has no launcher of its own: ``jax.distributed.initialize()`` reads ``JAX_COORDINATOR_ADDRESS``
+(process 0's ``HOST:PORT``) from the environment and takes the number of processes and this
+process's id as arguments. archspec's launcher (``Cluster.environment``) describes a worker with
+``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, which a user's own
+launcher (a Slurm script, say) can set as well; the core reads them here before JAX is imported,
+and ``distributed.join`` passes them to ``initialize``.
 """
 
 from __future__ import annotations

@@ -27,20 +27,25 @@ from . import layout
 from .activations import activation
 from .context import BuildContext
 from .core import Embedding, Masking
+from .distributed import axis_name
 from .layers import STEP_READERS, build_layer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
 
 def resolve_device(device: str) -> jax.Device:
-    """``auto`` (JAX's default device: a GPU when JAX sees one, else the CPU), ``cpu`` or ``cuda``."""
+    """``auto`` (JAX's default device: a GPU when JAX sees one, else the CPU), ``cpu`` or ``cuda``.
+
+    This process's own device (``jax.local_devices``): with workers (``jax.distributed``),
+    ``jax.devices()`` lists every process's devices, and the first is worker 0's.
+    """
     if device == "auto":
-        return jax.devices()[0]
+        return jax.local_devices()[0]
     if device == "cpu":
-        return jax.devices("cpu")[0]
+        return jax.local_devices(backend="cpu")[0]
     if device == "cuda":
         try:
-            return jax.devices("gpu")[0]
+            return jax.local_devices(backend="gpu")[0]
         except RuntimeError:
             raise BackendUnavailableError(
                 "expected a CUDA GPU for device 'cuda', received none: JAX sees no GPU "
@@ -392,7 +397,11 @@ def _pad(array: np.ndarray, size: int) -> np.ndarray:
 def build(
     graph: ModelGraph, weights: Mapping[str, np.ndarray], dtype: str = "float32", device: str = "auto"
 ) -> JaxModel:
-    """Build ``graph`` as a JAX model holding ``weights`` (canonical layout)."""
-    model = JaxModel(graph, dtype, device)
+    """Build ``graph`` as a JAX model holding ``weights`` (canonical layout).
+
+    Built by a worker (after ``distributed.join``), its batch norm sums its statistics over the
+    workers' axis when the engine's step runs it on the workers' mesh.
+    """
+    model = JaxModel(graph, dtype, device, axis_name())
     model.set_weights(weights)
     return model

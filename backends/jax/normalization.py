@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from .context import BuildContext
+from .distributed import global_moments
 
 
 class BatchNorm(nnx.Module):
@@ -59,12 +60,9 @@ class BatchNorm(nnx.Module):
         if self.axis_name is None:
             mean = jnp.mean(x, axis=axes)
             return mean, jnp.mean((x - mean) ** 2, axis=axes)
-        count = jnp.full((1,), x.size // x.shape[-1], dtype=x.dtype)
-        # The count travels with the sums (one collective), so a worker's share may differ.
-        totals = jax.lax.psum(jnp.concatenate([jnp.sum(x, axis=axes), count]), self.axis_name)
-        n = totals[-1]
-        mean = totals[:-1] / n
-        return mean, jax.lax.psum(jnp.sum((x - mean) ** 2, axis=axes), self.axis_name) / n
+        # The same two passes over the workers' real rows (a worker's share is padded to the
+        # program's one shape inside the engine's step: distributed.py).
+        return global_moments(x, self.axis_name)
 
 
 class LayerNorm(nnx.Module):

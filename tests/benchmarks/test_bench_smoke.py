@@ -94,7 +94,7 @@ def test_ratios_are_computed_from_the_tables_own_numbers(bench, quick_run):
     report, text = quick_run
     rows = {row["implementation"]: row for row in _model_table(bench, text)}
     compared = [row for row in rows.values() if row["ratio"]]
-    assert {row["implementation"] for row in compared} == {"archspec torch", "archspec tensorflow"}
+    assert {row["implementation"] for row in compared} == {"archspec torch", "archspec tensorflow", "archspec jax"}
     for row in compared:
         reference = rows[row["compared with"]]
         expected = _value(row["epoch (s)"]) / _value(reference["epoch (s)"])
@@ -109,6 +109,8 @@ def test_ratios_are_computed_from_the_tables_own_numbers(bench, quick_run):
     assert measured["archspec_tensorflow"].ratio == (
         measured["archspec_tensorflow"].epoch_seconds / measured["keras_fit"].epoch_seconds
     )
+    fastest_flax = min(measured["flax_nnx_jit"].epoch_seconds, measured["flax_jax_jit"].epoch_seconds)
+    assert measured["archspec_jax"].ratio == measured["archspec_jax"].epoch_seconds / fastest_flax
 
     summary = next(t for t in _tables(text) if t[0][0] == "model")
     assert {(r[1], r[4]) for r in summary[1:]} == {(row["implementation"], row["ratio"]) for row in compared}
@@ -118,7 +120,7 @@ def test_ratios_are_computed_from_the_tables_own_numbers(bench, quick_run):
 def test_the_report_names_the_machine(quick_run):
     report, text = quick_run
     assert f"{report.machine['cores']} cores" in text and report.machine["cpu"] in text
-    assert "torch 2." in text and "tensorflow" in text and "keras 3." in text
+    assert "torch 2." in text and "tensorflow" in text and "keras 3." in text and "flax 0." in text
     assert report.peak_gflops > 0 and "matmul peak" in text
 
 

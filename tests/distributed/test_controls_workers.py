@@ -12,6 +12,7 @@ import pytest
 from paths import mnist_dir
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.comparison import tensor_relative_difference
 from archspec.data import load_dataset
 
@@ -42,7 +43,7 @@ def mnist():
     return {"train": (x[:510], y[:510]), "test": (x_test[:100], y_test[:100])}  # 10 steps of 3 x 17 an epoch
 
 
-@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_two_workers_follow_one_with_clipping_and_accumulation(backend):
     options = dict(backend=backend, data=mnist(), dtype="float64", epochs=3)
     single = archspec.train(SPEC, **options)

@@ -1,5 +1,6 @@
 """The backends' environment modules: the cluster a launcher describes (torchrun's variables,
-``TF_CONFIG``), read back and written, and the check before a framework loads; no framework."""
+``TF_CONFIG``, JAX's ``JAX_COORDINATOR_ADDRESS``...), read back and written, and the check before
+a framework loads; no framework."""
 
 import json
 import os
@@ -8,16 +9,17 @@ import sys
 
 import pytest
 
-from archspec.backend import load_environment
+from archspec.backend import BACKENDS, load_environment
 from archspec.errors import BackendUnavailableError, UsageError
 from archspec.training.cluster import Cluster, cluster_from_environment, manual_cluster
 
 TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+JAX = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
 @pytest.fixture
 def clean(monkeypatch):
-    for name in (*TORCHRUN, "TF_CONFIG", "ARCHSPEC_WORKER_TIMEOUT", "KERAS_BACKEND"):
+    for name in (*TORCHRUN, *JAX, "TF_CONFIG", "ARCHSPEC_WORKER_TIMEOUT", "KERAS_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -77,6 +79,42 @@ def test_bad_tf_configs_are_refused(clean, config, message):
         cluster_from_environment("tensorflow")
 
 
+def test_jax_variables_describe_a_cluster(clean):
+    assert cluster_from_environment("jax") is None
+    values = dict(JAX_COORDINATOR_ADDRESS="10.0.0.2:1234", JAX_NUM_PROCESSES="3", JAX_PROCESS_ID="2")
+    for name, value in values.items():
+        clean.setenv(name, value)
+    cluster = cluster_from_environment("jax")
+    assert cluster == Cluster("jax", 2, 3, ("10.0.0.2:1234",), 2, 3, 30.0)
+    assert cluster.environment() == {**values, "ARCHSPEC_WORKER_TIMEOUT": "30.0"}
+    clean.setenv("JAX_NUM_PROCESSES", "1")
+    assert cluster_from_environment("jax") is None  # one process is no cluster
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        (
+            "JAX_PROCESS_ID",
+            "-1",
+            "expected JAX_PROCESS_ID to be a non-negative integer in a JAX cluster, received '-1'",
+        ),
+        ("JAX_PROCESS_ID", "2", "expected a rank in 0..1, received 2"),
+        ("JAX_COORDINATOR_ADDRESS", "nohost", "expected JAX_COORDINATOR_ADDRESS as HOST:PORT in a JAX cluster"),
+        ("JAX_COORDINATOR_ADDRESS", "h:0", "expected a worker address HOST:PORT (port 1-65535), received 'h:0'"),
+    ],
+)
+def test_bad_jax_variables_are_refused(clean, name, value, message):
+    for key, default in dict(
+        JAX_COORDINATOR_ADDRESS="127.0.0.1:29500", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID="0"
+    ).items():
+        clean.setenv(key, default)
+    clean.setenv(name, value)
+    with pytest.raises(UsageError) as caught:
+        cluster_from_environment("jax")
+    assert str(caught.value).startswith(message)
+
+
 def test_a_bad_worker_timeout_is_refused(clean):
     clean.setenv("ARCHSPEC_WORKER_TIMEOUT", "-1")
     with pytest.raises(UsageError, match="expected ARCHSPEC_WORKER_TIMEOUT to be a positive number of seconds"):
@@ -86,6 +124,7 @@ def test_a_bad_worker_timeout_is_refused(clean):
 def test_workers_started_by_hand():
     assert manual_cluster("torch", 1, ["h:1"], 2, 5.0) == Cluster("torch", 1, 2, ("h:1",), timeout=5.0)
     assert manual_cluster("tensorflow", 0, ["h:1", "h:2"], None, 5.0).world_size == 2
+    assert manual_cluster("jax", 1, ["h:1"], 2, 5.0) == Cluster("jax", 1, 2, ("h:1",), timeout=5.0)
     with pytest.raises(UsageError, match="expected --workers to equal the number of --cluster addresses"):
         manual_cluster("tensorflow", 0, ["h:1", "h:2"], 3, 5.0)
 
@@ -101,8 +140,8 @@ def test_the_keras_preflight_refuses_another_keras_backend(clean):
 def test_reading_the_environment_imports_no_framework():
     code = (
         "import sys; from archspec.backend import load_environment; "
-        "[load_environment(name).cluster_from_environment(30.0) for name in ('torch', 'tensorflow')]; "
-        "print('FRAMEWORKS', [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules])"
+        f"[load_environment(name).cluster_from_environment(30.0) for name in {BACKENDS!r}]; "
+        "print('FRAMEWORKS', [m for m in ('torch', 'tensorflow', 'keras', 'jax', 'flax') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,6 @@
-"""Data-parallel training follows the single-process trajectory (float64), on both backends.
+"""Data-parallel training follows the single-process trajectory (float64), on every backend.
 
-Two local workers (gloo / MultiWorkerMirroredStrategy on loopback) against one process:
+Two local workers (gloo / MultiWorkerMirroredStrategy / jax.distributed on loopback) against one process:
 every per-step loss within 1e-9 relative, every final weight tensor within 1e-8 relative
 (max |a - b| / max |a|), with and without dropout and batch normalisation, with a global
 batch that does not divide evenly between the workers (51 = 26 + 25; last batch 41 = 21 + 20).
@@ -13,6 +13,7 @@ import pytest
 from paths import CONFIGS, mnist_dir
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.comparison import tensor_relative_difference
 from archspec.data import load_dataset
 
@@ -65,7 +66,7 @@ def assert_same_trajectory(label, single, several):
     assert a[-1] < a[0], f"{label}: the loss did not go down ({a[0]:.4f} -> {a[-1]:.4f})"
 
 
-@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_two_workers_follow_one_float64(backend, case):
     spec = with_batch(CASES[case](), 51)

@@ -17,12 +17,12 @@ import pytest
 from reliability.support import DIVERGING, SPEC, STEPS, checkpoint_step, write_spec
 
 import archspec
+from archspec.backend import BACKENDS, load_environment
 from archspec.comparison import tensor_relative_difference
 from archspec.errors import TrainingError, UsageError
 from archspec.training.checkpoints import read_checkpoint
 from archspec.training.cluster import free_ports
 
-BACKENDS = ["torch", "tensorflow"]
 CUT = 25  # the first run stops (and checkpoints) here, mid-epoch
 
 
@@ -77,7 +77,10 @@ def _rank_of(pid: int) -> int | None:
         return None
     if "TF_CONFIG" in variables:
         return json.loads(variables["TF_CONFIG"])["task"]["index"]
-    return int(variables["RANK"]) if "RANK" in variables else None
+    for name in ("RANK", "JAX_PROCESS_ID"):
+        if name in variables:
+            return int(variables[name])
+    return None
 
 
 def _environment():
@@ -160,7 +163,8 @@ def test_killing_a_worker_ends_the_run_with_a_clear_error_and_the_checkpoint_res
 def test_workers_started_by_hand_train_together(tmp_path, backend):
     spec = write_spec(tmp_path)
     ports = free_ports(2)
-    cluster = ",".join(f"127.0.0.1:{port}" for port in (ports if backend == "tensorflow" else ports[:1]))
+    one_each = load_environment(backend).ONE_ADDRESS_PER_WORKER  # TensorFlow; else the coordinator's alone
+    cluster = ",".join(f"127.0.0.1:{port}" for port in (ports if one_each else ports[:1]))
     run = tmp_path / "run"
     workers = [
         subprocess.Popen(

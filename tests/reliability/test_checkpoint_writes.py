@@ -4,7 +4,7 @@ An in-process trace records the run folder before every file-system operation of
 checkpoint write (each temporary file, fsync, rename, folder fsync and deletion), which are
 exactly the states a SIGKILL can leave behind; every one of them must load and resume to the
 uninterrupted run's weights, bit for bit. Also: a full disk loses nothing, the checkpoint's
-contents, and resuming a checkpoint of one backend on the other.
+contents, and resuming a checkpoint of one backend on another.
 """
 
 import errno
@@ -21,6 +21,7 @@ import pytest
 import archspec
 import archspec.training.checkpoints as checkpoint_module
 import archspec.weights as weights_module
+from archspec.backend import BACKENDS
 from archspec.errors import CheckpointError
 from archspec.training.checkpoints import read_checkpoint
 from reliability.support import (
@@ -167,7 +168,10 @@ def test_max_steps_checkpoints_mid_epoch_and_a_longer_run_continues(tmp_path):
     assert_bit_identical(tmp_path / "run", "torch", "float64")
 
 
-@pytest.mark.parametrize("first, second", [("torch", "tensorflow"), ("tensorflow", "torch")])
+# Every backend with the first of the registry (torch), both ways.
+@pytest.mark.parametrize(
+    "first, second", [pair for other in BACKENDS[1:] for pair in ((BACKENDS[0], other), (other, BACKENDS[0]))]
+)
 def test_a_checkpoint_resumes_on_the_other_backend_within_float64_parity(tmp_path, first, second):
     spec = write_spec(tmp_path)
     run = interrupted_run(tmp_path, backend=first, dtype="float64", crash_after=25)  # checkpoint at step 24

@@ -4,7 +4,7 @@ The spec stops early after epoch 4 (best epoch 2, restored): after epoch 3 the p
 just halved the learning rate and early stopping waits for its second epoch without
 improvement. Killed right after that epoch's checkpoint and resumed through the command
 line, the run must stop at the same epoch with byte-identical weights.safetensors (the best
-epoch's, read back from the checkpoint) on both backends.
+epoch's, read back from the checkpoint) on every backend.
 """
 
 import json
@@ -13,6 +13,7 @@ import signal
 import pytest
 
 import archspec
+from archspec.backend import BACKENDS
 from reliability.support import checkpoint_step, cli
 
 SPEC = """\
@@ -36,7 +37,7 @@ data: {dataset: binary, n_samples: 400, n_features: 16, noise: 1.0, validation_s
 """
 
 
-@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_killed_while_waiting_resumes_to_the_same_stop(tmp_path, backend):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)

@@ -4,14 +4,16 @@ Each case is one run killed three times by a real SIGKILL (no cleanup code runs)
 through the command line each time: right after a checkpoint completes, inside a checkpoint
 write (at a rename, an fsync or the deletion of old files) and at a random moment chosen by
 the parent process; the last resume runs to the end. Its weights.safetensors must equal an
-uninterrupted run's byte for byte, in float32 and float64, on both backends.
+uninterrupted run's byte for byte, in float32 and float64, on every backend of the registry.
 """
 
+import itertools
 import random
 import signal
 
 import pytest
 
+from archspec.backend import BACKENDS
 from reliability.support import (
     CHECKPOINT_EVERY,
     STEPS,
@@ -23,15 +25,23 @@ from reliability.support import (
     write_spec,
 )
 
-# (backend, dtype, kill point inside the resumed run's second checkpoint write, checkpoint step it leaves).
+# Kill points inside the resumed run's second checkpoint write, and the checkpoint step each leaves.
 # The first run is killed right after its 3rd checkpoint (step 12); the resumed run then checkpoints at
 # step 15 (the end of epoch 1) and step 16, each write being: weights (fsync file, rename, fsync
 # folder), optimizer (same), state.json (same), then deleting the previous checkpoint's two array files.
+WRITE_KILLS = [
+    ("replace:6", 15),  # before state.json of step 16 replaces the old one
+    ("fsync:8", 15),  # between the weights file's rename and its folder fsync
+    ("unlink:3", 16),  # after state.json of step 16, before old files are deleted
+    ("replace:5", 15),  # before the optimizer file of step 16 is renamed
+    ("fsync:10", 15),  # between the optimizer file's rename and its folder fsync
+    ("unlink:4", 16),  # between the deletions of the two old files
+]
+# (backend, dtype, kill point, checkpoint step it leaves): every backend in both dtypes, each case at
+# the next kill point of the list.
 CASES = [
-    ("torch", "float32", "replace:6", 15),  # before state.json of step 16 replaces the old one
-    ("torch", "float64", "fsync:8", 15),  # between the weights file's rename and its folder fsync
-    ("tensorflow", "float32", "unlink:3", 16),  # after state.json of step 16, before old files are deleted
-    ("tensorflow", "float64", "replace:5", 15),  # before the optimizer file of step 16 is renamed
+    (backend, dtype, *WRITE_KILLS[i % len(WRITE_KILLS)])
+    for i, (backend, dtype) in enumerate(itertools.product(BACKENDS, ("float32", "float64")))
 ]
 
 

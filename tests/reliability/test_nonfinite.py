@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import archspec
+from archspec.backend import BACKENDS
 from archspec.cli import main
 from archspec.errors import TrainingError
 from archspec.training.checkpoints import read_checkpoint
@@ -28,7 +29,7 @@ class LossRecorder:
         self.losses.append(float(loss))
 
 
-@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_diverging_run_names_step_epoch_and_layer_and_keeps_the_last_good_checkpoint(tmp_path, backend):
     recorder = LossRecorder()
     with pytest.raises(TrainingError) as caught:
