@@ -312,28 +312,38 @@ class JaxModel(CompiledModel):
         return list(dict.fromkeys([*self.graph.outputs, *(head.logits for head in self.graph.heads)]))
 
     def predict(self, inputs: Inputs, batch_size: int = 1024) -> np.ndarray | dict[str, np.ndarray]:
-        arrays = self._as_input_dict(inputs)
+        results = self._inference(self._as_input_dict(inputs), tuple(self.graph.outputs), batch_size)
+        return results[self.graph.outputs[0]] if len(results) == 1 else results
+
+    def forward_tensors(self, inputs: Inputs, batch_size: int = 2048) -> dict[str, np.ndarray]:
+        """Inference-mode outputs by output id and every head's logits by tensor name, in batches."""
+        return self._inference(self._as_input_dict(inputs), tuple(self.tensor_names()), batch_size)
+
+    def _inference(
+        self, arrays: dict[str, np.ndarray], names: tuple[str, ...], batch_size: int
+    ) -> dict[str, np.ndarray]:
+        """The arrays ``names`` in inference mode, run in batches of ``batch_size``; a shorter last
+        batch is padded with zeros (inference is per sample), so one program serves every batch."""
         if batch_size < 1:
             raise UsageError(f"expected a positive batch_size, received {batch_size}")
         count = len(next(iter(arrays.values())))
-        chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.graph.outputs}
+        chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
         with self.precision():
             states = self.states()
             for start in range(0, count, batch_size):
                 batch = {name: array[start : start + batch_size] for name, array in arrays.items()}
                 size = len(next(iter(batch.values())))
-                if count > batch_size and size < batch_size:  # pad the last batch: one compiled shape
+                if count > batch_size and size < batch_size:
                     batch = {name: _pad(array, batch_size) for name, array in batch.items()}
-                values, _ = _run(
-                    self.graphdef, states, self.input_arrays(batch), tuple(self.graph.outputs), False, 0, 0
-                )
+                values, _ = _run(self.graphdef, states, self.input_arrays(batch), names, False, 0, 0)
                 for name, value in values.items():
                     chunks[name].append(np.asarray(value)[:size])
-        results = {
-            name: np.concatenate(parts) if parts else np.zeros((0, *self.graph.output_shape(name)), self.dtype)
+        return {
+            name: np.concatenate(parts)
+            if parts
+            else np.zeros((0, *self.graph.output_shape(name.removesuffix(":pre"))), self.dtype)
             for name, parts in chunks.items()
         }
-        return results[self.graph.outputs[0]] if len(results) == 1 else results
 
     def forward(self, inputs: Inputs, *, training: bool = False, step: int = 0) -> dict[str, np.ndarray]:
         """Outputs by id, plus every head's logits under their tensor name (``head.logits``).
