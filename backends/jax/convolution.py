@@ -7,13 +7,12 @@ and Keras' ``causal`` are written as those pairs, with the reference's arithmeti
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from archspec.definitions.padding import axis_padding
 from archspec.graph import Node
 from archspec.spec import layers as spec
 
@@ -23,24 +22,12 @@ from .context import BuildContext
 _DIMENSIONS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
 
-def _axis_padding(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
-    """(before, after) padding of one axis: none for 'valid'; TensorFlow's 'same' (the odd
-    one after); 'causal' (Keras' 1-D mode) all of the window's reach before, none after."""
-    if padding == "valid":
-        return 0, 0
-    span = (kernel - 1) * dilation + 1
-    if padding == "causal":
-        return span - 1, 0
-    total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
-    return total // 2, total - total // 2
-
-
 def _paddings(
     sizes: tuple[int, ...], padding: str, kernel: tuple[int, ...], strides: tuple[int, ...], dilation: tuple[int, ...]
 ) -> tuple[tuple[int, int], ...]:
     """(before, after) of every spatial axis, first axis first."""
     return tuple(
-        _axis_padding(size, k, s, d, padding) for size, k, s, d in zip(sizes, kernel, strides, dilation, strict=True)
+        axis_padding(size, k, s, d, padding) for size, k, s, d in zip(sizes, kernel, strides, dilation, strict=True)
     )
 
 

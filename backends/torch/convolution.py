@@ -13,22 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archspec.definitions.padding import axis_padding
 from archspec.graph import Node
 from archspec.spec import layers as spec
 
 from .context import BuildContext, parameter
-
-
-def _axis_padding(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
-    """(before, after) padding of one axis: none for 'valid'; TensorFlow's 'same' (the odd
-    one after); 'causal' (Keras' 1-D mode) all of the window's reach before, none after."""
-    if padding == "valid":
-        return 0, 0
-    span = (kernel - 1) * dilation + 1
-    if padding == "causal":
-        return span - 1, 0
-    total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
-    return total // 2, total - total // 2
 
 
 def _paddings(node: Node, padding: str, kernel, strides, dilation) -> tuple[int, ...]:
@@ -37,7 +26,7 @@ def _paddings(node: Node, padding: str, kernel, strides, dilation) -> tuple[int,
     sizes = node.input_shapes[0][:-1]
     amounts: tuple[int, ...] = ()
     for axis in reversed(range(len(sizes))):
-        amounts += _axis_padding(sizes[axis], kernel[axis], strides[axis], dilation[axis], padding)
+        amounts += axis_padding(sizes[axis], kernel[axis], strides[axis], dilation[axis], padding)
     return amounts
 
 
